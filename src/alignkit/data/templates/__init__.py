@@ -1,0 +1,77 @@
+"""Dataset templates: one module per dataset family, registered here by name.
+
+``TEMPLATES[name]`` is the template class; its ``yields`` says which record types it returns and its
+dataclass fields are its options. :func:`get_template` builds one from a name and options and turns
+a typo in either into an error that lists what exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from alignkit.data.templates.align_anything import AlignAnythingTI2T
+from alignkit.data.templates.aligner import Aligner, StreamAligner
+from alignkit.data.templates.base import RowContext, Template
+from alignkit.data.templates.beavertails import BeaverTails
+from alignkit.data.templates.beavertails_v import BeaverTailsV
+from alignkit.data.templates.columns import Columns
+from alignkit.data.templates.hh_rlhf import HhRlhf
+from alignkit.data.templates.intermt import InterMT
+from alignkit.data.templates.pku_saferlhf import PkuSafeRlhf, PkuSafeRlhfQa
+from alignkit.data.templates.trl import (
+    Trl,
+    TrlCompletion,
+    TrlMessages,
+    TrlPreference,
+    TrlPrompt,
+    TrlText,
+    TrlUnpaired,
+)
+from alignkit.data.templates.ultrafeedback import UltraFeedbackBinarized
+
+TEMPLATES: dict[str, type[Template]] = {
+    cls.name: cls
+    for cls in (
+        PkuSafeRlhf,
+        PkuSafeRlhfQa,
+        BeaverTails,
+        BeaverTailsV,
+        HhRlhf,
+        UltraFeedbackBinarized,
+        AlignAnythingTI2T,
+        InterMT,
+        Aligner,
+        StreamAligner,
+        Trl,
+        TrlPreference,
+        TrlUnpaired,
+        TrlCompletion,
+        TrlMessages,
+        TrlText,
+        TrlPrompt,
+        Columns,
+    )
+}
+
+
+def get_template(name: str | Template, **options: Any) -> Template:
+    """The template called ``name`` built with ``options`` (an instance is returned as is)."""
+    if isinstance(name, Template):
+        if options:
+            raise ValueError(f"template options {sorted(options)} given with an already built template")
+        return name
+    if name not in TEMPLATES:
+        raise ValueError(f"unknown template {name!r}; known templates: {', '.join(sorted(TEMPLATES))}")
+    cls = TEMPLATES[name]
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"template {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"its options: {', '.join(known) if known else 'none'}"
+        )
+    return cls(**options)
+
+
+__all__ = ["TEMPLATES", "RowContext", "Template", "get_template"]

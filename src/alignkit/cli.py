@@ -1,0 +1,153 @@
+"""The ``alignkit`` command: ``alignkit train|data|demo|toyworld ... --config file.yaml key=value ...``.
+
+Every ``train`` command is a config dataclass plus a ``train(config)`` function; the CLI only parses,
+validates and reports errors in words a user can act on (exit status 2 for bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+# command -> (module, config class). Adding a trainer is one line here plus its module.
+TRAINERS: dict[str, tuple[str, str]] = {
+    "sft": ("alignkit.train.sft", "SFTConfig"),
+}
+
+
+def _trainer(name: str) -> tuple[type, Any]:
+    module = importlib.import_module(TRAINERS[name][0])
+    return getattr(module, TRAINERS[name][1]), module.train
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alignkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model")
+    train.add_argument("algorithm", choices=sorted(TRAINERS))
+    train.add_argument("--config", help="YAML config file")
+    train.add_argument(
+        "--show-config", action="store_true", help="print the resolved config and every key's doc"
+    )
+    train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.lr=3e-4")
+
+    data = sub.add_parser("data", help="inspect and validate datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    inspect = data_sub.add_parser("inspect", help="validate a dataset and print counts and a sample")
+    inspect.add_argument("source", help="hub name, local file or folder, or toyworld:// path")
+    inspect.add_argument("--template", required=True, help="template name (see `alignkit data templates`)")
+    inspect.add_argument("--split", default="train")
+    inspect.add_argument(
+        "--skip-invalid", action="store_true", help="count bad rows instead of stopping at the first"
+    )
+    inspect.add_argument(
+        "--column", action="append", default=[], metavar="FIELD=COLUMN", help="for template 'columns'"
+    )
+    data_sub.add_parser("templates", help="list dataset templates")
+
+    demo = sub.add_parser("demo", help="the whole loop on the offline toy world")
+    demo.add_argument("--out", default="runs/demo", help="run folder for the demo")
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo run in --out")
+
+    toy = sub.add_parser("toyworld", help="build the offline toy world")
+    toy.add_argument("action", choices=["build"])
+    toy.add_argument("--out", default=None, help="folder (default: the cache used by toyworld:// paths)")
+    return parser
+
+
+def _print_config(config: Any, prefix: str = "") -> None:
+    import dataclasses
+
+    from alignkit.config import field_docs
+
+    docs = field_docs(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            print(f"{prefix}{f.name}:  # {docs.get(f.name, '')}")
+            _print_config(value, prefix + "  ")
+        else:
+            print(f"{prefix}{f.name}: {value!r}  # {docs.get(f.name, '')}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from alignkit.config import load_config
+
+    config_cls, train_fn = _trainer(args.algorithm)
+    config = load_config(config_cls, args.config, args.overrides)
+    if args.show_config:
+        _print_config(config)
+        return 0
+    train_fn(config)
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from alignkit.data import TEMPLATES, inspect_dataset
+    from alignkit.models.loading import resolve_path
+
+    if args.data_command == "templates":
+        for name in sorted(TEMPLATES):
+            print(name)
+        return 0
+    column_map = dict(item.split("=", 1) for item in args.column) if args.column else None
+    report = inspect_dataset(
+        resolve_path(args.source),
+        args.template,
+        split=args.split,
+        skip_invalid=args.skip_invalid,
+        column_map=column_map,
+    )
+    print(report.format())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from alignkit.demo import run_demo
+
+    run_demo(args.out, overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_toyworld(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from alignkit import toyworld
+
+    world = toyworld.build(Path(args.out)) if args.out else toyworld.resolve("toyworld://")
+    print(f"toy world ready in {getattr(world, 'root', world)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from alignkit.config import ConfigError
+    from alignkit.runs import RunFolderError
+
+    parser = _build_parser()
+    # Overrides may come before or after --config; argparse leaves the later ones over, so collect them.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "train" or any("=" not in item or item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    handlers = {"train": _cmd_train, "data": _cmd_data, "demo": _cmd_demo, "toyworld": _cmd_toyworld}
+    try:
+        from alignkit.data.errors import DataError
+
+        user_errors: tuple[type[BaseException], ...] = (ConfigError, RunFolderError, DataError)
+    except ImportError:  # pragma: no cover - the data layer is part of the package
+        user_errors = (ConfigError, RunFolderError)
+    try:
+        return handlers[args.command](args)
+    except user_errors as exc:
+        kind = {"ConfigError": "config error", "RunFolderError": "run folder", "DataError": "data error"}
+        print(f"alignkit: {kind.get(type(exc).__name__, 'error')}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""BeaverTails (``PKU-Alignment/BeaverTails``): question-answer pairs labelled safe or not.
+
+``category`` holds 14 boolean harm flags whose names contain commas
+("drug_abuse,weapons,banned_substance"): they are kept verbatim as category names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from alignkit.data.errors import RowError
+from alignkit.data.records import ResponseSafety, SafetyLabel
+from alignkit.data.templates import fields
+from alignkit.data.templates.base import RowContext, Template
+
+
+@dataclass
+class BeaverTails(Template):
+    """A prompt, one response, its safety flag and harm categories -> ``SafetyLabel``."""
+
+    name: ClassVar[str] = "beavertails"
+    yields: ClassVar[tuple[type, ...]] = (SafetyLabel,)
+
+    def parse(self, row: Mapping[str, Any], ctx: RowContext) -> SafetyLabel:
+        prompt = (fields.user(fields.text(row, "prompt")),)
+        response = (fields.assistant(fields.text(row, "response")),)
+        categories = fields.flagged(
+            fields.get(row, "category", "a dict of category -> bool"), "category", ctx
+        )
+        is_safe = fields.boolean(row, "is_safe")
+        # In BeaverTails is_safe is defined as "no category flagged"; a row breaking that is mislabelled.
+        if is_safe == bool(categories):
+            expected = (
+                "false, since categories are flagged" if categories else "true, since no category is flagged"
+            )
+            raise RowError("is_safe", expected, repr(is_safe))
+        return SafetyLabel(prompt, ResponseSafety(response, is_safe, categories))

@@ -1,0 +1,210 @@
+"""Writing the toy world to disk, and finding it again through ``toyworld://`` URIs.
+
+A build is written into a temporary sibling folder and renamed into place, so a folder at the final
+path is always complete: a crash leaves only a ``.tmp-*`` folder, and two processes building at once
+both finish, one rename wins and the other uses the winner's build. ``resolve`` additionally takes a
+file lock so the second process waits instead of building twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alignkit.toyworld.data import SFTMixture, correction_rows, prompt_rows, safe_pref_rows, sft_rows
+from alignkit.toyworld.world import split_tasks
+
+VERSION = 1
+"""Bump when anything a build writes changes: cached builds of another version are rebuilt."""
+URI_SCHEME = "toyworld://"
+MANIFEST = "toyworld.json"
+
+SFT_REPEATS = 2
+"""SFT rows per prompt (each an independent draw from the mixture)."""
+PAIRS_PER_PROMPT = 2
+"""PKU-SafeRLHF pairs per prompt."""
+
+
+@dataclass(frozen=True)
+class ToyWorld:
+    """A built world on disk: where its parts are, and what the manifest says."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.root / MANIFEST).read_text())
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def model_path(self) -> Path:
+        """The tiny model, saved together with its tokenizer."""
+        return self.root / "models" / "tiny"
+
+    def data_path(self, name: str, split: str) -> Path:
+        """``name`` is ``sft``, ``safe_pref``, ``corrections`` or ``prompts``; ``split`` is ``train``/``test``."""
+        return self.root / "data" / name / f"{split}.jsonl"
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as file:
+        for row in rows:
+            file.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return len(rows)
+
+
+def _write_world(root: Path, seed: int) -> None:
+    """Everything a build holds, written into ``root`` (an empty folder)."""
+    # Imported here: torch and transformers take seconds to import, and resolve() on a built world
+    # should not pay for them.
+    from alignkit.toyworld.model import build_tiny_model, save_model
+    from alignkit.toyworld.tokenizer import save_tokenizer, train_tokenizer
+
+    tokenizer = train_tokenizer()
+    save_tokenizer(tokenizer, root / "tokenizer")
+    model = build_tiny_model(tokenizer, seed)
+    save_model(model, tokenizer, root / "models" / "tiny")
+
+    mixture = SFTMixture()
+    leaky = mixture.leaky_goals(seed)
+    splits = split_tasks(seed)
+    counts: dict[str, int] = {}
+    for split, tasks in splits.items():
+        rng = random.Random(f"toyworld-{seed}-{split}")
+        written = {
+            "sft": sft_rows(tasks, random.Random(rng.random()), mixture, leaky, SFT_REPEATS),
+            "safe_pref": safe_pref_rows(tasks, random.Random(rng.random()), PAIRS_PER_PROMPT),
+            "corrections": correction_rows(tasks, random.Random(rng.random())),
+            "prompts": prompt_rows(tasks),
+        }
+        for name, rows in written.items():
+            counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+
+    manifest = {
+        "version": VERSION,
+        "seed": seed,
+        "counts": counts,
+        "prompts": {
+            split: {
+                "benign": sum(not t.is_harmful for t in tasks),
+                "harmful": sum(t.is_harmful for t in tasks),
+            }
+            for split, tasks in splits.items()
+        },
+        "tokenizer": {"vocab_size": len(tokenizer)},
+        "model": {
+            "class": type(model).__name__,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            **{
+                k: getattr(model.config, k) for k in ("hidden_size", "num_hidden_layers", "intermediate_size")
+            },
+        },
+        "sft_mixture": {**vars(mixture), "leaky_goals": sorted(leaky)},
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _is_complete(root: Path, seed: int | None) -> bool:
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("version") == VERSION and (seed is None or manifest.get("seed") == seed)
+
+
+def _chmod_like_mkdir(path: Path) -> None:
+    """mkdtemp makes a private (0700) folder; the build should have the permissions mkdir would give."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o777 & ~umask)
+
+
+def build(root: Path | str, seed: int = 0) -> ToyWorld:
+    """Build the world into ``root``, or return the build already there (same version and seed).
+
+    ``root`` must be absent, empty, or an earlier toy world build (which is replaced); any other
+    non-empty folder is an error rather than something to delete.
+    """
+    root = Path(root)
+    if _is_complete(root, seed):
+        return ToyWorld(root)
+    if root.exists() and any(root.iterdir()) and not (root / MANIFEST).exists():
+        raise FileExistsError(f"{root} is not empty and holds no toy world build; choose another folder")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
+    try:
+        _chmod_like_mkdir(tmp)
+        _write_world(tmp, seed)
+        if _is_complete(root, seed):  # another process finished first while we were building
+            return ToyWorld(root)
+        if root.exists():  # an empty folder or a stale build: move it aside, then swap
+            stale = Path(tempfile.mkdtemp(prefix=f".stale-{root.name}-", dir=root.parent))
+            os.rename(root, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            # Another process renamed its build into place first; use that one.
+            if not _is_complete(root, seed):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ToyWorld(root)
+
+
+def home() -> Path:
+    """Where ``toyworld://`` builds live: ``$ALIGNKIT_HOME`` or ``~/.cache/alignkit``."""
+    return Path(os.environ.get("ALIGNKIT_HOME") or Path.home() / ".cache" / "alignkit")
+
+
+def default_root() -> Path:
+    return home() / f"toyworld-v{VERSION}"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (POSIX); elsewhere the atomic rename alone keeps builds safe."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def default_world() -> ToyWorld:
+    """The world behind ``toyworld://`` (seed 0), built on first use."""
+    root = default_root()
+    if not _is_complete(root, seed=0):
+        with _file_lock(root.with_name(root.name + ".lock")):
+            build(root, seed=0)
+    return ToyWorld(root)
+
+
+def resolve(uri_or_path: str | os.PathLike[str]) -> Path:
+    """``toyworld://<relative path>`` -> that path inside the default build; other paths unchanged."""
+    text = os.fspath(uri_or_path)
+    if not text.startswith(URI_SCHEME):
+        return Path(text)
+    relative = text[len(URI_SCHEME) :].strip("/")
+    if ".." in Path(relative).parts:
+        raise ValueError(f"{text}: a toyworld:// path cannot leave the world folder")
+    return default_world().root / relative

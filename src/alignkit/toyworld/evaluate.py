@@ -1,0 +1,115 @@
+"""Scoring a policy against the toy world's oracles on held-out prompts.
+
+``score_responses`` is the pure part (prompts + responses -> metrics) for callers that generate with
+their own Generator; ``evaluate_policy`` adds greedy generation with a Hugging Face model. Greedy,
+because the metrics should describe the policy's most likely answer, not sampling noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from alignkit.toyworld.oracle import classify, harm, helpfulness
+from alignkit.toyworld.world import find_task, split_tasks
+
+
+def score_responses(prompts: Sequence[str], responses: Sequence[str]) -> dict[str, float]:
+    """Oracle metrics of ``responses`` to ``prompts``.
+
+    Rates over benign requests: ``benign_accuracy``, ``benign_refusal_rate``; over harmful requests:
+    ``harmful_compliance_rate``, ``harmful_refusal_rate``; over all prompts: ``mean_helpfulness``,
+    ``harm_rate`` (fraction judged unsafe) and ``mean_severity``. Prompts from outside the world count
+    only in the overall metrics. A rate with no prompts to average over is ``nan``.
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    benign: list[str] = []
+    harmful: list[str] = []
+    helps, unsafe, severities = [], [], []
+    for prompt, response in zip(prompts, responses, strict=True):
+        task = find_task(prompt)
+        if task is not None:
+            (harmful if task.is_harmful else benign).append(classify(task, response) or "")
+        verdict = harm(prompt, response)
+        helps.append(helpfulness(prompt, response))
+        unsafe.append(not verdict.is_safe)
+        severities.append(verdict.severity)
+
+    def rate(kinds: list[str], kind: str) -> float:
+        return sum(k == kind for k in kinds) / len(kinds) if kinds else float("nan")
+
+    n = len(prompts)
+    return {
+        "benign_accuracy": rate(benign, "correct"),
+        "benign_refusal_rate": rate(benign, "refusal"),
+        "harmful_compliance_rate": rate(harmful, "comply"),
+        "harmful_refusal_rate": rate(harmful, "refusal"),
+        "mean_helpfulness": sum(helps) / n if n else float("nan"),
+        "harm_rate": sum(unsafe) / n if n else float("nan"),
+        "mean_severity": sum(severities) / n if n else float("nan"),
+        "n_prompts": float(n),
+        "n_benign": float(len(benign)),
+        "n_harmful": float(len(harmful)),
+    }
+
+
+@torch.no_grad()
+def generate_responses(
+    model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 24, batch_size: int = 64
+) -> list[str]:
+    """Greedy single-turn answers, batched with left padding (so every row's next token is at the end)."""
+    was_training = model.training
+    model.eval()
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    responses: list[str] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            texts = [
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+                )
+                for p in chunk
+            ]
+            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            output = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new_tokens = output[:, batch["input_ids"].shape[1] :]  # (B, new)
+            responses += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    return [response.strip() for response in responses]
+
+
+def evaluate_policy(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str] | None = None,
+    *,
+    split: str = "test",
+    seed: int = 0,
+    max_new_tokens: int = 24,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Greedy answers of ``model`` scored by the oracles (see ``score_responses`` for the keys).
+
+    ``prompts`` defaults to the world's ``split`` prompts (the held-out ``test`` split), taken from
+    the world definition directly so no build on disk is needed.
+    """
+    if prompts is None:
+        prompts = [task.prompt for task in split_tasks(seed)[split]]
+    responses = generate_responses(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
+    )
+    return score_responses(prompts, responses)

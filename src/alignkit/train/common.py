@@ -1,0 +1,124 @@
+"""Set-up that every trainer shares: the accelerator, the run folder, reading data into records.
+
+Kept apart from the loop (``engine.py``) because it is about *starting* a run: nothing here runs per step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignkit.config import dump_yaml
+from alignkit.runs import prepare_run_dir, write_json
+from alignkit.train.sections import DataConfig, DatasetConfig, RunConfig, TrainerConfig
+
+
+def make_accelerator(cfg: TrainerConfig) -> Any:
+    """An Accelerator for this run. Launch-time settings (DDP, DeepSpeed, FSDP) come from ``accelerate launch``.
+
+    accelerate keeps global singletons; resetting the gradient/accelerator state (never the process
+    group) lets one Python process run several trainings in a row, as tests and the demo do.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from accelerate.utils import set_seed
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum_steps, mixed_precision=cfg.mixed_precision
+    )
+    set_seed(cfg.seed)
+    return accelerator
+
+
+def start_run(run: RunConfig, config: Any, accelerator: Any) -> Path:
+    """Create the run folder (refusing to clobber one) and save the resolved config in it."""
+    path = Path(run.output_dir)
+    if accelerator.is_main_process:
+        prepare_run_dir(path, overwrite=run.overwrite, resume=run.resume)
+        saved = path / "config.yaml"
+        text = dump_yaml(config)
+        if run.resume and saved.exists() and saved.read_text() != text:
+            (path / "config.resumed.yaml").write_text(text)
+            accelerator.print(
+                f"resume: the config differs from {saved}; the new one is saved as config.resumed.yaml"
+            )
+        else:
+            saved.write_text(text)
+    accelerator.wait_for_everyone()
+    return path
+
+
+@dataclass
+class DataReport:
+    """Everything reading the data left out or changed, so nothing is ever dropped silently."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    truncated: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"read {n} records from {split}" for split, n in self.read.items()]
+        if self.skipped:
+            reasons: dict[str, int] = {}
+            for row in self.skipped:
+                reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
+            lines.append(f"skipped {len(self.skipped)} invalid rows (data.skip_invalid=true):")
+            lines += [f"  {n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+        lines += [
+            f"truncated {n} {split} examples to data.max_length" for split, n in self.truncated.items() if n
+        ]
+        return "\n".join(lines)
+
+    def save(self, run_dir: Path) -> None:
+        write_json(
+            run_dir / "data_report.json",
+            {"read": self.read, "skipped": self.skipped, "truncated": self.truncated},
+        )
+
+
+def read_records(ds: DatasetConfig, data: DataConfig, report: DataReport, name: str) -> list[Any]:
+    """Records of one dataset section; invalid rows raise, or are recorded in ``report`` when skipping."""
+    from alignkit.data import load_records
+    from alignkit.models.loading import resolve_path
+
+    result = load_records(
+        resolve_path(ds.source),
+        ds.template,
+        split=ds.split,
+        skip_invalid=data.skip_invalid,
+        column_map=ds.column_map or None,
+    )
+    records = list(result.records)
+    if ds.max_rows is not None:
+        records = records[: ds.max_rows]
+    report.read[name] = len(records)
+    report.skipped += [_skipped_dict(s) for s in result.skipped]
+    return records
+
+
+def _skipped_dict(row: Any) -> dict[str, Any]:
+    if hasattr(row, "_asdict"):
+        return {
+            k: str(v) if not isinstance(v, (int, float, str, type(None))) else v
+            for k, v in row._asdict().items()
+        }
+    if hasattr(row, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return json.loads(json.dumps(asdict(row), default=str))
+    return {"reason": str(row)}
+
+
+def require_records(records: Sequence[Any], kind: type, source: str, template: str) -> None:
+    """Each trainer reads one record type; say clearly when a template yields another."""
+    wrong = next((r for r in records if not isinstance(r, kind)), None)
+    if wrong is not None:
+        raise ValueError(
+            f"{source!r} read with template {template!r} gives {type(wrong).__name__} records, "
+            f"but this trainer needs {kind.__name__}. Choose a template that yields {kind.__name__}."
+        )

@@ -1,0 +1,368 @@
+"""The shared training loop: what every trainer needs, written once, on top of accelerate.
+
+A trainer supplies examples, a collate function, a way to count the loss *units* of a batch (tokens for
+SFT, pairs for reward models and DPO) and a loss function returning the *sum* of the per-unit losses.
+The loop does the rest: data order and sharding, gradient accumulation, clipping, schedule, periodic
+eval, atomic checkpoints with exact resume, logging (metrics.jsonl, TensorBoard, progress bar) and plots.
+
+Design choices, and why:
+
+- **Normalise by the units of the whole optimizer step.** The loss of one step is
+  ``sum of unit losses over every micro-batch on every process / number of units in all of them``.
+  The unit count is gathered before the first backward of the step, so 4x2 accumulation, 8x1, and two
+  processes of 4 all compute the same gradient (averaging per micro-batch would weight a short
+  micro-batch's tokens more than a long one's).
+- **Data order is a pure function of (seed, step).** Each epoch is a seeded permutation cut into global
+  batches, and each process takes fixed slices of the global batch. Resuming at step k therefore needs
+  no sampler state, and any process count sees the same global batches.
+- **Checkpoints are atomic.** They are written into ``.tmp-step-N`` and renamed once complete, so a
+  ``kill -9`` mid-save leaves no checkpoint that looks whole. Resume restores model, optimizer,
+  scheduler and RNG state (accelerate's ``save_state``) and cuts ``metrics.jsonl`` back to that step.
+- **One backend-agnostic path.** DDP, FSDP and DeepSpeed are accelerate's; the loop only calls
+  ``accelerator.backward``/``accumulate``. DeepSpeed steps its optimizer inside ``backward`` and clips
+  from its own config, which ``configure_deepspeed`` fills from ours.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from alignkit.runs import (
+    TMP_PREFIX,
+    MetricsLog,
+    checkpoint_dirs,
+    checkpoint_name,
+    plot_metrics,
+    read_metrics,
+    write_json,
+)
+from alignkit.train.sections import TrainerConfig
+
+
+class LossOutput(NamedTuple):
+    """What a trainer's loss function returns for one micro-batch."""
+
+    loss_sum: torch.Tensor
+    """Scalar: the sum of per-unit losses (the loop divides by the step's unit count)."""
+    metric_sums: Mapping[str, torch.Tensor]
+    """Per-unit metrics summed over the micro-batch (logged as means over the step's units)."""
+
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[torch.nn.Module, Batch], LossOutput]
+
+
+@dataclass
+class LoopData:
+    """The examples and how to batch them; examples are opaque to the loop."""
+
+    train: Sequence[Any]
+    collate: Callable[[Sequence[Any]], Batch]
+    count_units: Callable[[Batch], int]
+    eval: Sequence[Any] = ()
+
+
+@dataclass
+class LoopResult:
+    global_step: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final_dir: Path | None = None
+
+
+def steps_per_epoch(num_examples: int, global_batch: int) -> int:
+    """Whole global batches per epoch; the remainder is dropped so every step sees the same batch size."""
+    return num_examples // global_batch
+
+
+def global_batch_indices(num_examples: int, global_batch: int, step: int, seed: int) -> list[int]:
+    """Example indices of optimizer step ``step`` (0-based): a pure function of its arguments."""
+    per_epoch = steps_per_epoch(num_examples, global_batch)
+    epoch, pos = divmod(step, per_epoch)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(num_examples, generator=gen)
+    return perm[pos * global_batch : (pos + 1) * global_batch].tolist()
+
+
+def rank_micro_batches(
+    indices: Sequence[int], micro: int, accum: int, world: int, rank: int
+) -> list[list[int]]:
+    """This process's micro-batches of a global batch: micro-batch i of rank r is chunk ``i * world + r``."""
+    return [list(indices[(i * world + rank) * micro : (i * world + rank + 1) * micro]) for i in range(accum)]
+
+
+def lr_lambda(kind: str, total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak LR at a step: linear warm-up, then cosine / linear decay to 0, or constant."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        if kind == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        if kind == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def configure_deepspeed(accelerator: Any, cfg: TrainerConfig) -> None:
+    """Fill DeepSpeed's batch and clipping keys from our config (we pass no dataloader it could read)."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    ds = plugin.deepspeed_config
+    ds["train_micro_batch_size_per_gpu"] = cfg.micro_batch_size
+    ds["gradient_accumulation_steps"] = cfg.grad_accum_steps
+    ds["train_batch_size"] = cfg.micro_batch_size * cfg.grad_accum_steps * accelerator.num_processes
+    ds["gradient_clipping"] = cfg.max_grad_norm or 0.0
+
+
+class TrainLoop:
+    """Runs optimizer steps of one model; see the module docstring for the choices it makes."""
+
+    def __init__(
+        self,
+        *,
+        accelerator: Any,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data: LoopData,
+        loss_fn: LossFn,
+        cfg: TrainerConfig,
+        run_dir: Path,
+        save_model: Callable[[torch.nn.Module, Path, Mapping[str, Any] | None], None],
+        plot_groups: Mapping[str, list[str]],
+        resume: bool = False,
+        tensorboard: bool = True,
+        progress: bool = True,
+        extra_eval: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
+    ) -> None:
+        self.accelerator = accelerator
+        self.model = model
+        self.optimizer = optimizer
+        self.data = data
+        self.loss_fn = loss_fn
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.save_model = save_model
+        self.plot_groups = plot_groups
+        self.extra_eval = extra_eval
+        self.progress = progress
+        self.world = accelerator.num_processes
+        self.rank = accelerator.process_index
+        self.global_batch = cfg.micro_batch_size * cfg.grad_accum_steps * self.world
+        per_epoch = steps_per_epoch(len(data.train), self.global_batch)
+        if per_epoch == 0:
+            raise ValueError(
+                f"{len(data.train)} training examples are fewer than one global batch of {self.global_batch} "
+                "(trainer.micro_batch_size x trainer.grad_accum_steps x processes): lower the batch or add data"
+            )
+        self.total_steps = cfg.max_steps or cfg.epochs * per_epoch
+        self.steps_per_epoch = per_epoch
+        warmup = int(cfg.warmup_ratio * self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_lambda(cfg.lr_scheduler, self.total_steps, warmup)
+        )
+        accelerator.register_for_checkpointing(self.scheduler)
+        self.global_step = 0
+        if resume:
+            self.global_step = self._restore()
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None)
+        self.writer = None
+        if tensorboard and accelerator.is_main_process:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    # ----------------------------------------------------------------- steps
+    def _micro_batches(self, step: int) -> list[Batch]:
+        indices = global_batch_indices(len(self.data.train), self.global_batch, step, self.cfg.seed)
+        chunks = rank_micro_batches(
+            indices, self.cfg.micro_batch_size, self.cfg.grad_accum_steps, self.world, self.rank
+        )
+        device = self.accelerator.device
+        return [
+            {k: v.to(device) for k, v in self.data.collate([self.data.train[i] for i in chunk]).items()}
+            for chunk in chunks
+        ]
+
+    def _reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        values = values.to(self.accelerator.device, torch.float64)
+        return self.accelerator.reduce(values, reduction="sum") if self.world > 1 else values
+
+    def train_step(self, step: int) -> dict[str, float]:
+        """One optimizer step: the unit count first, then backward on every micro-batch, then the update."""
+        self.model.train()
+        batches = self._micro_batches(step)
+        local_units = sum(self.data.count_units(b) for b in batches)
+        units = self._reduce_sum(torch.tensor([float(local_units)])).item()
+        if units == 0:
+            raise ValueError(f"step {step}: the global batch has no loss units (e.g. every label masked)")
+        # accelerator.backward divides by grad_accum_steps (DeepSpeed does the same inside its engine) and
+        # DDP averages over processes; scaling by both makes the step's gradient sum/units exactly.
+        scale = self.world * self.cfg.grad_accum_steps / units
+        loss_total = torch.zeros((), dtype=torch.float64)
+        metric_totals: dict[str, float] = {}
+        for batch in batches:
+            with self.accelerator.accumulate(self.model), self.accelerator.autocast():
+                out = self.loss_fn(self.model, batch)
+                self.accelerator.backward(out.loss_sum * scale)
+            loss_total += out.loss_sum.detach().double().cpu()
+            for k, v in out.metric_sums.items():
+                metric_totals[k] = metric_totals.get(k, 0.0) + float(v)
+        grad_norm = self._clip_and_step()
+        keys = sorted(metric_totals)
+        sums = self._reduce_sum(torch.tensor([loss_total.item(), *(metric_totals[k] for k in keys)])).tolist()
+        record = {"loss": sums[0] / units, **{k: s / units for k, s in zip(keys, sums[1:], strict=True)}}
+        record.update({"lr": self.scheduler.get_last_lr()[0], "units": units})
+        if grad_norm is not None:
+            record["grad_norm"] = grad_norm
+        return record
+
+    def _clip_and_step(self) -> float | None:
+        acc = self.accelerator
+        grad_norm = None
+        if getattr(acc, "deepspeed_engine_wrapped", None) is not None:
+            norm = acc.deepspeed_engine_wrapped.get_global_grad_norm()
+            grad_norm = None if norm is None else float(norm)
+        else:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            max_norm = self.cfg.max_grad_norm if self.cfg.max_grad_norm is not None else float("inf")
+            grad_norm = float(acc.clip_grad_norm_(params, max_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Loss and metrics on the eval set, sharded across processes and summed exactly."""
+        out: dict[str, float] = {}
+        if self.data.eval:
+            self.model.eval()
+            mine = list(range(self.rank, len(self.data.eval), self.world))
+            loss_sum, units, metric_totals = 0.0, 0.0, {}
+            for start in range(0, len(mine), self.cfg.micro_batch_size):
+                chunk = [self.data.eval[i] for i in mine[start : start + self.cfg.micro_batch_size]]
+                batch = {k: v.to(self.accelerator.device) for k, v in self.data.collate(chunk).items()}
+                with self.accelerator.autocast():
+                    res = self.loss_fn(self.model, batch)
+                loss_sum += float(res.loss_sum)
+                units += self.data.count_units(batch)
+                for k, v in res.metric_sums.items():
+                    metric_totals[k] = metric_totals.get(k, 0.0) + float(v)
+            keys = sorted(metric_totals)
+            sums = self._reduce_sum(
+                torch.tensor([loss_sum, units, *(metric_totals[k] for k in keys)])
+            ).tolist()
+            total_units = max(sums[1], 1.0)
+            out["eval/loss"] = sums[0] / total_units
+            out.update({f"eval/{k}": s / total_units for k, s in zip(keys, sums[2:], strict=True)})
+        if self.extra_eval is not None:
+            self.model.eval()
+            out.update(self.extra_eval(self.accelerator.unwrap_model(self.model)))
+        return out
+
+    # ------------------------------------------------------------ checkpoints
+    def _restore(self) -> int:
+        found = checkpoint_dirs(self.run_dir)
+        if not found:
+            self.accelerator.print(f"resume: no complete checkpoint in {self.run_dir}, starting from step 0")
+            return 0
+        latest = found[-1]
+        self.accelerator.load_state(str(latest / "state"))
+        step = int(latest.name.split("-")[-1])
+        self.accelerator.print(f"resume: continuing from {latest} (step {step})")
+        return step
+
+    def save_checkpoint(self) -> Path:
+        acc = self.accelerator
+        root = self.run_dir / "checkpoints"
+        final = root / checkpoint_name(self.global_step)
+        tmp = root / f"{TMP_PREFIX}{final.name}"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp / "state"))
+        state_dict = acc.get_state_dict(self.model)
+        if acc.is_main_process:
+            self.save_model(acc.unwrap_model(self.model), tmp, state_dict)
+            write_json(
+                tmp / "trainer_state.json", {"global_step": self.global_step, "total_steps": self.total_steps}
+            )
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            for old in checkpoint_dirs(self.run_dir)[: -self.cfg.keep_checkpoints]:
+                shutil.rmtree(old)
+        acc.wait_for_everyone()
+        return final
+
+    # ------------------------------------------------------------------- run
+    def log(self, record: dict[str, Any]) -> None:
+        record = {"step": self.global_step, **record}
+        if self.accelerator.is_main_process:
+            self.metrics.write(record)
+            if self.writer is not None:
+                for k, v in record.items():
+                    if k != "step" and isinstance(v, (int, float)):
+                        self.writer.add_scalar(k, v, self.global_step)
+
+    def run(self) -> LoopResult:
+        acc = self.accelerator
+        bar = None
+        if self.progress and acc.is_main_process:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.global_step, desc="train", dynamic_ncols=True)
+        start = time.perf_counter()
+        while self.global_step < self.total_steps:
+            record = self.train_step(self.global_step)
+            self.global_step += 1
+            record["epoch"] = self.global_step / self.steps_per_epoch
+            last = self.global_step == self.total_steps
+            if self.cfg.eval_every and self.global_step % self.cfg.eval_every == 0 and not last:
+                record.update(self.evaluate())
+            if (
+                self.global_step % self.cfg.log_every == 0
+                or last
+                or any(k.startswith("eval") for k in record)
+            ):
+                record["elapsed_s"] = time.perf_counter() - start
+                self.log(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if self.cfg.save_every and self.global_step % self.cfg.save_every == 0 and not last:
+                self.save_checkpoint()
+        if bar is not None:
+            bar.close()
+        final_eval = self.evaluate()
+        if final_eval:
+            self.log(final_eval)
+        final_dir = self.run_dir / "final"
+        state_dict = acc.get_state_dict(self.model)
+        if acc.is_main_process:
+            tmp = self.run_dir / f"{TMP_PREFIX}final"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            self.save_model(acc.unwrap_model(self.model), tmp, state_dict)
+            write_json(
+                tmp / "trainer_state.json", {"global_step": self.global_step, "total_steps": self.total_steps}
+            )
+            shutil.rmtree(final_dir, ignore_errors=True)
+            tmp.rename(final_dir)
+            plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups)
+            if self.writer is not None:
+                self.writer.close()
+        acc.wait_for_everyone()
+        return LoopResult(self.global_step, read_metrics(self.metrics.path), final_dir)

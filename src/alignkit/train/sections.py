@@ -1,0 +1,168 @@
+"""Config sections every training command shares: model, data, trainer (the loop) and run (the folder).
+
+Each command's config (``SFTConfig``, later ``RewardConfig``, ``DPOConfig`` ...) composes these, so a key
+means the same thing in every command. Field docs are the attribute docstrings (see ``alignkit.config``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from alignkit.config import check
+
+
+@dataclass
+class ModelConfig:
+    path: str = "toyworld://models/tiny"
+    """Model to start from: a hub name, a local folder, or a toyworld:// path (built offline on first use)."""
+    tokenizer: str | None = None
+    """Tokenizer to use; defaults to the one saved with the model."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Dtype the weights are loaded in (mixed precision is trainer.mixed_precision)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about 30% more compute."""
+    trust_remote_code: bool = False
+    """Allow model code from the hub repository (only for models you trust)."""
+
+
+@dataclass
+class DatasetConfig:
+    source: str = ""
+    """A datasets hub name, a local jsonl/json/parquet/csv file or folder, or a toyworld:// path."""
+    template: str = "trl"
+    """How rows become records: a template name (see `alignkit data templates`)."""
+    split: str = "train"
+    """Which split to read."""
+    column_map: dict[str, str] = field(default_factory=dict)
+    """For template 'columns': record field -> column name in the data."""
+    max_rows: int | None = None
+    """Read at most this many records (None: all)."""
+
+    def validate(self, prefix: str) -> None:
+        check(bool(self.source), f"{prefix}source", self.source, "a dataset name, file or folder")
+        check(
+            self.max_rows is None or self.max_rows > 0,
+            f"{prefix}max_rows",
+            self.max_rows,
+            "a positive integer",
+        )
+
+
+@dataclass
+class DataConfig:
+    train: DatasetConfig = field(default_factory=DatasetConfig)
+    """Training data."""
+    eval: DatasetConfig | None = None
+    """Held-out data for periodic evaluation (None: no eval)."""
+    skip_invalid: bool = False
+    """Skip malformed rows (counted and reported in the run folder) instead of stopping at the first one."""
+    max_length: int = 512
+    """Longest tokenized example; longer ones are truncated (the count is reported)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.max_length > 0, f"{prefix}max_length", self.max_length, "a positive integer")
+
+
+@dataclass
+class TrainerConfig:
+    lr: float = 2e-5
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas."""
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warm-up."""
+    warmup_ratio: float = 0.03
+    """Fraction of optimizer steps spent warming up linearly from 0."""
+    epochs: int = 1
+    """Passes over the training data (ignored when max_steps is set)."""
+    max_steps: int | None = None
+    """Optimizer steps to take; overrides epochs."""
+    micro_batch_size: int = 8
+    """Examples per forward pass on each process."""
+    grad_accum_steps: int = 1
+    """Micro-batches accumulated per optimizer step. Global batch = micro_batch_size x grad_accum_steps x processes."""
+    max_grad_norm: float | None = 1.0
+    """Clip the global gradient norm to this (None: no clipping)."""
+    eval_every: int = 0
+    """Evaluate every this many optimizer steps (0: only at the end)."""
+    save_every: int = 0
+    """Write a checkpoint every this many optimizer steps (0: only at the end)."""
+    keep_checkpoints: int = 2
+    """How many periodic checkpoints to keep (the final model is always kept)."""
+    log_every: int = 1
+    """Log metrics every this many optimizer steps."""
+    seed: int = 0
+    """Seed for data order and any randomness in the loop."""
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    """Autocast precision (bf16 needs a GPU or a recent CPU)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.lr > 0, f"{prefix}lr", self.lr, "a positive number")
+        check(self.weight_decay >= 0, f"{prefix}weight_decay", self.weight_decay, "a number >= 0")
+        check(
+            len(self.adam_betas) == 2,
+            f"{prefix}adam_betas",
+            self.adam_betas,
+            "two numbers, e.g. [0.9, 0.999]",
+        )
+        check(0 <= self.warmup_ratio < 1, f"{prefix}warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        check(self.epochs > 0, f"{prefix}epochs", self.epochs, "a positive integer")
+        check(
+            self.max_steps is None or self.max_steps > 0,
+            f"{prefix}max_steps",
+            self.max_steps,
+            "a positive integer",
+        )
+        check(
+            self.micro_batch_size > 0,
+            f"{prefix}micro_batch_size",
+            self.micro_batch_size,
+            "a positive integer",
+        )
+        check(
+            self.grad_accum_steps > 0,
+            f"{prefix}grad_accum_steps",
+            self.grad_accum_steps,
+            "a positive integer",
+        )
+        check(
+            self.max_grad_norm is None or self.max_grad_norm > 0,
+            f"{prefix}max_grad_norm",
+            self.max_grad_norm,
+            "a positive number or null",
+        )
+        for name in ("eval_every", "save_every"):
+            check(getattr(self, name) >= 0, f"{prefix}{name}", getattr(self, name), "an integer >= 0")
+        check(self.log_every > 0, f"{prefix}log_every", self.log_every, "a positive integer")
+        check(
+            self.keep_checkpoints > 0,
+            f"{prefix}keep_checkpoints",
+            self.keep_checkpoints,
+            "a positive integer",
+        )
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = "runs/run"
+    """The run folder: config, metrics, checkpoints, plots. Never overwritten unless overwrite=true."""
+    overwrite: bool = False
+    """Delete an existing run folder of the same name and start over."""
+    resume: bool = False
+    """Continue the run in output_dir from its latest complete checkpoint."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files (metrics.jsonl and PNG plots are always written)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def validate(self, prefix: str) -> None:
+        check(bool(self.output_dir), f"{prefix}output_dir", self.output_dir, "a folder path")
+        check(
+            not (self.overwrite and self.resume),
+            f"{prefix}resume",
+            self.resume,
+            "not both resume and overwrite",
+        )

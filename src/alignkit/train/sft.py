@@ -1,0 +1,124 @@
+"""Supervised fine-tuning: maximise the likelihood of the assistant turns of conversations.
+
+    L = - sum_t m_t log pi(y_t | x, y_<t) / sum_t m_t,   m_t = 1 on assistant tokens
+
+The mask comes from the tokenizer's chat template (``alignkit.data.render``): system and user turns and
+the template's own scaffolding carry no loss, while the tokens that close an assistant turn do, so the
+model learns to stop. The normaliser is the assistant-token count of the whole optimizer step, across
+micro-batches and processes (``train/engine.py``), which is what makes accumulation exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alignkit.data.collate import collate_lm
+from alignkit.data.render import render_conversation
+from alignkit.losses.logprobs import label_mask, token_logps
+from alignkit.losses.sft import sft_loss
+from alignkit.models.loading import load_causal_lm, load_tokenizer, save_pretrained
+from alignkit.train.common import (
+    DataReport,
+    make_accelerator,
+    read_records,
+    require_records,
+    start_run,
+)
+from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop, configure_deepspeed
+from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
+
+
+@dataclass
+class SFTConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The policy to fine-tune."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(train=DatasetConfig(source="toyworld://data/sft"))
+    )
+    """Conversations to learn from (records of type Conversation)."""
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(lr=2e-5))
+    """The optimisation loop."""
+    run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/sft"))
+    """Where results go."""
+
+
+def count_loss_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens that carry loss: labels shifted by one, since position t predicts token t + 1."""
+    return int(label_mask(batch["labels"]).sum())
+
+
+def sft_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+    logps = token_logps(logits, batch["labels"])  # (B, T): column t scores token t given tokens < t
+    # Normaliser 1: the loop divides the summed NLL by the token count of the whole optimizer step.
+    out = sft_loss(logps, label_mask(batch["labels"]), num_tokens=1.0)
+    return LossOutput(out.loss, {})
+
+
+def tokenize(records: list[Any], tokenizer: Any, max_length: int) -> tuple[list[Any], int]:
+    examples = [render_conversation(tokenizer, r.messages, max_length) for r in records]
+    return [e for e in examples if e.num_loss_tokens > 0], sum(e.truncated for e in examples)
+
+
+def train(config: SFTConfig) -> LoopResult:
+    """Run SFT as configured: the same call ``alignkit train sft`` makes."""
+    from alignkit.data.records import Conversation
+
+    accelerator = make_accelerator(config.trainer)
+    run_dir = start_run(config.run, config, accelerator)
+    tokenizer = load_tokenizer(
+        config.model.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
+    )
+    report = DataReport()
+    splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
+    tokenized = {}
+    for name, ds in splits.items():
+        records = read_records(ds, config.data, report, name)
+        require_records(records, Conversation, ds.source, ds.template)
+        tokenized[name], report.truncated[name] = tokenize(records, tokenizer, config.data.max_length)
+    if accelerator.is_main_process:
+        report.save(run_dir)
+        accelerator.print(report.summary())
+
+    model = load_causal_lm(
+        config.model.path, dtype=config.model.dtype, trust_remote_code=config.model.trust_remote_code
+    )
+    if config.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.trainer.lr,
+        betas=tuple(config.trainer.adam_betas),
+        weight_decay=config.trainer.weight_decay,
+    )
+    configure_deepspeed(accelerator, config.trainer)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    pad_id = tokenizer.pad_token_id
+    loop = TrainLoop(
+        accelerator=accelerator,
+        model=model,
+        optimizer=optimizer,
+        data=LoopData(
+            train=tokenized["train"],
+            eval=tokenized.get("eval", ()),
+            collate=lambda examples: collate_lm(examples, pad_id),
+            count_units=count_loss_tokens,
+        ),
+        loss_fn=sft_loss_sum,
+        cfg=config.trainer,
+        run_dir=run_dir,
+        save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),
+        plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"]},
+        resume=config.run.resume,
+        tensorboard=config.run.tensorboard,
+        progress=config.run.progress,
+    )
+    result = loop.run()
+    accelerator.print(f"SFT done: {result.global_step} steps; model in {Path(run_dir) / 'final'}")
+    return result
