@@ -78,3 +78,23 @@ def render_conversation(tokenizer: Any, messages: Sequence[Any], max_length: int
 def render_prompt(tokenizer: Any, messages: Sequence[Any]) -> list[int]:
     """Token ids of a prompt ready for generation (the assistant turn opened, nothing in it yet)."""
     return _ids(tokenizer, chat_dicts(messages), add_generation_prompt=True)
+
+
+def render_response(
+    tokenizer: Any, prompt: Sequence[Any], response: Sequence[Any], max_length: int
+) -> TokenizedExample:
+    """A prompt followed by one response: loss/score positions are the response's assistant tokens only.
+
+    Used by reward and cost models (score at the last labelled token) and by DPO (summed log-probs over
+    the labelled tokens). Assistant turns inside a multi-turn ``prompt`` carry no label: only the
+    response being judged does.
+    """
+    prompt_dicts = chat_dicts(prompt)
+    ids, mask = assistant_token_mask(tokenizer, prompt_dicts + chat_dicts(response))
+    start = len(_ids(tokenizer, prompt_dicts, add_generation_prompt=True))
+    labels = [
+        tok if keep and i >= start else IGNORE_INDEX
+        for i, (tok, keep) in enumerate(zip(ids, mask, strict=True))
+    ]
+    truncated = len(ids) > max_length
+    return TokenizedExample(input_ids=ids[:max_length], labels=labels[:max_length], truncated=truncated)

@@ -1,0 +1,28 @@
+"""Forward passes that turn a causal LM and a labelled batch into the quantities losses take.
+
+One place for "run the model, score the labelled tokens", shared by SFT-style evaluation, DPO (policy
+and reference) and preference evaluation, so the shift/mask convention cannot drift between trainers.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from alignkit.losses.logprobs import label_mask, sequence_logps, token_logps
+
+
+class ResponseLogps(NamedTuple):
+    logps: torch.Tensor
+    """(B,) log pi(response | prompt): summed over the labelled (response) tokens."""
+    num_tokens: torch.Tensor
+    """(B,) how many tokens were summed (for length-normalised losses)."""
+
+
+def response_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> ResponseLogps:
+    """Summed log-probs of each row's labelled tokens (``labels != -100``), in one forward."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+    token = token_logps(logits, batch["labels"])  # (B, T)
+    mask = label_mask(batch["labels"])  # (B, T)
+    return ResponseLogps(sequence_logps(token, mask), mask.sum(dim=-1))
