@@ -6,6 +6,7 @@ Kept apart from the loop (``engine.py``) because it is about *starting* a run: n
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +25,24 @@ def make_accelerator(cfg: TrainerConfig) -> Any:
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
-    from accelerate.utils import set_seed
+    from accelerate.utils import InitProcessGroupKwargs, set_seed
 
     AcceleratorState._reset_state()
     GradientState._reset_state()
+    import torch
+
+    # Without a GPU, accelerate only forms a multi-process (gloo) group when told it runs on CPU;
+    # otherwise each launched process silently trains alone with world size 1.
+    # DeepSpeed on CPU must be handed the gloo backend explicitly, or accelerate finds none and again
+    # falls back to one process per launch.
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    no_gpu = not torch.cuda.is_available()
+    handlers = [InitProcessGroupKwargs(backend="gloo")] if deepspeed and no_gpu else []
     accelerator = Accelerator(
-        gradient_accumulation_steps=cfg.grad_accum_steps, mixed_precision=cfg.mixed_precision
+        cpu=no_gpu and not deepspeed,
+        kwargs_handlers=handlers,
+        gradient_accumulation_steps=cfg.grad_accum_steps,
+        mixed_precision=cfg.mixed_precision,
     )
     set_seed(cfg.seed)
     return accelerator

@@ -297,15 +297,23 @@ class TrainLoop:
         state_dict = acc.get_state_dict(self.model)
         if acc.is_main_process:
             self.save_model(acc.unwrap_model(self.model), tmp, state_dict)
-            write_json(
-                tmp / "trainer_state.json", {"global_step": self.global_step, "total_steps": self.total_steps}
-            )
+            write_json(tmp / "trainer_state.json", self._state())
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             for old in checkpoint_dirs(self.run_dir)[: -self.cfg.keep_checkpoints]:
                 shutil.rmtree(old)
         acc.wait_for_everyone()
         return final
+
+    def _state(self) -> dict[str, Any]:
+        """Written beside every checkpoint: enough to tell how the run was laid out."""
+        return {
+            "global_step": self.global_step,
+            "total_steps": self.total_steps,
+            "num_processes": self.world,
+            "global_batch": self.global_batch,
+            "distributed_type": str(self.accelerator.distributed_type),
+        }
 
     # ------------------------------------------------------------------- run
     def log(self, record: dict[str, Any]) -> None:
@@ -356,9 +364,7 @@ class TrainLoop:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             self.save_model(acc.unwrap_model(self.model), tmp, state_dict)
-            write_json(
-                tmp / "trainer_state.json", {"global_step": self.global_step, "total_steps": self.total_steps}
-            )
+            write_json(tmp / "trainer_state.json", self._state())
             shutil.rmtree(final_dir, ignore_errors=True)
             tmp.rename(final_dir)
             plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups)

@@ -1,0 +1,21 @@
+"""Suite-wide set-up: hermetic, offline, one toy world per test session.
+
+ALIGNKIT_HOME points at a session temp folder so tests never read or write the user's cache, and the
+HF offline switches make any accidental hub access fail loudly instead of hanging.
+Set ALIGNKIT_TEST_HOME to reuse a toy world between runs while iterating locally.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def pytest_configure(config):  # noqa: ARG001 - pytest hook signature
+    os.environ["ALIGNKIT_HOME"] = os.environ.get("ALIGNKIT_TEST_HOME") or tempfile.mkdtemp(
+        prefix="alignkit-test-"
+    )
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
