@@ -28,8 +28,9 @@ def token_logps(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Ten
     for ``t >= 1``. Column 0 has no prediction and is 0; positions whose label is ``ignore_index`` are
     0 too. Use :func:`label_mask` for the matching mask.
 
-    Memory: ``log softmax(z)[y] = z[y] - logsumexp(z)``, computed one row at a time in float32, so the
-    peak extra memory is one row's ``(T, V)`` float32 copy, never a full ``(B, T, V)`` log-softmax.
+    Memory: ``log softmax(z)[y] = z[y] - logsumexp(z)``, so no ``(B, T, V)`` log-softmax is kept. Float32
+    logits go through one batched ``logsumexp``; half-precision logits are upcast one row at a time, so
+    the peak extra memory is one row's ``(T, V)`` float32 copy rather than the whole batch's.
 
     Args:
         logits: ``(B, T, V)`` next-token logits.
@@ -44,12 +45,17 @@ def token_logps(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Ten
     targets = labels[:, 1:]  # (B, T-1): the token each logits[:, :-1] row predicts
     keep = targets != ignore_index
     safe_targets = torch.where(keep, targets, torch.zeros_like(targets))
-    rows = []
-    for row_logits, row_targets in zip(logits[:, :-1], safe_targets, strict=True):
-        row_logits = row_logits.float()  # (T-1, V)
-        picked = row_logits.gather(-1, row_targets.unsqueeze(-1)).squeeze(-1)  # (T-1,)
-        rows.append(picked - torch.logsumexp(row_logits, dim=-1))
-    shifted = torch.stack(rows) if rows else logits.new_zeros((0, max(logits.shape[1] - 1, 0)))
+    if logits.dtype == torch.float32:
+        scored = logits[:, :-1]  # (B, T-1, V): a view, no copy
+        picked = scored.gather(-1, safe_targets.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+        shifted = picked - torch.logsumexp(scored, dim=-1)
+    else:
+        rows = []
+        for row_logits, row_targets in zip(logits[:, :-1], safe_targets, strict=True):
+            row_logits = row_logits.float()  # (T-1, V)
+            picked = row_logits.gather(-1, row_targets.unsqueeze(-1)).squeeze(-1)  # (T-1,)
+            rows.append(picked - torch.logsumexp(row_logits, dim=-1))
+        shifted = torch.stack(rows) if rows else logits.new_zeros((0, max(logits.shape[1] - 1, 0)), dtype=torch.float32)
     shifted = torch.where(keep, shifted, torch.zeros_like(shifted))
     return torch.cat([shifted.new_zeros((logits.shape[0], 1)), shifted], dim=1)  # (B, T)
 

@@ -91,3 +91,13 @@ def test_entropy_by_hand():
     )
     expected = torch.tensor([[math.log(4), LN2, -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))]])
     assert_close(entropy_from_logits(logits), expected, atol=1e-6, rtol=0)
+
+
+def test_half_precision_rows_match_the_batched_float32_path():
+    """bf16 logits take the row-by-row upcast path; it must agree with the batched float32 path."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11).to(torch.bfloat16)
+    labels = torch.randint(0, 11, (3, 5))
+    labels[1, 3:] = -100
+    expected = token_logps(logits.float(), labels)
+    torch.testing.assert_close(token_logps(logits, labels), expected, atol=1e-6, rtol=0)
