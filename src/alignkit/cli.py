@@ -1,4 +1,4 @@
-"""The ``alignkit`` command: ``alignkit train|data|demo|toyworld ... --config file.yaml key=value ...``.
+"""The ``alignkit`` command: ``alignkit train|data|demo|toyworld|export ... --config file.yaml key=value ...``.
 
 Every ``train`` command is a config dataclass plus a ``train(config)`` function; the CLI only parses,
 validates and reports errors in words a user can act on (exit status 2 for bad input).
@@ -15,6 +15,9 @@ from typing import Any
 # command -> (module, config class). Adding a trainer is one line here plus its module.
 TRAINERS: dict[str, tuple[str, str]] = {
     "sft": ("alignkit.train.sft", "SFTConfig"),
+    "reward": ("alignkit.train.reward", "RewardConfig"),
+    "cost": ("alignkit.train.cost", "CostConfig"),
+    "dpo": ("alignkit.train.dpo", "DPOConfig"),
 }
 
 
@@ -52,6 +55,17 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole loop on the offline toy world")
     demo.add_argument("--out", default="runs/demo", help="run folder for the demo")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo run in --out")
+
+    export = sub.add_parser("export", help="write a LoRA run as a plain Hugging Face checkpoint")
+    export.add_argument(
+        "--merge",
+        required=True,
+        metavar="ADAPTER",
+        help="LoRA run folder, its final/ or a checkpoints/step-N folder: the adapter to merge into its base",
+    )
+    export.add_argument("--out", required=True, help="folder for the merged checkpoint")
+    export.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
     toy = sub.add_parser("toyworld", help="build the offline toy world")
     toy.add_argument("action", choices=["build"])
@@ -113,6 +127,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from alignkit.models.export import ExportError, export_merged
+
+    try:
+        out = export_merged(args.merge, args.out, dtype=args.dtype, overwrite=args.overwrite)
+    except ExportError as exc:
+        print(f"alignkit: export: {exc}", file=sys.stderr)
+        return 2
+    print(f"merged checkpoint written to {out}")
+    return 0
+
+
 def _cmd_toyworld(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -134,7 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "train" or any("=" not in item or item.startswith("-") for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
-    handlers = {"train": _cmd_train, "data": _cmd_data, "demo": _cmd_demo, "toyworld": _cmd_toyworld}
+    handlers = {
+        "train": _cmd_train,
+        "data": _cmd_data,
+        "demo": _cmd_demo,
+        "toyworld": _cmd_toyworld,
+        "export": _cmd_export,
+    }
     try:
         from alignkit.data.errors import DataError
 

@@ -140,12 +140,28 @@ def _doc_of(cls: type, name: str) -> str:
     return field_docs(cls).get(name, "")
 
 
+# Names researchers bring from TRL / transformers: suggested as the alignkit key they mean.
+ALIASES = {
+    "learning_rate": "lr",
+    "per_device_train_batch_size": "micro_batch_size",
+    "batch_size": "micro_batch_size",
+    "gradient_accumulation_steps": "grad_accum_steps",
+    "num_train_epochs": "epochs",
+    "max_seq_length": "max_length",
+    "lr_scheduler_type": "lr_scheduler",
+    "eval_steps": "eval_every",
+    "save_steps": "save_every",
+    "logging_steps": "log_every",
+    "model_name_or_path": "path",
+}
+
+
 def _unknown_key_message(prefix: str, key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-    return (
-        f"unknown config key '{prefix}{key}'{hint}. Valid keys here: {', '.join(prefix + v for v in valid)}"
-    )
+    aliases = {alias: target for alias, target in ALIASES.items() if target in valid}
+    close = difflib.get_close_matches(key, valid + list(aliases), n=1, cutoff=0.5)
+    suggestion = aliases.get(close[0], close[0]) if close else None
+    hint = f"; did you mean '{prefix}{suggestion}'?" if suggestion else ""
+    return f"unknown config key '{prefix}{key}'{hint} Valid keys here: {', '.join(prefix + v for v in valid)}"
 
 
 def _type_name(tp: Any) -> str:
@@ -169,6 +185,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
+        if len(errors) == 1:
+            # ``Section | None``: the section's own message (unknown key 'model.lora.rr', did you mean ...)
+            # says more than "expected LoraConfig or NoneType".
+            raise ConfigError(errors[0])
         allowed = " or ".join(_type_name(a) for a in args)
         raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
     if origin is Literal:

@@ -39,7 +39,9 @@ def losses(run_dir: Path) -> list[float]:
     return [r["loss"] for r in rows if "loss" in r]
 
 
-def run_cli(*args: str, launcher: list[str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, launcher: list[str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run ``alignkit`` in a fresh process (optionally under a launcher such as accelerate launch)."""
     cmd = [*(launcher or [sys.executable]), "-m", "alignkit.cli", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -54,18 +54,26 @@ def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path):
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "alignkit.cli", "train", "sft", "--config", str(SFT_EXAMPLE)]
-    proc = subprocess.Popen([*cmd, *tiny_overrides(killed, *steps)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*cmd, *tiny_overrides(killed, *steps)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     checkpoint = killed / "checkpoints" / "step-000020"
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert checkpoint.exists(), proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no checkpoint"
+    assert checkpoint.exists(), (
+        proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no checkpoint"
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed: the test proves nothing"
+    assert proc.returncode == -signal.SIGKILL, (
+        "the run finished before it could be killed: the test proves nothing"
+    )
     assert not (killed / "final").exists()
 
-    resumed = run_cli("train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(killed, *steps, "run.resume=true"))
+    resumed = run_cli(
+        "train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(killed, *steps, "run.resume=true")
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "continuing from" in resumed.stdout + resumed.stderr
     a, b = losses(full), losses(killed)
@@ -86,7 +94,12 @@ def test_a_run_never_overwrites_an_earlier_one(tmp_path):
 
 def _two_process_run(tmp_path, name, accelerate_config):
     out = tmp_path / name
-    launcher = [str(BIN / "accelerate"), "launch", "--config_file", str(REPO / "examples" / "accelerate" / accelerate_config)]
+    launcher = [
+        str(BIN / "accelerate"),
+        "launch",
+        "--config_file",
+        str(REPO / "examples" / "accelerate" / accelerate_config),
+    ]
     result = run_cli(
         "train", "sft", "--config", str(SFT_EXAMPLE),
         *tiny_overrides(out, "trainer.micro_batch_size=4"),

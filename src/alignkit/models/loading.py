@@ -2,15 +2,19 @@
 
 ``toyworld://`` paths resolve to the offline toy world (built on first use); everything else goes to
 ``from_pretrained`` unchanged, so a config that names ``Qwen/Qwen2.5-7B-Instruct`` takes the same path.
+A local folder holding a LoRA adapter (a LoRA run's ``final/`` or checkpoint) loads as its base with the
+adapter merged in, so a run can start from another run's output whether or not that run used LoRA.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+ADAPTER_CONFIG = "adapter_config.json"
 TOYWORLD_SCHEME = "toyworld://"
 
 
@@ -41,15 +45,74 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
     return tokenizer
 
 
-def load_causal_lm(path: str, *, dtype: str = "float32", trust_remote_code: bool = False) -> Any:
+def adapter_base(path: str) -> str | None:
+    """The base model a local PEFT adapter folder was trained on, or None when ``path`` is no adapter."""
+    config = Path(path) / ADAPTER_CONFIG
+    if not config.is_file():
+        return None
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{config} names no base_model_name_or_path, so its base model cannot be loaded")
+    return str(base)
+
+
+def load_causal_lm(
+    path: str, *, dtype: str = "float32", trust_remote_code: bool = False, quantize: str = "none"
+) -> Any:
+    """A causal LM from a hub name, a local checkpoint, or a local LoRA adapter (merged into its base).
+
+    ``quantize`` ('4bit'/'8bit') loads the weights through bitsandbytes for QLoRA; see
+    ``alignkit.models.lora.quantization_kwargs``.
+    """
     from transformers import AutoModelForCausalLM
 
+    from alignkit.models.lora import quantization_kwargs
+
+    local = resolve_path(path)
+    if Path(local).is_dir():
+        # Absolute, so an adapter trained on this model records a base path valid from any directory.
+        local = str(Path(local).resolve())
+        base = adapter_base(local)
+        if base is not None:
+            return _load_merged_adapter(local, base, dtype, trust_remote_code, quantize)
     return AutoModelForCausalLM.from_pretrained(
-        resolve_path(path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
+        local,
+        dtype=DTYPES[dtype],
+        trust_remote_code=trust_remote_code,
+        **quantization_kwargs(quantize, dtype),
     )
 
 
+def _load_merged_adapter(adapter: str, base: str, dtype: str, trust_remote_code: bool, quantize: str) -> Any:
+    """Base + adapter folded into plain weights: what the adapter's run ended with, as a normal model.
+
+    Merging (rather than training the same adapter further) keeps "the starting model" well defined: a
+    new LoRA run on top gets a fresh adapter and its disabled-adapter reference is this merged model.
+    """
+    if quantize != "none":
+        from alignkit.config import ConfigError
+
+        raise ConfigError(
+            f"model.path={adapter!r} holds a LoRA adapter, which cannot be merged into a {quantize} base "
+            f"without loss. Merge it first (alignkit export --merge {adapter} --out DIR) and set model.path=DIR."
+        )
+    from peft import PeftModel
+
+    # Recursive: the base may itself be an adapter (LoRA DPO on top of a LoRA SFT run).
+    model = PeftModel.from_pretrained(
+        load_causal_lm(base, dtype=dtype, trust_remote_code=trust_remote_code), adapter
+    ).merge_and_unload()
+    # An adapter trained on this model must name this folder (not the original base) as its base.
+    model.name_or_path = adapter
+    model.config.name_or_path = adapter
+    return model
+
+
 def save_pretrained(model: Any, tokenizer: Any, out_dir: Path, state_dict: Any = None) -> None:
-    """HF layout (safetensors + config + tokenizer), loadable with ``from_pretrained``."""
+    """HF layout, loadable with ``from_pretrained``: safetensors + config + tokenizer.
+
+    A LoRA model (``peft.PeftModel``) saves only its adapter; PEFT picks the adapter's tensors out of a
+    full ``state_dict`` (as ``accelerator.get_state_dict`` returns), so trainers need no special case.
+    """
     model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

@@ -13,6 +13,31 @@ from alignkit.config import check
 
 
 @dataclass
+class LoraConfig:
+    r: int = 16
+    """Rank of each adapter's update B @ A; trainable parameters grow linearly with it."""
+    alpha: int = 32
+    """Scale of the update: the adapter adds (alpha / r) * B @ A to each targeted weight."""
+    dropout: float = 0.05
+    """Dropout on the adapter's input during training (the frozen base path has none added)."""
+    target_modules: str | list[str] = "all-linear"
+    """Layers that get adapters: 'all-linear' (every linear layer but the output head) or names, e.g. [q_proj, v_proj]."""
+    quantize: Literal["none", "4bit", "8bit"] = "none"
+    """Load the frozen base in 4-bit NF4 (QLoRA) or 8-bit via bitsandbytes; needs a CUDA GPU and `pip install bitsandbytes`."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.r > 0, f"{prefix}r", self.r, "a positive integer")
+        check(self.alpha > 0, f"{prefix}alpha", self.alpha, "a positive integer")
+        check(0 <= self.dropout < 1, f"{prefix}dropout", self.dropout, "a number in [0, 1)")
+        check(
+            bool(self.target_modules),
+            f"{prefix}target_modules",
+            self.target_modules,
+            "'all-linear' or a non-empty list of module names",
+        )
+
+
+@dataclass
 class ModelConfig:
     path: str = "toyworld://models/tiny"
     """Model to start from: a hub name, a local folder, or a toyworld:// path (built offline on first use)."""
@@ -24,6 +49,9 @@ class ModelConfig:
     """Recompute activations in the backward pass: less memory, about 30% more compute."""
     trust_remote_code: bool = False
     """Allow model code from the hub repository (only for models you trust)."""
+    lora: LoraConfig | None = None
+    """Train a LoRA adapter on the frozen model instead of every weight (None: full fine-tuning).
+    Set any key to turn it on (model.lora.r=16), or model.lora={} for the defaults."""
 
 
 @dataclass

@@ -20,7 +20,8 @@ from alignkit.data.collate import collate_lm
 from alignkit.data.render import render_conversation
 from alignkit.losses.logprobs import label_mask, token_logps
 from alignkit.losses.sft import sft_loss
-from alignkit.models.loading import load_causal_lm, load_tokenizer, save_pretrained
+from alignkit.models.loading import load_tokenizer, save_pretrained
+from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.train.common import (
     DataReport,
     make_accelerator,
@@ -84,12 +85,8 @@ def train(config: SFTConfig) -> LoopResult:
         report.save(run_dir)
         accelerator.print(report.summary())
 
-    model = load_causal_lm(
-        config.model.path, dtype=config.model.dtype, trust_remote_code=config.model.trust_remote_code
-    )
-    if config.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
+    model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
+    accelerator.print(trainable_summary(model))
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
         lr=config.trainer.lr,
@@ -113,7 +110,7 @@ def train(config: SFTConfig) -> LoopResult:
         loss_fn=sft_loss_sum,
         cfg=config.trainer,
         run_dir=run_dir,
-        save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),
+        save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),  # adapter only with LoRA
         plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"]},
         resume=config.run.resume,
         tensorboard=config.run.tensorboard,
