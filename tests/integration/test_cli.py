@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from sft_helpers import SFT_EXAMPLE, REPO, run_cli, tiny_overrides
+from sft_helpers import REPO, SFT_EXAMPLE, run_cli, tiny_overrides
 
 pytestmark = pytest.mark.integration
 

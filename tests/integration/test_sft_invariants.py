@@ -15,10 +15,9 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+from sft_helpers import BIN, REPO, SFT_EXAMPLE, losses, run_cli, tiny_config, tiny_overrides
 
 from alignkit.train.sft import train
-
-from sft_helpers import BIN, REPO, SFT_EXAMPLE, losses, run_cli, tiny_config, tiny_overrides
 
 pytestmark = pytest.mark.integration
 
