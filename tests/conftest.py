@@ -19,3 +19,20 @@ def pytest_configure(config):  # noqa: ARG001 - pytest hook signature
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest  # noqa: E402 - after the environment is set up above
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """``alignkit demo`` run once per test session: its stages double as trained toy-world models."""
+    from alignkit.demo import run_demo
+
+    return run_demo(tmp_path_factory.mktemp("demo") / "demo")
+
+
+@pytest.fixture(scope="session")
+def sft_policy(demo_run):
+    """The toy world's SFT policy (HF folder), trained by the demo from random init."""
+    return demo_run.out_dir / "sft" / "final"

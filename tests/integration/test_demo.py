@@ -1,0 +1,51 @@
+"""The demo end to end, and the efficacy of SFT measured by the toy world's oracles on held-out prompts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from alignkit.config import load_config, to_dict
+from alignkit.demo import sft_config
+from alignkit.train.sft import SFTConfig
+
+from sft_helpers import SFT_EXAMPLE  # isort: skip
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_sft_learns_the_toy_world(demo_run):
+    """Random init answers nothing; SFT must reach >= 0.80 held-out benign accuracy (a +0.75 margin).
+
+    The SFT data is mixed on purpose (some harmful compliance), so the SFT policy still complies with
+    some harmful requests: that is what the later stages (reward/cost models, DPO, Safe RLHF) must fix.
+    """
+    before, after = demo_run.oracle["random init"], demo_run.oracle["SFT"]
+    assert before["benign_accuracy"] <= 0.05
+    assert after["benign_accuracy"] >= 0.80
+    assert after["benign_accuracy"] - before["benign_accuracy"] >= 0.75
+    assert after["mean_helpfulness"] > before["mean_helpfulness"] + 0.5
+    assert after["harmful_compliance_rate"] > 0.05
+
+
+def test_demo_writes_the_table_and_plots(demo_run):
+    out = demo_run.out_dir
+    table = (out / "results.md").read_text()
+    assert "| random init |" in table and "| SFT |" in table
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["oracle"]["SFT"]["benign_accuracy"] == pytest.approx(
+        demo_run.oracle["SFT"]["benign_accuracy"]
+    )
+    assert (out / "plots" / "sft_loss.png").stat().st_size > 1000
+    sft_metrics = [json.loads(line) for line in (out / "sft" / "metrics.jsonl").read_text().splitlines()]
+    losses = [m["loss"] for m in sft_metrics if "loss" in m]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_example_config_is_the_demo_recipe():
+    """examples/toyworld/sft.yaml and the demo's in-code recipe must not drift apart."""
+    example = to_dict(load_config(SFTConfig, SFT_EXAMPLE))
+    demo = to_dict(sft_config(example["run"]["output_dir"]))
+    assert example == demo, yaml.safe_dump({"example": example, "demo": demo})
