@@ -78,6 +78,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
         raise ConfigError(_unknown_key_message(prefix, key, sorted(fields)))
     kwargs = {}
     for name, value in data.items():
+        default = _default_of(fields[name])
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(default):
+            # A partial section (`data.max_length=64`) overrides the command's own default section,
+            # not a blank one: SFT's default data.train must survive an override of data.max_length.
+            value = _deep_merge(to_dict(default), value)
         kwargs[name] = _coerce(value, hints[name], f"{prefix}{name}")
     missing = [
         name
@@ -134,6 +139,22 @@ def field_docs(cls: type) -> dict[str, str]:
         ):
             docs[node.target.id] = " ".join(after.value.value.split())
     return docs
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _doc_of(cls: type, name: str) -> str:

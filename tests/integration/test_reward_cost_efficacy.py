@@ -96,6 +96,7 @@ def test_cost_model_signs_match_the_harm_oracle(tmp_path):
     )
     assert trained["cost/sign_accuracy"] >= 0.90
     assert trained["cost/sign_accuracy"] > untrained["cost/sign_accuracy"] + 0.2
-    assert trained["cost/unsafe"] > 0 > trained["cost/safe"]
+    # Both sides of zero are right, not just the majority (most responses in the data are safe).
+    assert trained["cost/unsafe_recall"] >= 0.9 and trained["cost/safe_recall"] >= 0.9
     final_eval = result.history[-1]
     assert final_eval["eval/cost/sign_accuracy"] == pytest.approx(trained["cost/sign_accuracy"], abs=1e-6)

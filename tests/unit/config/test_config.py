@@ -77,3 +77,12 @@ def test_every_field_is_documented():
 
         assert set(docs) == {f.name for f in dataclasses.fields(cls)}, cls
         assert all(docs.values())
+
+
+def test_a_partial_section_keeps_the_commands_own_defaults():
+    """`data.max_length=64` alone must not wipe SFT's default data.train (a blank DatasetConfig)."""
+    cfg = load_config(SFTConfig, None, ["data.max_length=64", "trainer.lr=1e-3"])
+    assert cfg.data.max_length == 64
+    assert cfg.data.train.source == SFTConfig().data.train.source != ""
+    assert cfg.trainer.lr == pytest.approx(1e-3)
+    assert cfg.run.output_dir == SFTConfig().run.output_dir

@@ -1,0 +1,211 @@
+"""Held-out preference accuracy of a trained judge (``alignkit eval preference``).
+
+For each kind of judge, an evaluator scores every held-out pair and returns metrics plus the score
+distributions worth looking at; ``run`` writes them as ``report.json`` and ``scores.png`` in a run
+folder. Kinds:
+
+- ``reward``: accuracy = fraction of pairs with ``s(chosen) > s(rejected)`` (SafetyPreference pairs
+  are ranked by helpfulness); the plot is the histogram of margins ``s_w - s_l``.
+- ``cost``: pairwise accuracy (``c(less safe) > c(safer)``) and sign accuracy (``c > 0`` exactly for
+  the responses labelled unsafe); the plot is the cost histogram of safe vs unsafe responses.
+
+Extension point: a new kind (e.g. a DPO policy's implicit reward ``beta * log pi/pi_ref``) is one
+function with the ``Evaluator`` signature registered in ``EVALUATORS`` and its name added to
+``PreferenceEvalConfig.kind``; it may add its own config fields (reference model, beta).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from alignkit.config import check
+from alignkit.score.pairs import PairSpec, preference_pairs, safety_pairs
+from alignkit.train.sections import DatasetConfig, ModelConfig
+
+
+@dataclass
+class PreferenceEvalConfig:
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(path=""))
+    """The judge to evaluate: the final/ folder of `alignkit train reward` or `alignkit train cost`."""
+    kind: Literal["reward", "cost"] = "reward"
+    """What the model is: a reward model (helpfulness ranking) or a cost model (safety ranking and signs)."""
+    data: DatasetConfig = field(
+        default_factory=lambda: DatasetConfig(
+            source="toyworld://data/safe_pref", template="pku-saferlhf", split="test"
+        )
+    )
+    """Held-out pairs: Preference or SafetyPreference records (SafetyPreference for a cost model)."""
+    max_length: int = 512
+    """Longest tokenized prompt + response; use the value the model was trained with."""
+    batch_size: int = 32
+    """Rows per forward pass."""
+    output_dir: str = "runs/eval-preference"
+    """Run folder for config.yaml, report.json and scores.png."""
+    overwrite: bool = False
+    """Replace an existing run folder of the same name."""
+
+    def validate(self, prefix: str) -> None:
+        check(bool(self.model.path), f"{prefix}model.path", self.model.path, "the folder of a trained model")
+        check(self.max_length > 0, f"{prefix}max_length", self.max_length, "a positive integer")
+        check(self.batch_size > 0, f"{prefix}batch_size", self.batch_size, "a positive integer")
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    """Scalar results, written to report.json."""
+    histograms: dict[str, list[float]]
+    """Named score samples drawn as overlaid histograms in scores.png."""
+    xlabel: str
+    """What the histograms' x axis is."""
+
+
+Evaluator = Callable[[PreferenceEvalConfig, Sequence[Any]], EvalResult]
+
+
+def _scorer(config: PreferenceEvalConfig) -> Any:
+    from alignkit.score.score_model import ScoreModelScorer
+
+    scorer = ScoreModelScorer(
+        config.model.path,
+        dtype=config.model.dtype,
+        max_length=config.max_length,
+        batch_size=config.batch_size,
+        trust_remote_code=config.model.trust_remote_code,
+    )
+    if scorer.kind != config.kind:
+        raise ValueError(
+            f"{config.model.path!r} is a {scorer.kind} model, but kind={config.kind!r} was asked"
+        )
+    return scorer
+
+
+def _score_pairs(scorer: Any, pairs: Sequence[PairSpec]) -> tuple[torch.Tensor, torch.Tensor]:
+    prompts = [p.prompt for p in pairs]
+    return scorer.score(prompts, [p.first for p in pairs]), scorer.score(prompts, [p.second for p in pairs])
+
+
+def evaluate_reward(config: PreferenceEvalConfig, records: Sequence[Any]) -> EvalResult:
+    chosen, rejected = _score_pairs(_scorer(config), preference_pairs(records, config.data.source))
+    margins = chosen - rejected
+    return EvalResult(
+        metrics={
+            "rewards/accuracy": (margins > 0).float().mean().item(),
+            "rewards/chosen": chosen.mean().item(),
+            "rewards/rejected": rejected.mean().item(),
+            "rewards/margin": margins.mean().item(),
+            "n_pairs": float(len(margins)),
+        },
+        histograms={"s(chosen) - s(rejected)": margins.tolist()},
+        xlabel="reward margin",
+    )
+
+
+def evaluate_cost(config: PreferenceEvalConfig, records: Sequence[Any]) -> EvalResult:
+    pairs = safety_pairs(records, config.data.source)
+    unsafe, safe = _score_pairs(_scorer(config), pairs)
+    costs = torch.cat([unsafe, safe])  # (2N,)
+    signs = torch.tensor([p.first_sign for p in pairs] + [p.second_sign for p in pairs])  # +1 unsafe
+    labelled_unsafe = signs > 0
+    return EvalResult(
+        metrics={
+            "cost/accuracy": (unsafe > safe).float().mean().item(),
+            "cost/sign_accuracy": ((costs > 0) == labelled_unsafe).float().mean().item(),
+            "cost/unsafe_recall": (costs[labelled_unsafe] > 0).float().mean().item(),
+            "cost/safe_recall": (costs[~labelled_unsafe] <= 0).float().mean().item(),
+            "cost/unsafe": unsafe.mean().item(),
+            "cost/safe": safe.mean().item(),
+            "n_pairs": float(len(pairs)),
+            "n_unsafe_responses": float(labelled_unsafe.sum()),
+        },
+        histograms={
+            "labelled safe": costs[~labelled_unsafe].tolist(),
+            "labelled unsafe": costs[labelled_unsafe].tolist(),
+        },
+        xlabel="cost (c > 0 means unsafe)",
+    )
+
+
+EVALUATORS: dict[str, Evaluator] = {"reward": evaluate_reward, "cost": evaluate_cost}
+"""kind -> evaluator; the extension point for new kinds of judges (see the module docstring)."""
+
+
+def plot_histograms(histograms: Mapping[str, list[float]], xlabel: str, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for name, values in histograms.items():
+        if values:
+            ax.hist(values, bins=40, alpha=0.6, label=f"{name} (n={len(values)})")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(config: PreferenceEvalConfig) -> dict[str, Any]:
+    """Evaluate as configured; returns (and writes to report.json) the report."""
+    from alignkit.config import dump_yaml
+    from alignkit.data import load_records
+    from alignkit.models.loading import resolve_path
+    from alignkit.runs import prepare_run_dir, write_json
+
+    out = prepare_run_dir(config.output_dir, overwrite=config.overwrite, resume=False)
+    (out / "config.yaml").write_text(dump_yaml(config))
+    ds = config.data
+    loaded = load_records(
+        resolve_path(ds.source), ds.template, split=ds.split, column_map=ds.column_map or None
+    )
+    records = list(loaded.records)[: ds.max_rows]
+    result = EVALUATORS[config.kind](config, records)
+    report = {
+        "kind": config.kind,
+        "model": config.model.path,
+        "data": {"source": ds.source, "template": ds.template, "split": ds.split},
+        "metrics": result.metrics,
+    }
+    write_json(out / "report.json", report)
+    plot_histograms(
+        result.histograms, result.xlabel, f"{config.kind}: {ds.source} [{ds.split}]", out / "scores.png"
+    )
+    return report
+
+
+def evaluate_preference(
+    model_path: str,
+    source: str,
+    template: str,
+    split: str = "test",
+    kind: str = "reward",
+    *,
+    output_dir: str = "runs/eval-preference",
+    max_length: int = 512,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Held-out accuracy of the model in ``model_path`` on ``source``; see ``run`` for what is written."""
+    from alignkit.config import from_dict
+
+    config = from_dict(
+        PreferenceEvalConfig,
+        {
+            "model": {"path": model_path},
+            "kind": kind,
+            "data": {"source": source, "template": template, "split": split},
+            "max_length": max_length,
+            "output_dir": output_dir,
+            "overwrite": overwrite,
+        },
+    )
+    return run(config)

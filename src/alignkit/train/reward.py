@@ -1,0 +1,73 @@
+"""Reward model training (``alignkit train reward``): Bradley-Terry on pairwise preferences.
+
+    L = -log sigma(s(x, y_w) - s(x, y_l)) + eta * (s_w^2 + s_l^2) / 2      (InstructGPT eq. 1)
+
+``s`` is a bias-free linear head on the backbone's hidden state at the response's last labelled token
+(``alignkit.models.score_model``). Records are ``Preference`` pairs, or PKU-SafeRLHF ``SafetyPreference``
+pairs ranked by helpfulness (``better_response_id``), as Safe RLHF trains its reward model; the
+safety ranking is the cost model's (``cost.py``). ``score_reg`` (eta) keeps scores near zero so they
+stay on a usable scale as PPO rewards (0.001 in align-anything's rm.yaml; 0 = plain Bradley-Terry).
+
+Logged: ``loss``, ``rewards/accuracy`` (fraction of pairs with ``s_w > s_l``), ``rewards/chosen``,
+``rewards/rejected``, ``rewards/margin``, and the same under ``eval/`` for the held-out split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from alignkit.config import check
+from alignkit.losses.reward import bradley_terry_loss
+from alignkit.score.pairs import preference_pairs
+from alignkit.train.engine import LoopResult, LossOutput
+from alignkit.train.score_training import ScoreLossFn, metric_sums, toyworld_safe_pref, train_score_model
+from alignkit.train.sections import DataConfig, ModelConfig, RunConfig, TrainerConfig
+
+
+@dataclass
+class RewardConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Backbone to start from: a causal LM (usually the SFT policy) or an earlier score model."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(train=toyworld_safe_pref("train"), eval=toyworld_safe_pref("test"))
+    )
+    """Preference or SafetyPreference pairs (SafetyPreference is ranked by helpfulness)."""
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(lr=2e-5))
+    """The optimisation loop (one unit = one pair)."""
+    run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/reward"))
+    """Where results go; the model is saved in <output_dir>/final."""
+    score_reg: float = 0.0
+    """eta: weight of the score regulariser eta * (s_w^2 + s_l^2) / 2 (align-anything uses 0.001)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.score_reg >= 0, f"{prefix}score_reg", self.score_reg, "a number >= 0")
+
+
+def reward_loss(score_reg: float) -> ScoreLossFn:
+    """The Bradley-Terry loss summed over pairs, with the ``rewards/*`` metrics as sums (signs unused)."""
+
+    def loss(chosen: torch.Tensor, rejected: torch.Tensor, signs: torch.Tensor) -> LossOutput:
+        out = bradley_terry_loss(chosen, rejected, score_reg)
+        return LossOutput(out.losses.sum(), metric_sums(out.metrics(), chosen.shape[0]))
+
+    return loss
+
+
+def train(config: RewardConfig) -> LoopResult:
+    """Train a reward model as configured: the same call ``alignkit train reward`` makes."""
+    return train_score_model(
+        kind="reward",
+        model=config.model,
+        data=config.data,
+        trainer=config.trainer,
+        run=config.run,
+        config=config,
+        to_pairs=preference_pairs,
+        loss=reward_loss(config.score_reg),
+        plot_groups={
+            "accuracy": ["rewards/accuracy", "eval/rewards/accuracy"],
+            "rewards": ["rewards/chosen", "rewards/rejected", "rewards/margin", "eval/rewards/margin"],
+        },
+    )

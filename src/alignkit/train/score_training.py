@@ -1,0 +1,178 @@
+"""What reward and cost model training share: pairs of scored sequences, one forward, the run itself.
+
+A trainer (``reward.py``, ``cost.py``) says only how a record becomes a ``PairSpec`` and which loss to
+apply to the two ``(B,)`` score vectors; reading data, tokenising, batching and the loop live here.
+
+- **One forward per micro-batch.** The B first and B second responses of a micro-batch are stacked
+  into one ``(2B, T)`` batch (firsts, then seconds), which halves the Python/kernel overhead and lets
+  both sides see identical padding and dropout state.
+- **The loss unit is a pair.** ``count_pairs`` tells the engine so, and the loss returns the *sum* over
+  pairs, so accumulation and multiple processes average over the optimizer step's pairs exactly.
+- **Each row ends at its scored token** (see ``alignkit.models.score_model``); a pair whose prompt
+  leaves no response token within ``data.max_length`` is dropped and counted in the data report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alignkit.data.render import TokenizedExample
+from alignkit.models.score_model import (
+    ScoreKind,
+    collate_scores,
+    new_score_model,
+    score_example,
+    sequence_scores,
+)
+from alignkit.score.pairs import PairSpec
+from alignkit.train.common import DataReport, make_accelerator, read_records, start_run
+from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop, configure_deepspeed
+from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
+
+
+def toyworld_safe_pref(split: str) -> DatasetConfig:
+    """The toy world's PKU-SafeRLHF-schema pairs: the default data of both score-model trainers."""
+    return DatasetConfig(source="toyworld://data/safe_pref", template="pku-saferlhf", split=split)
+
+
+@dataclass(frozen=True)
+class ScoredPair:
+    """A tokenized ``PairSpec``: both rows cut after their scored token."""
+
+    first: TokenizedExample
+    second: TokenizedExample
+    first_sign: int = 0
+    second_sign: int = 0
+
+
+def tokenize_pairs(
+    specs: Sequence[PairSpec], tokenizer: Any, max_length: int
+) -> tuple[list[ScoredPair], int, int]:
+    """(pairs, how many had a row truncated, how many were dropped because no response token fit)."""
+    pairs, truncated, dropped = [], 0, 0
+    for spec in specs:
+        first = score_example(tokenizer, spec.prompt, spec.first, max_length)
+        second = score_example(tokenizer, spec.prompt, spec.second, max_length)
+        if first is None or second is None:
+            dropped += 1
+            continue
+        truncated += first.truncated or second.truncated
+        pairs.append(ScoredPair(first, second, spec.first_sign, spec.second_sign))
+    return pairs, truncated, dropped
+
+
+def collate_pairs(pairs: Sequence[ScoredPair], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """``input_ids``/``attention_mask`` (2B, T): rows 0..B-1 are the firsts, B..2B-1 the seconds;
+    ``signs`` (2B,) in the same order."""
+    batch = collate_scores([p.first for p in pairs] + [p.second for p in pairs], pad_token_id)
+    batch["signs"] = torch.tensor([p.first_sign for p in pairs] + [p.second_sign for p in pairs])
+    return batch
+
+
+def count_pairs(batch: Mapping[str, torch.Tensor]) -> int:
+    return batch["input_ids"].shape[0] // 2
+
+
+def pair_scores(
+    model: torch.nn.Module, batch: Mapping[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) scores of the firsts and (B,) of the seconds, from one forward over all 2B rows."""
+    # float32 for the loss: under bf16 autocast the head's output is bf16, too coarse for log-sigmoid margins.
+    scores = sequence_scores(model, batch["input_ids"], batch["attention_mask"]).float()  # (2B,)
+    half = scores.shape[0] // 2
+    return scores[:half], scores[half:]
+
+
+def metric_sums(metric_means: Mapping[str, torch.Tensor], num_pairs: int) -> dict[str, torch.Tensor]:
+    """The losses' NamedTuples report batch means; the engine wants sums over the micro-batch's pairs."""
+    return {k: v.detach() * num_pairs for k, v in metric_means.items()}
+
+
+ScoreLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], LossOutput]
+"""(first scores (B,), second scores (B,), signs (2B,)) -> summed loss and metric sums."""
+
+
+def train_score_model(
+    *,
+    kind: ScoreKind,
+    model: ModelConfig,
+    data: DataConfig,
+    trainer: TrainerConfig,
+    run: RunConfig,
+    config: Any,
+    to_pairs: Callable[[Sequence[Any], str], list[PairSpec]],
+    loss: ScoreLossFn,
+    plot_groups: Mapping[str, list[str]],
+) -> LoopResult:
+    """Train a ``kind`` score model; ``to_pairs(records, source)`` validates and orders the records."""
+    from alignkit.models.loading import load_tokenizer, save_pretrained
+
+    accelerator = make_accelerator(trainer)
+    run_dir = start_run(run, config, accelerator)
+    tokenizer = load_tokenizer(model.tokenizer or model.path, trust_remote_code=model.trust_remote_code)
+    score_model = new_score_model(
+        model.path, tokenizer, kind, dtype=model.dtype, trust_remote_code=model.trust_remote_code
+    )
+    pad_id = score_model.config.pad_token_id
+
+    report = DataReport()
+    splits = {"train": data.train, **({"eval": data.eval} if data.eval else {})}
+    tokenized: dict[str, list[ScoredPair]] = {}
+    dropped: dict[str, int] = {}
+    for name, ds in splits.items():
+        specs = to_pairs(read_records(ds, data, report, name), f"{ds.source} (template {ds.template})")
+        tokenized[name], report.truncated[name], dropped[name] = tokenize_pairs(
+            specs, tokenizer, data.max_length
+        )
+    if accelerator.is_main_process:
+        report.save(run_dir)
+        accelerator.print(report.summary())
+        for name, n in dropped.items():
+            if n:
+                accelerator.print(
+                    f"dropped {n} {name} pairs whose prompt leaves no response token in max_length"
+                )
+
+    if model.gradient_checkpointing:
+        score_model.gradient_checkpointing_enable()
+        score_model.config.use_cache = False
+    optimizer = torch.optim.AdamW(
+        [p for p in score_model.parameters() if p.requires_grad],
+        lr=trainer.lr,
+        betas=tuple(trainer.adam_betas),
+        weight_decay=trainer.weight_decay,
+    )
+    configure_deepspeed(accelerator, trainer)
+    score_model, optimizer = accelerator.prepare(score_model, optimizer)
+
+    def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
+        first, second = pair_scores(m, batch)
+        return loss(first, second, batch["signs"])
+
+    loop = TrainLoop(
+        accelerator=accelerator,
+        model=score_model,
+        optimizer=optimizer,
+        data=LoopData(
+            train=tokenized["train"],
+            eval=tokenized.get("eval", ()),
+            collate=lambda pairs: collate_pairs(pairs, pad_id),
+            count_units=count_pairs,
+        ),
+        loss_fn=loss_fn,
+        cfg=trainer,
+        run_dir=run_dir,
+        save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),
+        plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"], **plot_groups},
+        resume=run.resume,
+        tensorboard=run.tensorboard,
+        progress=run.progress,
+    )
+    result = loop.run()
+    accelerator.print(f"{kind} model done: {result.global_step} steps; model in {Path(run_dir) / 'final'}")
+    return result
