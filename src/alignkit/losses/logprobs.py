@@ -55,7 +55,11 @@ def token_logps(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Ten
             row_logits = row_logits.float()  # (T-1, V)
             picked = row_logits.gather(-1, row_targets.unsqueeze(-1)).squeeze(-1)  # (T-1,)
             rows.append(picked - torch.logsumexp(row_logits, dim=-1))
-        shifted = torch.stack(rows) if rows else logits.new_zeros((0, max(logits.shape[1] - 1, 0)), dtype=torch.float32)
+        shifted = (
+            torch.stack(rows)
+            if rows
+            else logits.new_zeros((0, max(logits.shape[1] - 1, 0)), dtype=torch.float32)
+        )
     shifted = torch.where(keep, shifted, torch.zeros_like(shifted))
     return torch.cat([shifted.new_zeros((logits.shape[0], 1)), shifted], dim=1)  # (B, T)
 
