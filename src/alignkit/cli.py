@@ -21,9 +21,20 @@ TRAINERS: dict[str, tuple[str, str]] = {
 }
 
 
+# evaluation -> (module, config class); the module's ``run(config)`` does the work.
+EVALUATIONS: dict[str, tuple[str, str]] = {
+    "preference": ("alignkit.eval.preference", "PreferenceEvalConfig"),
+}
+
+
 def _trainer(name: str) -> tuple[type, Any]:
     module = importlib.import_module(TRAINERS[name][0])
     return getattr(module, TRAINERS[name][1]), module.train
+
+
+def _evaluation(name: str) -> tuple[type, Any]:
+    module = importlib.import_module(EVALUATIONS[name][0])
+    return getattr(module, EVALUATIONS[name][1]), module.run
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -37,6 +48,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "--show-config", action="store_true", help="print the resolved config and every key's doc"
     )
     train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.lr=3e-4")
+
+    evaluate = sub.add_parser("eval", help="evaluate a model; writes report.json and plots")
+    evaluate.add_argument("evaluation", choices=sorted(EVALUATIONS))
+    evaluate.add_argument("--config", help="YAML config file")
+    evaluate.add_argument(
+        "--show-config", action="store_true", help="print the resolved config and every key's doc"
+    )
+    evaluate.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.path=runs/reward/final")
 
     data = sub.add_parser("data", help="inspect and validate datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -88,16 +107,23 @@ def _print_config(config: Any, prefix: str = "") -> None:
             print(f"{prefix}{f.name}: {value!r}  # {docs.get(f.name, '')}")
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _run_configured(config_cls: type, fn: Any, args: argparse.Namespace) -> int:
     from alignkit.config import load_config
 
-    config_cls, train_fn = _trainer(args.algorithm)
     config = load_config(config_cls, args.config, args.overrides)
     if args.show_config:
         _print_config(config)
         return 0
-    train_fn(config)
+    fn(config)
     return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    return _run_configured(*_trainer(args.algorithm), args)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    return _run_configured(*_evaluation(args.evaluation), args)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -157,11 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Overrides may come before or after --config; argparse leaves the later ones over, so collect them.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if args.command != "train" or any("=" not in item or item.startswith("-") for item in extra):
+        if args.command not in ("train", "eval") or any(
+            "=" not in item or item.startswith("-") for item in extra
+        ):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
     handlers = {
         "train": _cmd_train,
+        "eval": _cmd_eval,
         "data": _cmd_data,
         "demo": _cmd_demo,
         "toyworld": _cmd_toyworld,
