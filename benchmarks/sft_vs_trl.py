@@ -1,0 +1,582 @@
+"""Time alignkit's SFT loop against TRL's ``SFTTrainer`` on the same model, data and settings.
+
+    .venv/bin/python benchmarks/sft_vs_trl.py --steps 100 --repeats 3
+    python benchmarks/sft_vs_trl.py --model Qwen/Qwen2.5-0.5B-Instruct \
+        --data HuggingFaceH4/ultrachat_200k --split train_sft --max-length 1024 --micro-batch 8 --lr 1e-5
+
+Both trainers run in this one process, alternating (alignkit, TRL, alignkit, TRL, ...) after one short
+warm-up run of each, and the report gives the median over the repeats. What is held equal, and why:
+
+- **Same examples in the same order.** alignkit's data order is a pure function of (seed, step)
+  (``engine.global_batch_indices``), so we compute it here and hand TRL a dataset already in that order
+  with a sequential sampler. TRL tokenizes the messages itself (``assistant_only_loss=True`` through the
+  chat template's ``{% generation %}`` tags); we then check its input ids and labels against alignkit's,
+  example by example, so "same batches" is verified rather than assumed.
+- **Same optimisation.** fp32 weights, no autocast, no gradient checkpointing (TRL defaults to bf16 and
+  checkpointing: both are switched off), micro-batch x 1 accumulation, constant LR without warm-up, the
+  same clipping, and the *same optimizer implementation*: TRL gets a ``torch.optim.AdamW`` built exactly
+  as alignkit builds its own (TRL's default would be the fused AdamW; ``--trl-default-optim`` uses it).
+- **Same bookkeeping.** Both log every step (alignkit's ``log_every=1`` default; TRL ``logging_steps=1``),
+  neither evaluates, neither saves inside the timed region, and neither prints per step (no progress bars;
+  TRL's stdout printer callback is removed, alignkit's TensorBoard is off).
+
+What is timed: optimizer steps 2..N of each run (the first step carries one-off costs such as lazy
+allocation of the optimizer state). For alignkit this is ``elapsed_s`` of step N minus that of step 1
+from ``metrics.jsonl``; for TRL the same interval from ``on_step_end`` callbacks. Both include batch
+collation and host-device copies; neither includes tokenization, model loading or alignkit's final save.
+The wall time of the whole call (set-up and save included) is reported too, for context, and so is the
+process CPU time per step (``time.process_time`` at the same points, all threads): on a shared, loaded host
+wall-clock throughput swings with the neighbours, CPU time much less, so compare both.
+
+Memory: on CUDA, ``torch.cuda.max_memory_allocated`` over the call (reset just before it). On CPU, the
+growth of the process's resident set: a background thread samples ``/proc/self/statm`` every few ms and
+we report peak RSS minus the RSS just before the call, measured after ``gc.collect()`` and
+``malloc_trim(0)`` so memory freed by the previous run is handed back to the OS first. It counts
+everything the call allocates (Python objects, the tokenized data, weights, optimizer state, activations),
+not only torch tensors, and an allocator that keeps freed pages can understate later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# ------------------------------------------------------------------------------------------------ memory
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def _release_freed_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    # glibc keeps freed heap pages; hand them back so the next baseline is honest
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class MemoryMeter:
+    """Peak memory of one call: CUDA allocations if there is a GPU, and host RSS growth always."""
+
+    def __init__(self, interval_s: float = 0.005) -> None:
+        self.interval_s = interval_s
+        self.cuda = torch.cuda.is_available()
+        self._stop = threading.Event()
+        self.rss_base = self.rss_peak = 0
+        self.cuda_base = self.cuda_peak = 0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            rss = _rss_bytes()
+            if rss is not None and rss > self.rss_peak:
+                self.rss_peak = rss
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> MemoryMeter:
+        _release_freed_memory()
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.cuda_base = torch.cuda.memory_allocated()
+        self.rss_base = self.rss_peak = _rss_bytes() or 0
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.cuda_peak = torch.cuda.max_memory_allocated()
+
+    def report(self) -> dict[str, float]:
+        mib = 2**20
+        out = {"rss_growth_mib": (self.rss_peak - self.rss_base) / mib, "rss_base_mib": self.rss_base / mib}
+        if self.cuda:
+            out.update(
+                cuda_peak_mib=self.cuda_peak / mib,
+                cuda_peak_growth_mib=(self.cuda_peak - self.cuda_base) / mib,
+            )
+        return out
+
+
+# -------------------------------------------------------------------------------------------------- data
+@dataclass
+class Workload:
+    """The examples both trainers see, in alignkit's order, and the token counts of every step."""
+
+    messages: list[list[dict[str, Any]]]
+    """Row k is the conversation of example k in step order (step s holds rows s*B .. s*B+B-1)."""
+    input_ids: list[list[int]]
+    labels: list[list[int]]
+    loss_tokens: list[int] = field(default_factory=list)
+    """Per step: tokens that carry loss (labels shifted by one, as both losses count them)."""
+    total_tokens: list[int] = field(default_factory=list)
+    """Per step: non-padding tokens."""
+    padded_tokens: list[int] = field(default_factory=list)
+    """Per step: batch x longest row, what the model actually computes on."""
+    truncated: int = 0
+    dropped_no_loss: int = 0
+    num_examples: int = 0
+
+
+def build_workload(args: argparse.Namespace, steps: int) -> Workload:
+    """Read and tokenize the data exactly as ``alignkit.train.sft.train`` does, then lay it out in step order."""
+    from alignkit.data.render import IGNORE_INDEX, chat_dicts, render_conversation
+    from alignkit.models.loading import load_tokenizer
+    from alignkit.train.common import DataReport, read_records
+    from alignkit.train.engine import global_batch_indices
+    from alignkit.train.sections import DataConfig, DatasetConfig
+
+    tokenizer = load_tokenizer(args.model)
+    ds = DatasetConfig(source=args.data, template=args.template, split=args.split)
+    records = read_records(ds, DataConfig(train=ds, max_length=args.max_length), DataReport(), "train")
+    rendered = [render_conversation(tokenizer, r.messages, args.max_length) for r in records]
+    kept = [(r, e) for r, e in zip(records, rendered, strict=True) if e.num_loss_tokens > 0]
+    work = Workload(
+        messages=[],
+        input_ids=[],
+        labels=[],
+        truncated=sum(e.truncated for e in rendered),
+        dropped_no_loss=len(records) - len(kept),
+        num_examples=len(kept),
+    )
+    for step in range(steps):
+        batch = [kept[i] for i in global_batch_indices(len(kept), args.micro_batch, step, args.seed)]
+        for record, example in batch:
+            work.messages.append(chat_dicts(record.messages))
+            work.input_ids.append(list(example.input_ids))
+            work.labels.append(list(example.labels))
+        examples = [e for _, e in batch]
+        work.loss_tokens.append(sum(sum(t != IGNORE_INDEX for t in e.labels[1:]) for e in examples))
+        work.total_tokens.append(sum(len(e.input_ids) for e in examples))
+        work.padded_tokens.append(len(examples) * max(len(e.input_ids) for e in examples))
+    return work
+
+
+# ---------------------------------------------------------------------------------------------- trainers
+def run_alignkit(args: argparse.Namespace, steps: int, run_dir: Path) -> dict[str, Any]:
+    """One call of the public ``alignkit.train.sft.train``; timings come from its metrics.jsonl."""
+    from alignkit.config import from_dict
+    from alignkit.train.sft import SFTConfig, train
+
+    config = from_dict(
+        SFTConfig,
+        {
+            "model": {"path": args.model, "dtype": "float32", "gradient_checkpointing": False},
+            "data": {
+                "train": {"source": args.data, "template": args.template, "split": args.split},
+                "max_length": args.max_length,
+            },
+            "trainer": {
+                "lr": args.lr,
+                "adam_betas": list(args.betas),
+                "weight_decay": 0.0,
+                "lr_scheduler": "constant",
+                "warmup_ratio": 0.0,
+                "max_steps": steps,
+                "micro_batch_size": args.micro_batch,
+                "grad_accum_steps": 1,
+                "max_grad_norm": args.max_grad_norm,
+                "eval_every": 0,
+                "save_every": 0,
+                "log_every": 1,
+                "seed": args.seed,
+                "mixed_precision": "no",
+            },
+            "run": {"output_dir": str(run_dir), "overwrite": True, "tensorboard": False, "progress": False},
+        },
+    )
+    from alignkit.runs import MetricsLog
+
+    cpu_at_log: list[float] = []
+    original_write = MetricsLog.write
+
+    def write(self: MetricsLog, record: Any) -> None:  # CPU clock at each step's log line
+        cpu_at_log.append(time.process_time())
+        original_write(self, record)
+
+    t0 = time.perf_counter()
+    MetricsLog.write = write  # type: ignore[method-assign]
+    try:
+        with MemoryMeter() as mem:
+            result = train(config)
+    finally:
+        MetricsLog.write = original_write  # type: ignore[method-assign]
+    wall = time.perf_counter() - t0
+    steps_log = [r for r in result.history if "elapsed_s" in r]
+    assert [r["step"] for r in steps_log] == list(range(1, steps + 1)), "expected one log line per step"
+    return {
+        "step_end_s": [r["elapsed_s"] for r in steps_log],
+        "step_end_cpu_s": cpu_at_log[:steps],
+        "losses": [r["loss"] for r in steps_log],
+        "loss_tokens_logged": [r["units"] for r in steps_log],
+        "wall_s": wall,
+        **mem.report(),
+    }
+
+
+def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path) -> dict[str, Any]:
+    """One ``SFTTrainer.train()`` on the pre-ordered conversations; returns timings, losses and a token check."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from alignkit.models.loading import load_tokenizer, resolve_path
+
+    class StepClock(TrainerCallback):
+        def __init__(self) -> None:
+            self.start = 0.0
+            self.ends: list[float] = []
+            self.cpu_ends: list[float] = []
+
+        def on_train_begin(self, *a: Any, **k: Any) -> None:
+            self.start = time.perf_counter()
+
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            self.ends.append(time.perf_counter() - self.start)
+            self.cpu_ends.append(time.process_time())
+
+    class LossRecorder(SFTTrainer):
+        """Keeps each training micro-batch's loss (a detached tensor: no extra device sync)."""
+
+        step_losses: list[torch.Tensor]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if model.training:
+                self.step_losses.append((loss[0] if return_outputs else loss).detach())
+            return loss
+
+    cuda = torch.cuda.is_available()
+    config = SFTConfig(
+        output_dir=str(out_dir),
+        max_steps=steps,
+        per_device_train_batch_size=args.micro_batch,
+        gradient_accumulation_steps=1,
+        learning_rate=args.lr,
+        adam_beta1=args.betas[0],
+        adam_beta2=args.betas[1],
+        weight_decay=0.0,
+        max_grad_norm=args.max_grad_norm,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        max_length=args.max_length,
+        packing=False,
+        padding_free=False,
+        assistant_only_loss=True,
+        shuffle_dataset=False,
+        train_sampling_strategy="sequential",
+        logging_strategy="steps",
+        logging_steps=1,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=args.seed,
+        use_cpu=not cuda,
+    )
+    n_rows = steps * args.micro_batch
+    clock = StepClock()
+    t0 = time.perf_counter()
+    with MemoryMeter() as mem:
+        tokenizer = load_tokenizer(args.model)
+        model = AutoModelForCausalLM.from_pretrained(resolve_path(args.model), dtype=torch.float32)
+        model.to("cuda" if cuda else "cpu")
+        optimizers: tuple[Any, Any] = (None, None)
+        if not args.trl_default_optim:  # the optimizer alignkit's sft.train builds
+            optimizers = (
+                torch.optim.AdamW(
+                    [p for p in model.parameters() if p.requires_grad],
+                    lr=args.lr,
+                    betas=tuple(args.betas),
+                    weight_decay=0.0,
+                ),
+                None,
+            )
+        trainer = LossRecorder(
+            model=model,
+            args=config,
+            train_dataset=Dataset.from_list([{"messages": m} for m in work.messages[:n_rows]]),
+            processing_class=tokenizer,
+            optimizers=optimizers,
+            callbacks=[clock],
+        )
+        trainer.step_losses = []
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    wall = time.perf_counter() - t0
+    ds = trainer.train_dataset
+    mismatches = sum(
+        ds[i]["input_ids"] != work.input_ids[i] or ds[i]["labels"] != work.labels[i] for i in range(n_rows)
+    )
+    logged = [h for h in trainer.state.log_history if "num_tokens" in h and "loss" in h]
+    return {
+        "step_end_s": clock.ends,
+        "step_end_cpu_s": clock.cpu_ends,
+        "losses": [float(x) for x in trainer.step_losses],
+        "total_tokens_logged": [h["num_tokens"] for h in logged],
+        "tokenization_mismatches": mismatches + abs(len(ds) - n_rows),
+        "used_our_generation_tags": trainer.chat_template is None,
+        "optimizer": type(
+            trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+        ).__name__
+        + ("(fused default)" if args.trl_default_optim else "(as alignkit)"),
+        "wall_s": wall,
+        **mem.report(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+def summarise_run(raw: dict[str, Any], work: Workload, steps: int) -> dict[str, Any]:
+    """Throughput over steps 2..N (the interval between the end of step 1 and the end of step N)."""
+    ends = raw["step_end_s"]
+    assert len(ends) == steps, f"expected {steps} step timings, got {len(ends)}"
+    seconds = ends[-1] - ends[0]
+    loss_tokens = sum(work.loss_tokens[1:steps])
+    total_tokens = sum(work.total_tokens[1:steps])
+    cpu = raw["step_end_cpu_s"]
+    return {
+        "timed_steps": steps - 1,
+        "timed_s": seconds,
+        "cpu_s_per_step": (cpu[-1] - cpu[0]) / (steps - 1),
+        "steps_per_s": (steps - 1) / seconds,
+        "loss_tokens_per_s": loss_tokens / seconds,
+        "total_tokens_per_s": total_tokens / seconds,
+        "padded_tokens_per_s": sum(work.padded_tokens[1:steps]) / seconds,
+        "first_loss": raw["losses"][0],
+        "last_loss": raw["losses"][-1],
+        "wall_s": raw["wall_s"],
+        **{k: v for k, v in raw.items() if k.endswith("_mib")},
+    }
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def profile_once(fn: Any, top: int, path: Path) -> str:
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf).strip_dirs()
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    path.write_text(buf.getvalue())
+    return buf.getvalue()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="toyworld://models/tiny", help="hub name, folder or toyworld:// path")
+    p.add_argument(
+        "--data", default="toyworld://data/sft", help="dataset of conversations (TRL messages format)"
+    )
+    p.add_argument("--template", default="trl-messages", help="alignkit data template for --data")
+    p.add_argument("--split", default="train")
+    p.add_argument("--steps", type=int, default=100, help="optimizer steps per timed run")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each trainer (median reported)")
+    p.add_argument("--warmup-steps", type=int, default=10, help="steps of the untimed warm-up run of each")
+    p.add_argument("--micro-batch", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.95])
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trl-default-optim", action="store_true", help="let TRL build its default (fused) AdamW")
+    p.add_argument("--profile", action="store_true", help="afterwards, cProfile one run of each (untimed)")
+    p.add_argument("--out", type=Path, default=RESULTS / "sft_vs_trl.json")
+    args = p.parse_args()
+    if args.steps < 2:
+        p.error("--steps must be at least 2 (steps 2..N are timed)")
+
+    import transformers
+    import trl
+
+    transformers.logging.set_verbosity_error()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.processor()})"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(
+        f"device: {device}; torch threads: {torch.get_num_threads()}; cpus: {os.cpu_count()}; load avg: {load}"
+    )
+    work = build_workload(args, max(args.steps, args.warmup_steps))
+    print(
+        f"data: {work.num_examples} examples ({work.truncated} truncated to {args.max_length}, "
+        f"{work.dropped_no_loss} without loss tokens dropped); micro-batch {args.micro_batch}, {args.steps} steps"
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="sft_vs_trl-"))
+    runs: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
+    checks: dict[str, Any] = {}
+
+    def once(name: str, steps: int, tag: str) -> dict[str, Any]:
+        if name == "alignkit":
+            raw = run_alignkit(args, steps, tmp / f"alignkit-{tag}")
+            assert raw["loss_tokens_logged"] == [float(n) for n in work.loss_tokens[:steps]], (
+                "alignkit's logged loss-token counts differ from the workload's: batches are not what we think"
+            )
+        else:
+            raw = run_trl(args, steps, work, tmp / f"trl-{tag}")
+            expect = list(torch.tensor(work.total_tokens[:steps]).cumsum(0).tolist())
+            checks.setdefault("trl_tokenization_mismatches", raw["tokenization_mismatches"])
+            checks.setdefault("trl_used_our_generation_tags", raw["used_our_generation_tags"])
+            checks.setdefault("trl_total_tokens_match", raw["total_tokens_logged"] == expect)
+            checks.setdefault("trl_optimizer", raw["optimizer"])
+        return raw
+
+    print(f"warm-up: {args.warmup_steps} steps of each")
+    once("alignkit", args.warmup_steps, "warmup")
+    once("trl", args.warmup_steps, "warmup")
+    raws: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
+    for i in range(args.repeats):
+        for name in ("alignkit", "trl"):
+            raw = once(name, args.steps, str(i))
+            raws[name].append(raw)
+            runs[name].append(summarise_run(raw, work, args.steps))
+            r = runs[name][-1]
+            print(
+                f"  repeat {i + 1}/{args.repeats} {name:8s} {r['steps_per_s']:7.2f} steps/s "
+                f"{r['loss_tokens_per_s']:10.0f} loss tok/s  first loss {r['first_loss']:.6f}"
+            )
+
+    summary = {
+        name: {
+            k: median_of(rs, k)
+            for k in rs[0]
+            if k not in ("timed_steps", "first_loss", "last_loss", "rss_base_mib")
+        }
+        | {"first_loss": rs[0]["first_loss"], "last_loss": rs[0]["last_loss"]}
+        for name, rs in runs.items()
+    }
+    a, t = summary["alignkit"], summary["trl"]
+    ratio = a["loss_tokens_per_s"] / t["loss_tokens_per_s"]
+    same_first = all(r["first_loss"] == runs["alignkit"][0]["first_loss"] for r in runs["alignkit"])
+    first_diff = abs(a["first_loss"] - t["first_loss"])
+    last_diff = abs(a["last_loss"] - t["last_loss"])
+    steps_curve_diff = max(
+        abs(x - y) for x, y in zip(raws["alignkit"][0]["losses"], raws["trl"][0]["losses"], strict=True)
+    )
+
+    mem_key = "cuda_peak_mib" if torch.cuda.is_available() else "rss_growth_mib"
+    mem_label = "CUDA peak alloc MiB" if torch.cuda.is_available() else "peak RSS growth MiB"
+    rows = [
+        ("steps/s", "steps_per_s", "{:.2f}"),
+        ("loss tokens/s", "loss_tokens_per_s", "{:,.0f}"),
+        ("total tokens/s", "total_tokens_per_s", "{:,.0f}"),
+        ("padded tokens/s", "padded_tokens_per_s", "{:,.0f}"),
+        (f"timed s (steps 2..{args.steps})", "timed_s", "{:.2f}"),
+        ("process CPU s / step", "cpu_s_per_step", "{:.4f}"),
+        ("wall s (whole call)", "wall_s", "{:.2f}"),
+        (mem_label, mem_key, "{:.1f}"),
+        ("loss at step 1", "first_loss", "{:.6f}"),
+        (f"loss at step {args.steps}", "last_loss", "{:.6f}"),
+    ]
+    print(f"\nmedian of {args.repeats} runs each ({device}):")
+    print(f"{'':32s}{'alignkit':>14s}{'TRL ' + trl.__version__:>14s}{'alignkit/TRL':>14s}")
+    for label, key, fmt in rows:
+        ratio_cell = f"{a[key] / t[key]:.3f}" if key not in ("first_loss", "last_loss") and t[key] else ""
+        print(f"{label:32s}{fmt.format(a[key]):>14s}{fmt.format(t[key]):>14s}{ratio_cell:>14s}")
+    print(
+        f"\nthroughput ratio alignkit/TRL (loss tokens/s): {ratio:.3f}\n"
+        f"first-step loss |alignkit - TRL| = {first_diff:.2e}; max |diff| over the {args.steps}-step "
+        f"loss curve = {steps_curve_diff:.2e}\n"
+        f"checks: TRL tokenization == alignkit's on all {args.steps * args.micro_batch} rows: "
+        f"{checks['trl_tokenization_mismatches'] == 0}; TRL used our {{% generation %}} template: "
+        f"{checks['trl_used_our_generation_tags']}; TRL token counts match: {checks['trl_total_tokens_match']}; "
+        f"TRL optimizer: {checks['trl_optimizer']}"
+    )
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+        },
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s; TRL on_step_end)",
+        "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
+        "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "memory": (
+            "torch.cuda.max_memory_allocated over the call, reset before it"
+            if torch.cuda.is_available()
+            else "peak RSS (sampled every 5 ms) minus RSS before the call, after gc + malloc_trim"
+        ),
+        "data": {
+            "examples": work.num_examples,
+            "truncated": work.truncated,
+            "dropped_no_loss": work.dropped_no_loss,
+            "loss_tokens_timed": sum(work.loss_tokens[1 : args.steps]),
+            "total_tokens_timed": sum(work.total_tokens[1 : args.steps]),
+        },
+        "checks": checks
+        | {
+            "first_loss_abs_diff": first_diff,
+            "last_loss_abs_diff": last_diff,
+            "max_loss_curve_abs_diff": steps_curve_diff,
+            "alignkit_first_loss_identical_across_repeats": same_first,
+        },
+        "ratio_alignkit_over_trl": {
+            k: a[k] / t[k]
+            for k in ("loss_tokens_per_s", "total_tokens_per_s", "steps_per_s", mem_key)
+            if t[k]
+        },
+        "median": summary,
+        "runs": runs,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+    if args.profile:
+        for name, fn in (
+            ("alignkit", lambda: run_alignkit(args, args.steps, tmp / "alignkit-profile")),
+            ("trl", lambda: run_trl(args, args.steps, work, tmp / "trl-profile")),
+        ):
+            path = args.out.with_name(f"{args.out.stem}_profile_{name}.txt")
+            text = profile_once(fn, 25, path)
+            print(f"\ncProfile of one {name} run (whole call), top by own time -> {path}")
+            print("\n".join(text.splitlines()[:40]))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
