@@ -27,7 +27,7 @@ EVALUATIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def _trainer(name: str) -> tuple[type, Any]:
+def trainer_for(name: str) -> tuple[type, Any]:
     module = importlib.import_module(TRAINERS[name][0])
     return getattr(module, TRAINERS[name][1]), module.train
 
@@ -119,7 +119,7 @@ def _run_configured(config_cls: type, fn: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    return _run_configured(*_trainer(args.algorithm), args)
+    return _run_configured(*trainer_for(args.algorithm), args)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

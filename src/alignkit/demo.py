@@ -3,8 +3,8 @@
 Every stage is an ordinary alignkit run (the same ``train(config)`` the CLI calls) writing its own run
 folder under the demo folder, and every policy is scored by the toy world's helpfulness and harm oracles
 on held-out prompts. The demo ends with a before/after table (``results.md``, ``results.json``) and the
-curves of each stage (``plots/``). The configs live here, in code, so the installed package can run the
-demo without the repository's ``examples/`` folder; a test keeps ``examples/toyworld/*.yaml`` equal.
+curves of each stage (``plots/``). The recipes are package data (``toyworld/recipes/*.yaml``), so the
+installed package runs the demo without the repository; ``examples/toyworld/*.yaml`` link to them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alignkit.config import load_config
 from alignkit.runs import prepare_run_dir, write_json
-from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 ORACLE_COLUMNS = (
     ("benign_accuracy", "benign accuracy ↑"),
@@ -28,32 +28,15 @@ ORACLE_COLUMNS = (
 )
 
 
-def sft_config(output_dir: str | Path) -> Any:
-    """The toy world's SFT recipe: from random init to ≈0.95 held-out benign accuracy in ~30 s on 2 cores."""
-    from alignkit.train.sft import SFTConfig
+RECIPES = Path(__file__).parent / "toyworld" / "recipes"
 
-    return SFTConfig(
-        model=ModelConfig(path="toyworld://models/tiny"),
-        data=DataConfig(
-            train=DatasetConfig(source="toyworld://data/sft", template="trl-messages", split="train"),
-            eval=DatasetConfig(source="toyworld://data/sft", template="trl-messages", split="test"),
-            max_length=64,
-        ),
-        trainer=TrainerConfig(
-            lr=3e-3,
-            adam_betas=[0.9, 0.95],
-            lr_scheduler="cosine",
-            warmup_ratio=0.05,
-            max_steps=600,
-            micro_batch_size=32,
-            grad_accum_steps=1,
-            max_grad_norm=1.0,
-            eval_every=100,
-            save_every=200,
-            seed=0,
-        ),
-        run=RunConfig(output_dir=str(output_dir)),
-    )
+
+def recipe(name: str, output_dir: str | Path, *overrides: str) -> Any:
+    """The toy world's recipe ``name`` (the YAML behind ``examples/toyworld/<name>.yaml``), loaded and typed."""
+    from alignkit.cli import trainer_for
+
+    config_cls, _ = trainer_for(name)
+    return load_config(config_cls, RECIPES / f"{name}.yaml", [f"run.output_dir={output_dir}", *overrides])
 
 
 @dataclass
@@ -61,6 +44,8 @@ class DemoResult:
     out_dir: Path
     oracle: dict[str, dict[str, float]] = field(default_factory=dict)
     """stage name -> oracle metrics of that stage's policy on held-out prompts."""
+    score_models: dict[str, float] = field(default_factory=dict)
+    """score-model stage -> its held-out metric."""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -85,10 +70,32 @@ def format_table(oracle: dict[str, dict[str, float]]) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def last_metric(run_dir: Path, key: str) -> float:
+    """The last logged value of ``key`` in a run's metrics.jsonl (e.g. the final held-out accuracy)."""
+    from alignkit.runs import read_metrics
+
+    values = [row[key] for row in read_metrics(run_dir / "metrics.jsonl") if key in row]
+    if not values:
+        raise KeyError(f"{run_dir}: no {key!r} in metrics.jsonl")
+    return float(values[-1])
+
+
+# Stages after SFT: (name, recipe, overrides given the demo folder, what to record).
+# A policy stage is scored by the oracles; a score-model stage by its held-out metric.
+SCORE_MODEL_METRICS = {
+    "reward": ("reward model: held-out accuracy vs the helpfulness oracle", "eval/rewards/accuracy"),
+    "cost": ("cost model: held-out sign accuracy vs the harm oracle", "eval/cost/sign_accuracy"),
+}
+POLICY_STAGES = {
+    "SFT → DPO (helpfulness)": ("dpo", ["preference=helpfulness"]),
+    "SFT → DPO (safety)": ("dpo", ["preference=safety"]),
+}
+
+
 def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoResult:
-    """Build the toy world, train each stage, score every policy with the oracles, write the table."""
+    """Build the toy world, train each stage, score every policy with the oracles, write the tables."""
+    from alignkit.cli import trainer_for
     from alignkit.toyworld import default_world
-    from alignkit.train import sft
 
     out = prepare_run_dir(out, overwrite=overwrite, resume=False)
     result = DemoResult(out)
@@ -98,21 +105,37 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
     result.oracle["random init"] = oracle_metrics(world.model_path)
     result.seconds["build + eval"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    sft.train(sft_config(out / "sft"))
-    result.seconds["sft"] = time.perf_counter() - start
-    result.oracle["SFT"] = oracle_metrics(out / "sft" / "final")
+    def stage(name: str, folder: str, *overrides: str) -> Path:
+        began = time.perf_counter()
+        run_dir = out / folder
+        trainer_for(name)[1](recipe(name, run_dir, *overrides))
+        result.seconds[folder] = time.perf_counter() - began
+        for png in (run_dir / "plots").glob("*.png"):
+            shutil.copy(png, plots / f"{folder}_{png.name}")
+        return run_dir
 
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
-    for png in (out / "sft" / "plots").glob("*.png"):
-        shutil.copy(png, plots / f"sft_{png.name}")
+    sft_final = stage("sft", "sft") / "final"
+    result.oracle["SFT"] = oracle_metrics(sft_final)
+    for name, (title, key) in SCORE_MODEL_METRICS.items():
+        result.score_models[title] = last_metric(stage(name, name), key)
+    for title, (name, overrides) in POLICY_STAGES.items():
+        folder = f"{name}-{overrides[0].split('=')[1]}"
+        run_dir = stage(name, folder, f"model.path={sft_final}", *overrides)
+        result.oracle[title] = oracle_metrics(run_dir / "final")
+
     table = format_table(result.oracle)
+    scores = "\n".join(f"- {title}: {value:.3f}" for title, value in result.score_models.items())
     (out / "results.md").write_text(
-        "# alignkit demo: oracle metrics on held-out toy-world prompts\n\n" + table + "\n"
+        "# alignkit demo\n\n## Policies: oracle metrics on held-out toy-world prompts\n\n"
+        f"{table}\n\n## Score models\n\n{scores}\n"
     )
-    write_json(out / "results.json", {"oracle": result.oracle, "seconds": result.seconds})
-    print("\n" + table)
+    write_json(
+        out / "results.json",
+        {"oracle": result.oracle, "score_models": result.score_models, "seconds": result.seconds},
+    )
+    print("\n" + table + "\n\n" + scores)
     print(f"\nresults: {out / 'results.md'}; curves: {plots}")
-    print(json.dumps({k: round(v, 1) for k, v in result.seconds.items()}))
+    print("seconds per stage:", json.dumps({k: round(v, 1) for k, v in result.seconds.items()}))
     return result

@@ -1,0 +1,286 @@
+"""Direct preference optimisation and its family: DPO, IPO, SimPO, ORPO, KTO (``alignkit train dpo``).
+
+The policy learns from preferences without a reward model: the losses (``alignkit.losses.dpo``, each
+citing its paper) compare the policy's log-probs of a chosen and a rejected response, most of them
+relative to a frozen reference ``pi_ref`` (the starting policy): ``rho(y) = log pi(y|x) - log pi_ref(y|x)``.
+
+Design choices, and why:
+
+- **One forward for both sides.** Chosen and rejected are padded to a common length and stacked
+  (``dpo_data.collate_pairs``), so the policy runs once per micro-batch: half the launches, and both
+  sides see exactly the same weights and mode.
+- **The reference is a seam** (``dpo_reference``): a frozen copy of ``model.path`` (or
+  ``ref_model_path``), the policy with its LoRA adapter disabled, or log-probs cached once before
+  training (``reference: cached``; identical numbers, no reference forward per step and no reference
+  weights in memory while training). Reference-free losses (SimPO, ORPO) load no reference at all.
+- **Units are pairs** (examples for KTO): the loss function returns the sum of per-pair losses and the
+  engine divides by the pairs of the whole optimizer step, so accumulation and processes are exact.
+  Metrics are summed the same way, so ``rewards/accuracy`` is the fraction of the step's pairs ranked
+  right. KTO is the exception: its reference point ``z`` and its chosen/rejected reward means are per
+  micro-batch (their count-weighted average is logged), as in the paper's batch estimate.
+- **Which label.** PKU-SafeRLHF ranks each pair twice; ``preference`` picks helpfulness (the
+  ``better`` response is chosen) or safety (the ``safer`` one is).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from alignkit.config import check
+from alignkit.losses.dpo import PreferenceBatch, PreferenceLoss, PreferenceOutput
+from alignkit.models.forward import response_logps
+from alignkit.models.loading import load_causal_lm, load_tokenizer, save_pretrained
+from alignkit.models.lora import disabled_adapter, load_trainable_causal_lm, model_quantize, trainable_summary
+from alignkit.train.common import DataReport, make_accelerator, read_records, start_run
+from alignkit.train.dpo_data import (
+    collate_pairs,
+    collate_unpaired,
+    count_examples,
+    count_pairs,
+    lm_inputs,
+    tokenize_pairs,
+    tokenize_unpaired,
+)
+from alignkit.train.dpo_reference import (
+    AdapterDisabledReference,
+    FrozenReference,
+    Reference,
+    cache_reference_logps,
+    reference_logps,
+)
+from alignkit.train.engine import LoopData, LoopResult, LossFn, LossOutput, TrainLoop, configure_deepspeed
+from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
+
+LossName = Literal["dpo", "ipo", "simpo", "orpo", "kto"]
+
+
+@dataclass
+class DPOConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The policy to train; start from an SFT model (see examples/toyworld/dpo.yaml)."""
+    ref_model_path: str | None = None
+    """Reference model pi_ref; None: a frozen copy of model.path (with LoRA: the base, adapter disabled)."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            train=DatasetConfig(source="toyworld://data/safe_pref", template="pku-saferlhf")
+        )
+    )
+    """Preferences: Preference / SafetyPreference records (KTO also reads UnpairedPreference)."""
+    loss: LossName = "dpo"
+    """Which preference loss (alignkit.losses.dpo): dpo, ipo, simpo, orpo (reference-free) or kto (unpaired)."""
+    beta: float | None = None
+    """The loss's beta; None: its own default (dpo/ipo/kto 0.1, simpo 2.5, orpo's lambda 0.1)."""
+    label_smoothing: float = 0.0
+    """cDPO: assumed probability that a label is flipped, in [0, 0.5) (loss=dpo only)."""
+    simpo_gamma: float = 1.4
+    """SimPO's target reward margin gamma (absolute, not gamma/beta)."""
+    kto_desirable_weight: float = 1.0
+    """KTO's lambda_D: weight of desirable examples."""
+    kto_undesirable_weight: float = 1.0
+    """KTO's lambda_U: weight of undesirable examples."""
+    preference: Literal["helpfulness", "safety"] = "helpfulness"
+    """For PKU-SafeRLHF records: rank pairs by helpfulness (better = chosen) or by safety (safer = chosen)."""
+    reference: Literal["live", "cached"] = "live"
+    """live: run pi_ref every step; cached: compute its log-probs once before training (same numbers)."""
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(lr=5e-7))
+    """The optimisation loop."""
+    run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/dpo"))
+    """Where results go."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.beta is None or self.beta > 0, f"{prefix}beta", self.beta, "a positive number or null")
+        check(
+            0 <= self.label_smoothing < 0.5,
+            f"{prefix}label_smoothing",
+            self.label_smoothing,
+            "a number in [0, 0.5)",
+        )
+        check(
+            self.label_smoothing == 0 or self.loss == "dpo",
+            f"{prefix}label_smoothing",
+            self.label_smoothing,
+            f"0 with loss={self.loss} (label smoothing is cDPO's, only for loss=dpo)",
+        )
+        for name in ("kto_desirable_weight", "kto_undesirable_weight"):
+            check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive number")
+
+
+def loss_options(config: DPOConfig) -> dict[str, float]:
+    """The keyword options the configured loss function takes (its signature decides, not a branch)."""
+    offered = {
+        "beta": config.beta,
+        "label_smoothing": config.label_smoothing,
+        "gamma": config.simpo_gamma,
+        "desirable_weight": config.kto_desirable_weight,
+        "undesirable_weight": config.kto_undesirable_weight,
+    }
+    accepted = inspect.signature(PreferenceLoss(config.loss).value.fn).parameters
+    return {k: v for k, v in offered.items() if k in accepted and v is not None}
+
+
+def _metric_sums(out: PreferenceOutput, units: int) -> dict[str, torch.Tensor]:
+    """The loss's metrics (means over the micro-batch) as sums over its units, as the engine expects."""
+    return {k: v.detach() * units for k, v in out.metrics().items()}
+
+
+def paired_loss_fn(loss: PreferenceLoss, options: dict[str, float], reference: Reference | None) -> LossFn:
+    """Loss of a batch from ``collate_pairs``: one policy forward over chosen and rejected together."""
+
+    def loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
+        b = count_pairs(batch)
+        policy = response_logps(model, lm_inputs(batch))  # (2B,): rows [0, B) chosen, [B, 2B) rejected
+        ref = reference_logps(batch, reference) if loss.needs_reference else None  # (2B,)
+        pref = PreferenceBatch(
+            policy_chosen_logps=policy.logps[:b],
+            policy_rejected_logps=policy.logps[b:],
+            ref_chosen_logps=None if ref is None else ref[:b],
+            ref_rejected_logps=None if ref is None else ref[b:],
+            chosen_num_tokens=policy.num_tokens[:b],
+            rejected_num_tokens=policy.num_tokens[b:],
+        )
+        out = loss(pref, **options)
+        metrics = _metric_sums(out, b)
+        metrics["logps/chosen"] = pref.policy_chosen_logps.detach().sum()
+        metrics["logps/rejected"] = pref.policy_rejected_logps.detach().sum()
+        return LossOutput(out.losses.sum(), metrics)
+
+    return loss_fn
+
+
+def kto_loss_fn(loss: PreferenceLoss, options: dict[str, float], reference: Reference | None) -> LossFn:
+    """Loss of a batch from ``collate_unpaired``. The KL sequences only feed the detached ``z``, so the
+    policy scores them without a graph (no activations kept for a backward that would add nothing)."""
+
+    def loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
+        n = count_examples(batch)
+        desirable = batch["desirable"]  # (N,)
+        policy = response_logps(model, lm_inputs(batch)).logps  # (N,)
+        with torch.no_grad():
+            policy_kl = response_logps(model, lm_inputs(batch, "kl_")).logps  # (N,)
+        ref = reference_logps(batch, reference)
+        ref_kl = reference_logps(batch, reference, "kl_")
+        pref = PreferenceBatch(
+            policy_chosen_logps=policy[desirable],
+            policy_rejected_logps=policy[~desirable],
+            ref_chosen_logps=ref[desirable],
+            ref_rejected_logps=ref[~desirable],
+            policy_kl_logps=policy_kl,
+            ref_kl_logps=ref_kl,
+        )
+        out = loss(pref, **options)
+        metrics = _metric_sums(out, n)
+        metrics["logps/chosen"] = pref.policy_chosen_logps.detach().sum()
+        metrics["logps/rejected"] = pref.policy_rejected_logps.detach().sum()
+        return LossOutput(out.losses.sum(), metrics)
+
+    return loss_fn
+
+
+def load_reference(config: DPOConfig, policy: torch.nn.Module, device: torch.device) -> Reference | None:
+    """``pi_ref`` for this run (None for reference-free losses); see ``dpo_reference`` for the kinds.
+
+    With LoRA and no ``ref_model_path`` the reference is the policy's own frozen base (adapter off).
+    """
+    if not PreferenceLoss(config.loss).needs_reference:
+        return None
+    if config.model.lora is not None and config.ref_model_path is None:
+        return AdapterDisabledReference(policy, disabled_adapter)
+    ref = load_causal_lm(
+        config.ref_model_path or config.model.path,
+        dtype=config.model.dtype,
+        trust_remote_code=config.model.trust_remote_code,
+        quantize=model_quantize(config.model),
+    )
+    return FrozenReference(ref if model_quantize(config.model) != "none" else ref.to(device))
+
+
+def train(config: DPOConfig) -> LoopResult:
+    """Run the configured preference optimisation: the same call ``alignkit train dpo`` makes."""
+    loss = PreferenceLoss(config.loss)
+    accelerator = make_accelerator(config.trainer)
+    run_dir = start_run(config.run, config, accelerator)
+    tokenizer = load_tokenizer(
+        config.model.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
+    )
+    pad_id = tokenizer.pad_token_id
+
+    # 1. Data: records -> pair examples (or KTO's unpaired examples with their mismatched KL sequences).
+    report = DataReport()
+    splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
+    examples: dict[str, list[Any]] = {}
+    for name, ds in splits.items():
+        records = read_records(ds, config.data, report, name)
+        if loss.paired:
+            examples[name], report.truncated[name] = tokenize_pairs(
+                records, tokenizer, config.data.max_length, config.preference
+            )
+        else:
+            examples[name], report.truncated[name] = tokenize_unpaired(
+                records, tokenizer, config.data.max_length, config.preference, config.trainer.seed
+            )
+    if accelerator.is_main_process:
+        report.save(run_dir)
+        accelerator.print(report.summary())
+
+    # 2. Models: the policy is prepared for training; the reference never is (see dpo_reference).
+    model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
+    accelerator.print(trainable_summary(model))
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.trainer.lr,
+        betas=tuple(config.trainer.adam_betas),
+        weight_decay=config.trainer.weight_decay,
+    )
+    configure_deepspeed(accelerator, config.trainer)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    reference = load_reference(config, accelerator.unwrap_model(model), accelerator.device)
+
+    # 3. Cached reference: score every sequence once, then drop the reference model from memory.
+    if reference is not None and config.reference == "cached":
+        for name in examples:
+            examples[name] = cache_reference_logps(
+                reference,
+                examples[name],
+                pad_token_id=pad_id,
+                batch_size=config.trainer.micro_batch_size,
+                device=accelerator.device,
+                autocast=accelerator.autocast,
+            )
+        reference = None
+
+    collate = collate_pairs if loss.paired else collate_unpaired
+    make_loss = paired_loss_fn if loss.paired else kto_loss_fn
+    loop = TrainLoop(
+        accelerator=accelerator,
+        model=model,
+        optimizer=optimizer,
+        data=LoopData(
+            train=examples["train"],
+            eval=examples.get("eval", ()),
+            collate=lambda batch: collate(batch, pad_id),
+            count_units=count_pairs if loss.paired else count_examples,
+        ),
+        loss_fn=make_loss(loss, loss_options(config), reference),
+        cfg=config.trainer,
+        run_dir=run_dir,
+        save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),
+        plot_groups={
+            "loss": ["loss", "eval/loss"],
+            "rewards": ["rewards/chosen", "rewards/rejected", "rewards/margin"],
+            "accuracy": ["rewards/accuracy", "eval/rewards/accuracy"],
+            "logps": ["logps/chosen", "logps/rejected"],
+            "lr": ["lr"],
+            "grad_norm": ["grad_norm"],
+        },
+        resume=config.run.resume,
+        tensorboard=config.run.tensorboard,
+        progress=config.run.progress,
+    )
+    result = loop.run()
+    accelerator.print(f"{config.loss} done: {result.global_step} steps; model in {Path(run_dir) / 'final'}")
+    return result

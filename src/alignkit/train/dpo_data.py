@@ -1,0 +1,183 @@
+"""Preference records -> DPO-family examples and batches.
+
+Two example shapes, one per kind of loss:
+
+- :class:`PairExample` (DPO, IPO, SimPO, ORPO): a prompt's chosen and rejected responses. A batch of B
+  pairs is one ``(2B, T)`` tensor, chosen rows first, so the policy scores both sides in a single
+  forward (half the kernel launches of two forwards, and both sides see the same weights and mode).
+- :class:`UnpairedExample` (KTO): one response judged desirable or not, plus a *mismatched* sequence,
+  its prompt followed by another prompt's response, from which KTO estimates ``KL(pi || pi_ref)``.
+  The mismatched partner is fixed once when the data is prepared (as TRL does), so the reference
+  log-probs of every sequence an example needs can be cached before training.
+
+Each example can also carry its reference log-probs (``ref_logps``), computed once by
+:func:`alignkit.train.dpo_reference.cache_reference_logps`; the collate functions pass them on as
+``ref_logps`` / ``kl_ref_logps`` and the loss then needs no reference forward at all.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import torch
+
+from alignkit.data.collate import collate_lm
+from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
+from alignkit.data.render import TokenizedExample, render_response
+
+PreferenceLabel = Literal["helpfulness", "safety"]
+
+
+@dataclass(frozen=True)
+class PairExample:
+    chosen: TokenizedExample
+    rejected: TokenizedExample
+    ref_logps: tuple[float, float] | None = None
+    """Cached ``(log pi_ref(chosen), log pi_ref(rejected))``; None: the reference runs live."""
+
+    def sequences(self) -> tuple[TokenizedExample, ...]:
+        """The sequences whose reference log-probs this example needs, in ``ref_logps`` order."""
+        return (self.chosen, self.rejected)
+
+    def with_ref_logps(self, values: Sequence[float]) -> PairExample:
+        return replace(self, ref_logps=(values[0], values[1]))
+
+
+@dataclass(frozen=True)
+class UnpairedExample:
+    completion: TokenizedExample
+    desirable: bool
+    kl: TokenizedExample
+    """This example's prompt followed by another prompt's response (KTO's KL estimate)."""
+    ref_logps: tuple[float, float] | None = None
+    """Cached ``(log pi_ref(completion), log pi_ref(kl))``; None: the reference runs live."""
+
+    def sequences(self) -> tuple[TokenizedExample, ...]:
+        return (self.completion, self.kl)
+
+    def with_ref_logps(self, values: Sequence[float]) -> UnpairedExample:
+        return replace(self, ref_logps=(values[0], values[1]))
+
+
+def to_preference(record: Any, label: PreferenceLabel) -> Preference:
+    """A ``Preference``; PKU-SafeRLHF records are ranked by ``label`` (helpfulness or safety)."""
+    if isinstance(record, SafetyPreference):
+        return record.helpfulness_preference() if label == "helpfulness" else record.safety_preference()
+    if isinstance(record, Preference):
+        return record
+    raise ValueError(
+        f"paired preference losses need Preference or SafetyPreference records, got {type(record).__name__}; "
+        "use loss=kto for unpaired data, or a template that yields pairs (e.g. pku-saferlhf, hh-rlhf)"
+    )
+
+
+def to_unpaired(records: Sequence[Any], label: PreferenceLabel) -> list[UnpairedPreference]:
+    """KTO's view of the data: a pair gives a desirable (chosen) and an undesirable (rejected) example."""
+    out: list[UnpairedPreference] = []
+    for record in records:
+        if isinstance(record, UnpairedPreference):
+            out.append(record)
+            continue
+        pair = to_preference(record, label)
+        out.append(UnpairedPreference(pair.prompt, pair.chosen, True, pair.origin))
+        out.append(UnpairedPreference(pair.prompt, pair.rejected, False, pair.origin))
+    return out
+
+
+def tokenize_pairs(
+    records: Sequence[Any], tokenizer: Any, max_length: int, label: PreferenceLabel
+) -> tuple[list[PairExample], int]:
+    """Pair examples, and how many pairs were truncated. A pair whose response was cut away entirely
+    (prompt longer than ``max_length``) is dropped: it has nothing to compare; it counts as truncated."""
+    examples, truncated = [], 0
+    for record in records:
+        pair = to_preference(record, label)
+        chosen = render_response(tokenizer, pair.prompt, pair.chosen, max_length)
+        rejected = render_response(tokenizer, pair.prompt, pair.rejected, max_length)
+        truncated += chosen.truncated or rejected.truncated
+        if chosen.num_loss_tokens > 0 and rejected.num_loss_tokens > 0:
+            examples.append(PairExample(chosen, rejected))
+    return examples, truncated
+
+
+def mismatched_partners(prompts: Sequence[str], seed: int) -> list[int]:
+    """For each example, another example with a *different* prompt, chosen by a seeded shuffle.
+
+    Neighbours in a shuffled order are partners; a neighbour that shares the prompt (a pair's two
+    responses do) is skipped, since ``(x, y)`` with ``y`` written for ``x`` would not be mismatched.
+    """
+    order = list(range(len(prompts)))
+    random.Random(seed).shuffle(order)
+    partners = [0] * len(order)
+    for pos, i in enumerate(order):
+        for step in range(1, len(order)):
+            j = order[(pos + step) % len(order)]
+            if prompts[j] != prompts[i]:
+                partners[i] = j
+                break
+        else:
+            raise ValueError("KTO needs at least two different prompts to estimate its KL reference point")
+    return partners
+
+
+def tokenize_unpaired(
+    records: Sequence[Any], tokenizer: Any, max_length: int, label: PreferenceLabel, seed: int
+) -> tuple[list[UnpairedExample], int]:
+    """KTO examples, each with its mismatched KL sequence, and how many were truncated."""
+    unpaired = to_unpaired(records, label)
+    keys = [repr([m.to_chat_dict() for m in u.prompt]) for u in unpaired]
+    partners = mismatched_partners(keys, seed)
+    examples, truncated = [], 0
+    for u, j in zip(unpaired, partners, strict=True):
+        completion = render_response(tokenizer, u.prompt, u.completion, max_length)
+        kl = render_response(tokenizer, u.prompt, unpaired[j].completion, max_length)
+        truncated += completion.truncated
+        if completion.num_loss_tokens > 0 and kl.num_loss_tokens > 0:
+            examples.append(UnpairedExample(completion, u.desirable, kl))
+    return examples, truncated
+
+
+def _ref_column(examples: Sequence[PairExample | UnpairedExample], index: int) -> torch.Tensor:
+    return torch.tensor([e.ref_logps[index] for e in examples], dtype=torch.float32)  # type: ignore[index]
+
+
+def collate_pairs(examples: Sequence[PairExample], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """``input_ids``/``attention_mask``/``labels`` ``(2B, T)``: rows ``[0, B)`` chosen, ``[B, 2B)`` rejected.
+
+    Both sides are padded to one common length so they can share one forward; ``ref_logps`` ``(2B,)``
+    in the same row order when the examples carry cached reference log-probs.
+    """
+    batch = collate_lm([e.chosen for e in examples] + [e.rejected for e in examples], pad_token_id)
+    if examples and all(e.ref_logps is not None for e in examples):
+        batch["ref_logps"] = torch.cat([_ref_column(examples, 0), _ref_column(examples, 1)])
+    return batch
+
+
+def collate_unpaired(examples: Sequence[UnpairedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """The completions ``(N, T)``, ``desirable`` ``(N,)`` and the KL sequences as ``kl_*`` ``(N, T')``."""
+    batch = collate_lm([e.completion for e in examples], pad_token_id)
+    kl = collate_lm([e.kl for e in examples], pad_token_id)
+    batch.update({f"kl_{k}": v for k, v in kl.items()})
+    batch["desirable"] = torch.tensor([e.desirable for e in examples], dtype=torch.bool)
+    if examples and all(e.ref_logps is not None for e in examples):
+        batch["ref_logps"] = _ref_column(examples, 0)
+        batch["kl_ref_logps"] = _ref_column(examples, 1)
+    return batch
+
+
+def lm_inputs(batch: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """The ``input_ids``/``attention_mask``/``labels`` of a batch (``prefix="kl_"``: the KL sequences)."""
+    return {k: batch[f"{prefix}{k}"] for k in ("input_ids", "attention_mask", "labels")}
+
+
+def count_pairs(batch: dict[str, torch.Tensor]) -> int:
+    """Loss units of a paired batch: pairs (half its rows)."""
+    return batch["input_ids"].shape[0] // 2
+
+
+def count_examples(batch: dict[str, torch.Tensor]) -> int:
+    """Loss units of a KTO batch: examples."""
+    return batch["desirable"].shape[0]
