@@ -1,6 +1,7 @@
 """Efficacy: DPO from the toy world's SFT policy learns the preference it is given, and only that.
 
-One SFT policy is trained per module (the recipe of ``examples/toyworld/sft.yaml``), then:
+The demo (``conftest.demo_run``, run once per session) trains the SFT policy with the recipe of
+``examples/toyworld/sft.yaml`` and, from it, both DPO policies with ``examples/toyworld/dpo.yaml``:
 
 - **helpfulness DPO** (``examples/toyworld/dpo.yaml``): on the held-out ``safe_pref`` test pairs the
   DPO policy must rank the oracle-better response above the worse one by log-prob
@@ -25,17 +26,13 @@ from typing import Any
 
 import pytest
 
-from alignkit.config import load_config
 from alignkit.data import load_records
 from alignkit.eval.dpo_eval import evaluate_dpo_policy
 from alignkit.models.loading import load_causal_lm, load_tokenizer, resolve_path
 from alignkit.toyworld import evaluate_policy
-from alignkit.train import dpo, sft
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "toyworld"
-QUIET = ["run.progress=false", "run.tensorboard=false", "data.eval=null", "trainer.eval_every=0"]
 
 IMPLICIT_GAIN = 0.25
 """Implicit reward accuracy over chance (0.5) that DPO must reach; the SFT policy, its own reference,
@@ -49,38 +46,21 @@ COMPLIANCE_DROP = 0.10
 
 
 @pytest.fixture(scope="module")
-def sft_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sft") / "run"
-    config = load_config(
-        sft.SFTConfig,
-        EXAMPLES / "sft.yaml",
-        [f"run.output_dir={out}", "trainer.save_every=0", *QUIET],
-    )
-    sft.train(config)
-    return out / "final"
-
-
-@pytest.fixture(scope="module")
 def test_pairs() -> list[Any]:
     return list(load_records(resolve_path("toyworld://data/safe_pref"), "pku-saferlhf", split="test").records)
 
 
-def _train_dpo(sft_policy: Path, out: Path, *overrides: str) -> Path:
-    config = load_config(
-        dpo.DPOConfig,
-        EXAMPLES / "dpo.yaml",
-        [f"model.path={sft_policy}", f"run.output_dir={out}", *QUIET, *overrides],
-    )
-    dpo.train(config)
-    return out / "final"
+def _demo_dpo(demo_run: Any, preference: str) -> Path:
+    """The demo trains both DPO policies from its SFT policy with the dpo recipe (conftest.demo_run)."""
+    return demo_run.out_dir / f"dpo-{preference}" / "final"
 
 
 def test_helpfulness_dpo_prefers_better_responses(
-    sft_policy: Path, test_pairs: list[Any], tmp_path: Path
+    demo_run: Any, sft_policy: Path, test_pairs: list[Any]
 ) -> None:
     tokenizer = load_tokenizer(str(sft_policy))
     reference = load_causal_lm(str(sft_policy))
-    policy = load_causal_lm(str(_train_dpo(sft_policy, tmp_path / "dpo")))
+    policy = load_causal_lm(str(_demo_dpo(demo_run, "helpfulness")))
 
     before = evaluate_dpo_policy(reference, tokenizer, test_pairs, max_length=64)
     after = evaluate_dpo_policy(policy, tokenizer, test_pairs, reference=reference, beta=0.1, max_length=64)
@@ -98,9 +78,9 @@ def test_helpfulness_dpo_prefers_better_responses(
     assert world_after["benign_accuracy"] >= world_before["benign_accuracy"] - BENIGN_TOLERANCE
 
 
-def test_safety_dpo_lowers_harmful_compliance(sft_policy: Path, tmp_path: Path) -> None:
+def test_safety_dpo_lowers_harmful_compliance(demo_run: Any, sft_policy: Path) -> None:
     tokenizer = load_tokenizer(str(sft_policy))
-    policy = load_causal_lm(str(_train_dpo(sft_policy, tmp_path / "safe", "preference=safety")))
+    policy = load_causal_lm(str(_demo_dpo(demo_run, "safety")))
     before = evaluate_policy(load_causal_lm(str(sft_policy)), tokenizer)
     after = evaluate_policy(policy, tokenizer)
     print(
