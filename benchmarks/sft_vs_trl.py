@@ -39,92 +39,33 @@ not only torch tensors, and an allocator that keeps freed pages can understate l
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import gc
 import json
-import os
-import platform
 import shutil
-import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-# ------------------------------------------------------------------------------------------------ memory
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return None
-
-
-def _release_freed_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    # glibc keeps freed heap pages; hand them back so the next baseline is honest
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-class MemoryMeter:
-    """Peak memory of one call: CUDA allocations if there is a GPU, and host RSS growth always."""
-
-    def __init__(self, interval_s: float = 0.005) -> None:
-        self.interval_s = interval_s
-        self.cuda = torch.cuda.is_available()
-        self._stop = threading.Event()
-        self.rss_base = self.rss_peak = 0
-        self.cuda_base = self.cuda_peak = 0
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            rss = _rss_bytes()
-            if rss is not None and rss > self.rss_peak:
-                self.rss_peak = rss
-            time.sleep(self.interval_s)
-
-    def __enter__(self) -> MemoryMeter:
-        _release_freed_memory()
-        if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.cuda_base = torch.cuda.memory_allocated()
-        self.rss_base = self.rss_peak = _rss_bytes() or 0
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self.cuda:
-            torch.cuda.synchronize()
-            self.cuda_peak = torch.cuda.max_memory_allocated()
-
-    def report(self) -> dict[str, float]:
-        mib = 2**20
-        out = {"rss_growth_mib": (self.rss_peak - self.rss_base) / mib, "rss_base_mib": self.rss_base / mib}
-        if self.cuda:
-            out.update(
-                cuda_peak_mib=self.cuda_peak / mib,
-                cuda_peak_growth_mib=(self.cuda_peak - self.cuda_base) / mib,
-            )
-        return out
+from _common import (
+    RESULTS,
+    MemoryMeter,
+    alignkit_step_log,
+    cpu_clock_at_metrics_log,
+    device_line,
+    load_average,
+    median_summary,
+    memory_description,
+    memory_key_and_label,
+    print_host,
+    print_table,
+    profile_once,
+    step_clock_callback,
+    trl_optimizer_name,
+    versions,
+)
 
 
 # -------------------------------------------------------------------------------------------------- data
@@ -214,25 +155,11 @@ def run_alignkit(args: argparse.Namespace, steps: int, run_dir: Path) -> dict[st
             "run": {"output_dir": str(run_dir), "overwrite": True, "tensorboard": False, "progress": False},
         },
     )
-    from alignkit.runs import MetricsLog
-
-    cpu_at_log: list[float] = []
-    original_write = MetricsLog.write
-
-    def write(self: MetricsLog, record: Any) -> None:  # CPU clock at each step's log line
-        cpu_at_log.append(time.process_time())
-        original_write(self, record)
-
     t0 = time.perf_counter()
-    MetricsLog.write = write  # type: ignore[method-assign]
-    try:
-        with MemoryMeter() as mem:
-            result = train(config)
-    finally:
-        MetricsLog.write = original_write  # type: ignore[method-assign]
+    with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
+        result = train(config)
     wall = time.perf_counter() - t0
-    steps_log = [r for r in result.history if "elapsed_s" in r]
-    assert [r["step"] for r in steps_log] == list(range(1, steps + 1)), "expected one log line per step"
+    steps_log = alignkit_step_log(result, steps)
     return {
         "step_end_s": [r["elapsed_s"] for r in steps_log],
         "step_end_cpu_s": cpu_at_log[:steps],
@@ -246,23 +173,10 @@ def run_alignkit(args: argparse.Namespace, steps: int, run_dir: Path) -> dict[st
 def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path) -> dict[str, Any]:
     """One ``SFTTrainer.train()`` on the pre-ordered conversations; returns timings, losses and a token check."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
+    from transformers import AutoModelForCausalLM, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from alignkit.models.loading import load_tokenizer, resolve_path
-
-    class StepClock(TrainerCallback):
-        def __init__(self) -> None:
-            self.start = 0.0
-            self.ends: list[float] = []
-            self.cpu_ends: list[float] = []
-
-        def on_train_begin(self, *a: Any, **k: Any) -> None:
-            self.start = time.perf_counter()
-
-        def on_step_end(self, *a: Any, **k: Any) -> None:
-            self.ends.append(time.perf_counter() - self.start)
-            self.cpu_ends.append(time.process_time())
 
     class LossRecorder(SFTTrainer):
         """Keeps each training micro-batch's loss (a detached tensor: no extra device sync)."""
@@ -307,7 +221,7 @@ def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path)
         use_cpu=not cuda,
     )
     n_rows = steps * args.micro_batch
-    clock = StepClock()
+    clock = step_clock_callback()
     t0 = time.perf_counter()
     with MemoryMeter() as mem:
         tokenizer = load_tokenizer(args.model)
@@ -348,10 +262,7 @@ def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path)
         "total_tokens_logged": [h["num_tokens"] for h in logged],
         "tokenization_mismatches": mismatches + abs(len(ds) - n_rows),
         "used_our_generation_tags": trainer.chat_template is None,
-        "optimizer": type(
-            trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
-        ).__name__
-        + ("(fused default)" if args.trl_default_optim else "(as alignkit)"),
+        "optimizer": trl_optimizer_name(trainer, args.trl_default_optim),
         "wall_s": wall,
         **mem.report(),
     }
@@ -381,27 +292,6 @@ def summarise_run(raw: dict[str, Any], work: Workload, steps: int) -> dict[str, 
     }
 
 
-def median_of(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def profile_once(fn: Any, top: int, path: Path) -> str:
-    import cProfile
-    import io
-    import pstats
-
-    prof = cProfile.Profile()
-    prof.enable()
-    fn()
-    prof.disable()
-    buf = io.StringIO()
-    stats = pstats.Stats(prof, stream=buf).strip_dirs()
-    stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
-    path.write_text(buf.getvalue())
-    return buf.getvalue()
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="toyworld://models/tiny", help="hub name, folder or toyworld:// path")
@@ -427,14 +317,10 @@ def main() -> None:
         p.error("--steps must be at least 2 (steps 2..N are timed)")
 
     import transformers
-    import trl
 
     transformers.logging.set_verbosity_error()
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.processor()})"
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(
-        f"device: {device}; torch threads: {torch.get_num_threads()}; cpus: {os.cpu_count()}; load avg: {load}"
-    )
+    device = device_line()
+    print_host(device)
     work = build_workload(args, max(args.steps, args.warmup_steps))
     print(
         f"data: {work.num_examples} examples ({work.truncated} truncated to {args.max_length}, "
@@ -475,15 +361,7 @@ def main() -> None:
                 f"{r['loss_tokens_per_s']:10.0f} loss tok/s  first loss {r['first_loss']:.6f}"
             )
 
-    summary = {
-        name: {
-            k: median_of(rs, k)
-            for k in rs[0]
-            if k not in ("timed_steps", "first_loss", "last_loss", "rss_base_mib")
-        }
-        | {"first_loss": rs[0]["first_loss"], "last_loss": rs[0]["last_loss"]}
-        for name, rs in runs.items()
-    }
+    summary = median_summary(runs)
     a, t = summary["alignkit"], summary["trl"]
     ratio = a["loss_tokens_per_s"] / t["loss_tokens_per_s"]
     same_first = all(r["first_loss"] == runs["alignkit"][0]["first_loss"] for r in runs["alignkit"])
@@ -493,8 +371,7 @@ def main() -> None:
         abs(x - y) for x, y in zip(raws["alignkit"][0]["losses"], raws["trl"][0]["losses"], strict=True)
     )
 
-    mem_key = "cuda_peak_mib" if torch.cuda.is_available() else "rss_growth_mib"
-    mem_label = "CUDA peak alloc MiB" if torch.cuda.is_available() else "peak RSS growth MiB"
+    mem_key, mem_label = memory_key_and_label()
     rows = [
         ("steps/s", "steps_per_s", "{:.2f}"),
         ("loss tokens/s", "loss_tokens_per_s", "{:,.0f}"),
@@ -507,11 +384,7 @@ def main() -> None:
         ("loss at step 1", "first_loss", "{:.6f}"),
         (f"loss at step {args.steps}", "last_loss", "{:.6f}"),
     ]
-    print(f"\nmedian of {args.repeats} runs each ({device}):")
-    print(f"{'':32s}{'alignkit':>14s}{'TRL ' + trl.__version__:>14s}{'alignkit/TRL':>14s}")
-    for label, key, fmt in rows:
-        ratio_cell = f"{a[key] / t[key]:.3f}" if key not in ("first_loss", "last_loss") and t[key] else ""
-        print(f"{label:32s}{fmt.format(a[key]):>14s}{fmt.format(t[key]):>14s}{ratio_cell:>14s}")
+    print_table(f"median of {args.repeats} runs each ({device}):", a, t, rows)
     print(
         f"\nthroughput ratio alignkit/TRL (loss tokens/s): {ratio:.3f}\n"
         f"first-step loss |alignkit - TRL| = {first_diff:.2e}; max |diff| over the {args.steps}-step "
@@ -527,20 +400,12 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "device": device,
         "torch_threads": torch.get_num_threads(),
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "trl": trl.__version__,
-        },
+        "versions": versions(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s; TRL on_step_end)",
         "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
-        "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "memory": (
-            "torch.cuda.max_memory_allocated over the call, reset before it"
-            if torch.cuda.is_available()
-            else "peak RSS (sampled every 5 ms) minus RSS before the call, after gc + malloc_trim"
-        ),
+        "load_average_at_end": load_average(),
+        "memory": memory_description(),
         "data": {
             "examples": work.num_examples,
             "truncated": work.truncated,

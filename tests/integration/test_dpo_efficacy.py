@@ -90,3 +90,23 @@ def test_safety_dpo_lowers_harmful_compliance(demo_run: Any, sft_policy: Path) -
     )
     assert after["harmful_compliance_rate"] <= before["harmful_compliance_rate"] - COMPLIANCE_DROP
     assert after["benign_accuracy"] >= before["benign_accuracy"] - BENIGN_TOLERANCE
+
+
+def test_eval_preference_reports_a_dpo_policys_implicit_reward(
+    demo_run: Any, sft_policy: Path, tmp_path: Path
+) -> None:
+    """`alignkit eval preference kind=dpo` writes report.json and a plot for a DPO policy."""
+    import json
+
+    from sft_helpers import run_cli
+
+    out = tmp_path / "eval"
+    result = run_cli(
+        "eval", "preference", f"model.path={_demo_dpo(demo_run, 'helpfulness')}", "kind=dpo",
+        f"reference={sft_policy}", "max_length=64", f"output_dir={out}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "report.json").read_text())["metrics"]
+    assert metrics["n_pairs"] > 300
+    assert metrics["implicit_reward_accuracy"] >= 0.5 + IMPLICIT_GAIN
+    assert (out / "scores.png").stat().st_size > 1000

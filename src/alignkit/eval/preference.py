@@ -32,8 +32,15 @@ from alignkit.train.sections import DatasetConfig, ModelConfig
 class PreferenceEvalConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(path=""))
     """The judge to evaluate: the final/ folder of `alignkit train reward` or `alignkit train cost`."""
-    kind: Literal["reward", "cost"] = "reward"
-    """What the model is: a reward model (helpfulness ranking) or a cost model (safety ranking and signs)."""
+    kind: Literal["reward", "cost", "dpo"] = "reward"
+    """What the model is: a reward model (helpfulness ranking), a cost model (safety ranking and signs),
+    or a DPO-trained policy (ranking by its implicit reward beta * (rho_w - rho_l))."""
+    reference: str | None = None
+    """kind=dpo: the reference policy pi_ref DPO started from (e.g. the SFT final/); None: log-prob accuracy only."""
+    beta: float = 0.1
+    """kind=dpo: the beta the policy was trained with (scales the implicit reward)."""
+    label: Literal["helpfulness", "safety"] = "helpfulness"
+    """kind=dpo: which label of PKU-SafeRLHF-style records decides the chosen response."""
     data: DatasetConfig = field(
         default_factory=lambda: DatasetConfig(
             source="toyworld://data/safe_pref", template="pku-saferlhf", split="test"
@@ -131,7 +138,36 @@ def evaluate_cost(config: PreferenceEvalConfig, records: Sequence[Any]) -> EvalR
     )
 
 
-EVALUATORS: dict[str, Evaluator] = {"reward": evaluate_reward, "cost": evaluate_cost}
+def evaluate_dpo(config: PreferenceEvalConfig, records: Sequence[Any]) -> EvalResult:
+    """A DPO policy as its own reward model (alignkit.eval.dpo_eval), with per-pair margins plotted."""
+    from alignkit.eval.dpo_eval import pair_logps, preference_metrics
+    from alignkit.models.loading import load_causal_lm, load_tokenizer
+    from alignkit.train.dpo_data import tokenize_pairs
+
+    tokenizer = load_tokenizer(config.model.path)
+    examples, _ = tokenize_pairs(records, tokenizer, config.max_length, config.label)
+    pad = tokenizer.pad_token_id
+
+    def logps_of(path: str) -> Any:
+        model = load_causal_lm(
+            path, dtype=config.model.dtype, trust_remote_code=config.model.trust_remote_code
+        )
+        return pair_logps(model, examples, pad, batch_size=config.batch_size)
+
+    policy = logps_of(config.model.path)
+    reference = logps_of(config.reference) if config.reference else None
+    histograms = {"log pi(y_w) - log pi(y_l)": (policy.chosen - policy.rejected).tolist()}
+    if reference is not None:
+        margins = config.beta * ((policy.chosen - reference.chosen) - (policy.rejected - reference.rejected))
+        histograms = {"beta * (rho_w - rho_l)": margins.tolist()}
+    return EvalResult(
+        metrics=preference_metrics(policy, reference, config.beta),
+        histograms=histograms,
+        xlabel="implicit reward margin" if reference is not None else "log-prob margin",
+    )
+
+
+EVALUATORS: dict[str, Evaluator] = {"reward": evaluate_reward, "cost": evaluate_cost, "dpo": evaluate_dpo}
 """kind -> evaluator; the extension point for new kinds of judges (see the module docstring)."""
 
 

@@ -69,6 +69,7 @@ def new_score_model(
     *,
     dtype: str = "float32",
     trust_remote_code: bool = False,
+    quantize: str = "none",
 ) -> Any:
     """A score model on the backbone of checkpoint ``path`` (causal LM or score model), head freshly set up.
 
@@ -78,12 +79,14 @@ def new_score_model(
     from transformers import AutoModelForSequenceClassification
 
     from alignkit.models.loading import DTYPES, resolve_path
+    from alignkit.models.lora import quantization_kwargs
 
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_path(path),
         num_labels=1,
         dtype=DTYPES[dtype],
         trust_remote_code=trust_remote_code,
+        **quantization_kwargs(quantize, dtype),
     )
     set_score_kind(model.config, kind, score_pad_token_id(tokenizer))
     return model

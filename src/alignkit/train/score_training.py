@@ -111,12 +111,18 @@ def train_score_model(
 ) -> LoopResult:
     """Train a ``kind`` score model; ``to_pairs(records, source)`` validates and orders the records."""
     from alignkit.models.loading import load_tokenizer, save_pretrained
+    from alignkit.models.lora import model_quantize, prepare_trainable_model
 
     accelerator = make_accelerator(trainer)
     run_dir = start_run(run, config, accelerator)
     tokenizer = load_tokenizer(model.tokenizer or model.path, trust_remote_code=model.trust_remote_code)
     score_model = new_score_model(
-        model.path, tokenizer, kind, dtype=model.dtype, trust_remote_code=model.trust_remote_code
+        model.path,
+        tokenizer,
+        kind,
+        dtype=model.dtype,
+        trust_remote_code=model.trust_remote_code,
+        quantize=model_quantize(model),
     )
     pad_id = score_model.config.pad_token_id
 
@@ -138,9 +144,8 @@ def train_score_model(
                     f"dropped {n} {name} pairs whose prompt leaves no response token in max_length"
                 )
 
-    if model.gradient_checkpointing:
-        score_model.gradient_checkpointing_enable()
-        score_model.config.use_cache = False
+    # Activation checkpointing and LoRA/QLoRA exactly as every trainer does them (models/lora.py).
+    score_model = prepare_trainable_model(score_model, model)
     optimizer = torch.optim.AdamW(
         [p for p in score_model.parameters() if p.requires_grad],
         lr=trainer.lr,
