@@ -54,4 +54,4 @@ def test_config_names_the_missing_model_and_unknown_kind():
         from_dict(PreferenceEvalConfig, {})
     with pytest.raises(ConfigError, match="kind"):
         from_dict(PreferenceEvalConfig, {"model": {"path": "x"}, "kind": "dpo-typo"})
-    assert set(EVALUATORS) == {"reward", "cost"}
+    assert set(EVALUATORS) == {"reward", "cost", "dpo"}
