@@ -97,6 +97,25 @@ ScoreLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], LossOutput]
 """(first scores (B,), second scores (B,), signs (2B,)) -> summed loss and metric sums."""
 
 
+def save_score_model(model: torch.nn.Module, tokenizer: Any, out_dir: Path, state_dict: Any = None) -> None:
+    """Save a score model so it reloads as one: a LoRA model is saved merged (base + adapter + head).
+
+    Scorers load score models with ``AutoModelForSequenceClassification`` and read what the score means
+    from its config, which an adapter folder does not carry; merging a copy keeps the model being trained
+    untouched. (Costs one extra copy of the weights in CPU memory while saving.)
+    """
+    import copy
+
+    from alignkit.models.loading import save_pretrained
+    from alignkit.models.lora import is_lora
+
+    if is_lora(model):
+        merged = copy.deepcopy(model).merge_and_unload()
+        save_pretrained(merged, tokenizer, out_dir)
+    else:
+        save_pretrained(model, tokenizer, out_dir, state_dict)
+
+
 def train_score_model(
     *,
     kind: ScoreKind,
@@ -110,7 +129,7 @@ def train_score_model(
     plot_groups: Mapping[str, list[str]],
 ) -> LoopResult:
     """Train a ``kind`` score model; ``to_pairs(records, source)`` validates and orders the records."""
-    from alignkit.models.loading import load_tokenizer, save_pretrained
+    from alignkit.models.loading import load_tokenizer
     from alignkit.models.lora import model_quantize, prepare_trainable_model
 
     accelerator = make_accelerator(trainer)
@@ -172,7 +191,7 @@ def train_score_model(
         loss_fn=loss_fn,
         cfg=trainer,
         run_dir=run_dir,
-        save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),
+        save_model=lambda m, path, sd: save_score_model(m, tokenizer, path, sd),
         plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"], **plot_groups},
         resume=run.resume,
         tensorboard=run.tensorboard,
