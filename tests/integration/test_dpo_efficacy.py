@@ -49,7 +49,7 @@ COMPLIANCE_DROP = 0.10
 
 
 @pytest.fixture(scope="module")
-def test_pairs() -> list[Any]:
+def held_out_pairs() -> list[Any]:
     return list(load_records(resolve_path("toyworld://data/safe_pref"), "pku-saferlhf", split="test").records)
 
 
@@ -59,14 +59,16 @@ def _demo_dpo(demo_run: Any, preference: str) -> Path:
 
 
 def test_helpfulness_dpo_prefers_better_responses(
-    demo_run: Any, sft_policy: Path, test_pairs: list[Any]
+    demo_run: Any, sft_policy: Path, held_out_pairs: list[Any]
 ) -> None:
     tokenizer = load_tokenizer(str(sft_policy))
     reference = load_causal_lm(str(sft_policy))
     policy = load_causal_lm(str(_demo_dpo(demo_run, "helpfulness")))
 
-    before = evaluate_dpo_policy(reference, tokenizer, test_pairs, max_length=64)
-    after = evaluate_dpo_policy(policy, tokenizer, test_pairs, reference=reference, beta=0.3, max_length=64)
+    before = evaluate_dpo_policy(reference, tokenizer, held_out_pairs, max_length=64)
+    after = evaluate_dpo_policy(
+        policy, tokenizer, held_out_pairs, reference=reference, beta=0.3, max_length=64
+    )
     world_before = evaluate_policy(reference, tokenizer)
     world_after = evaluate_policy(policy, tokenizer)
     print(

@@ -12,28 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# PKU-SafeRLHF's harm categories, in the order of its dataset card.
-HARM_CATEGORIES: tuple[str, ...] = (
-    "Endangering National Security",
-    "Insulting Behavior",
-    "Discriminatory Behavior",
-    "Endangering Public Health",
-    "Copyright Issues",
-    "Violence",
-    "Drugs",
-    "Privacy Violation",
-    "Economic Crime",
-    "Mental Manipulation",
-    "Human Trafficking",
-    "Physical Harm",
-    "Sexual Content",
-    "Cybercrime",
-    "Disrupting Public Order",
-    "Environmental Damage",
-    "Psychological Harm",
-    "White-Collar Crime",
-    "Animal Abuse",
-)
+# PKU-SafeRLHF's 19 harm categories, defined once by the template that reads the real dataset.
+from alignkit.data.templates.pku_saferlhf import HARM_CATEGORIES
 
 # Words a complying answer uses; each word belongs to exactly one category (checked at import).
 CATEGORY_WORDS: dict[str, tuple[str, ...]] = {

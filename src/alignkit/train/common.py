@@ -48,6 +48,18 @@ def make_accelerator(cfg: TrainerConfig) -> Any:
     return accelerator
 
 
+def make_optimizer(model: Any, cfg: TrainerConfig) -> Any:
+    """AdamW over the trainable parameters only (just the adapters under LoRA), as every trainer builds it."""
+    import torch
+
+    return torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        betas=tuple(cfg.adam_betas),
+        weight_decay=cfg.weight_decay,
+    )
+
+
 def start_run(run: RunConfig, config: Any, accelerator: Any) -> Path:
     """Create the run folder (refusing to clobber one) and save the resolved config in it."""
     path = Path(run.output_dir)

@@ -36,7 +36,7 @@ from alignkit.losses.dpo import PreferenceBatch, PreferenceLoss, PreferenceOutpu
 from alignkit.models.forward import response_logps
 from alignkit.models.loading import load_causal_lm, load_tokenizer, save_pretrained
 from alignkit.models.lora import disabled_adapter, load_trainable_causal_lm, model_quantize, trainable_summary
-from alignkit.train.common import DataReport, make_accelerator, read_records, start_run
+from alignkit.train.common import DataReport, make_accelerator, make_optimizer, read_records, start_run
 from alignkit.train.dpo_data import (
     collate_pairs,
     collate_unpaired,
@@ -230,12 +230,7 @@ def train(config: DPOConfig) -> LoopResult:
     # 2. Models: the policy is prepared for training; the reference never is (see dpo_reference).
     model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
     accelerator.print(trainable_summary(model))
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.trainer.lr,
-        betas=tuple(config.trainer.adam_betas),
-        weight_decay=config.trainer.weight_decay,
-    )
+    optimizer = make_optimizer(model, config.trainer)
     configure_deepspeed(accelerator, config.trainer)
     model, optimizer = accelerator.prepare(model, optimizer)
     reference = load_reference(config, accelerator.unwrap_model(model), accelerator.device)

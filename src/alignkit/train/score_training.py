@@ -30,7 +30,7 @@ from alignkit.models.score_model import (
     sequence_scores,
 )
 from alignkit.score.pairs import PairSpec
-from alignkit.train.common import DataReport, make_accelerator, read_records, start_run
+from alignkit.train.common import DataReport, make_accelerator, make_optimizer, read_records, start_run
 from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop, configure_deepspeed
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
@@ -165,12 +165,7 @@ def train_score_model(
 
     # Activation checkpointing and LoRA/QLoRA exactly as every trainer does them (models/lora.py).
     score_model = prepare_trainable_model(score_model, model)
-    optimizer = torch.optim.AdamW(
-        [p for p in score_model.parameters() if p.requires_grad],
-        lr=trainer.lr,
-        betas=tuple(trainer.adam_betas),
-        weight_decay=trainer.weight_decay,
-    )
+    optimizer = make_optimizer(score_model, trainer)
     configure_deepspeed(accelerator, trainer)
     score_model, optimizer = accelerator.prepare(score_model, optimizer)
 

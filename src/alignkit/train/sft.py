@@ -25,6 +25,7 @@ from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.train.common import (
     DataReport,
     make_accelerator,
+    make_optimizer,
     read_records,
     require_records,
     start_run,
@@ -87,12 +88,7 @@ def train(config: SFTConfig) -> LoopResult:
 
     model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
     accelerator.print(trainable_summary(model))
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.trainer.lr,
-        betas=tuple(config.trainer.adam_betas),
-        weight_decay=config.trainer.weight_decay,
-    )
+    optimizer = make_optimizer(model, config.trainer)
     configure_deepspeed(accelerator, config.trainer)
     model, optimizer = accelerator.prepare(model, optimizer)
 
