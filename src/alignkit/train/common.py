@@ -60,6 +60,15 @@ def make_optimizer(model: Any, cfg: TrainerConfig) -> Any:
     )
 
 
+def prepare_training(accelerator: Any, model: Any, cfg: TrainerConfig) -> tuple[Any, Any]:
+    """Optimizer, DeepSpeed keys and accelerate's wrapping: the last step before every trainer's loop."""
+    from alignkit.train.engine import configure_deepspeed
+
+    optimizer = make_optimizer(model, cfg)
+    configure_deepspeed(accelerator, cfg)
+    return accelerator.prepare(model, optimizer)
+
+
 def start_run(run: RunConfig, config: Any, accelerator: Any) -> Path:
     """Create the run folder (refusing to clobber one) and save the resolved config in it."""
     path = Path(run.output_dir)
@@ -98,6 +107,12 @@ class DataReport:
             f"truncated {n} {split} examples to data.max_length" for split, n in self.truncated.items() if n
         ]
         return "\n".join(lines)
+
+    def publish(self, accelerator: Any, run_dir: Path) -> None:
+        """Write data_report.json and print the summary, once (main process)."""
+        if accelerator.is_main_process:
+            self.save(run_dir)
+            accelerator.print(self.summary())
 
     def save(self, run_dir: Path) -> None:
         write_json(

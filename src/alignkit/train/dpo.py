@@ -36,7 +36,7 @@ from alignkit.losses.dpo import PreferenceBatch, PreferenceLoss, PreferenceOutpu
 from alignkit.models.forward import response_logps
 from alignkit.models.loading import load_causal_lm, load_tokenizer, save_pretrained
 from alignkit.models.lora import disabled_adapter, load_trainable_causal_lm, model_quantize, trainable_summary
-from alignkit.train.common import DataReport, make_accelerator, make_optimizer, read_records, start_run
+from alignkit.train.common import DataReport, make_accelerator, prepare_training, read_records, start_run
 from alignkit.train.dpo_data import (
     collate_pairs,
     collate_unpaired,
@@ -53,7 +53,7 @@ from alignkit.train.dpo_reference import (
     cache_reference_logps,
     reference_logps,
 )
-from alignkit.train.engine import LoopData, LoopResult, LossFn, LossOutput, TrainLoop, configure_deepspeed
+from alignkit.train.engine import LoopData, LoopResult, LossFn, LossOutput, TrainLoop
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 LossName = Literal["dpo", "ipo", "simpo", "orpo", "kto"]
@@ -223,16 +223,12 @@ def train(config: DPOConfig) -> LoopResult:
             examples[name], report.truncated[name] = tokenize_unpaired(
                 records, tokenizer, config.data.max_length, config.preference, config.trainer.seed
             )
-    if accelerator.is_main_process:
-        report.save(run_dir)
-        accelerator.print(report.summary())
+    report.publish(accelerator, run_dir)
 
     # 2. Models: the policy is prepared for training; the reference never is (see dpo_reference).
     model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
     accelerator.print(trainable_summary(model))
-    optimizer = make_optimizer(model, config.trainer)
-    configure_deepspeed(accelerator, config.trainer)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer = prepare_training(accelerator, model, config.trainer)
     reference = load_reference(config, accelerator.unwrap_model(model), accelerator.device)
 
     # 3. Cached reference: score every sequence once, then drop the reference model from memory.

@@ -30,8 +30,8 @@ from alignkit.models.score_model import (
     sequence_scores,
 )
 from alignkit.score.pairs import PairSpec
-from alignkit.train.common import DataReport, make_accelerator, make_optimizer, read_records, start_run
-from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop, configure_deepspeed
+from alignkit.train.common import DataReport, make_accelerator, prepare_training, read_records, start_run
+from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 
@@ -154,9 +154,8 @@ def train_score_model(
         tokenized[name], report.truncated[name], dropped[name] = tokenize_pairs(
             specs, tokenizer, data.max_length
         )
+    report.publish(accelerator, run_dir)
     if accelerator.is_main_process:
-        report.save(run_dir)
-        accelerator.print(report.summary())
         for name, n in dropped.items():
             if n:
                 accelerator.print(
@@ -165,9 +164,7 @@ def train_score_model(
 
     # Activation checkpointing and LoRA/QLoRA exactly as every trainer does them (models/lora.py).
     score_model = prepare_trainable_model(score_model, model)
-    optimizer = make_optimizer(score_model, trainer)
-    configure_deepspeed(accelerator, trainer)
-    score_model, optimizer = accelerator.prepare(score_model, optimizer)
+    score_model, optimizer = prepare_training(accelerator, score_model, trainer)
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         first, second = pair_scores(m, batch)

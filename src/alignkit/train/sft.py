@@ -25,12 +25,12 @@ from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.train.common import (
     DataReport,
     make_accelerator,
-    make_optimizer,
+    prepare_training,
     read_records,
     require_records,
     start_run,
 )
-from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop, configure_deepspeed
+from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 
@@ -82,15 +82,11 @@ def train(config: SFTConfig) -> LoopResult:
         records = read_records(ds, config.data, report, name)
         require_records(records, Conversation, ds.source, ds.template)
         tokenized[name], report.truncated[name] = tokenize(records, tokenizer, config.data.max_length)
-    if accelerator.is_main_process:
-        report.save(run_dir)
-        accelerator.print(report.summary())
+    report.publish(accelerator, run_dir)
 
     model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
     accelerator.print(trainable_summary(model))
-    optimizer = make_optimizer(model, config.trainer)
-    configure_deepspeed(accelerator, config.trainer)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer = prepare_training(accelerator, model, config.trainer)
 
     pad_id = tokenizer.pad_token_id
     loop = TrainLoop(

@@ -12,4 +12,5 @@ def test_losses_import_pulls_in_no_training_stack():
         "bad = [m for m in sys.modules if m.startswith('alignkit.') and not m.startswith('alignkit.losses')]\n"
         "assert not heavy and not bad, (heavy, bad)\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
