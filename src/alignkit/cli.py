@@ -18,6 +18,9 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "reward": ("alignkit.train.reward", "RewardConfig"),
     "cost": ("alignkit.train.cost", "CostConfig"),
     "dpo": ("alignkit.train.dpo", "DPOConfig"),
+    "ppo": ("alignkit.train.ppo", "PPOConfig"),
+    "safe-ppo": ("alignkit.train.safe_ppo", "SafePPOConfig"),
+    "grpo": ("alignkit.train.grpo", "GRPOConfig"),
 }
 
 

@@ -26,3 +26,14 @@ def response_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Re
     token = token_logps(logits, batch["labels"])  # (B, T)
     mask = label_mask(batch["labels"])  # (B, T)
     return ResponseLogps(sequence_logps(token, mask), mask.sum(dim=-1))
+
+
+def labelled_token_logps(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """(B, T) log pi(token t | tokens < t) at each labelled position, 0 elsewhere (fp32).
+
+    The per-token form of :func:`response_logps`, for losses that weigh tokens separately (PPO, GRPO).
+    """
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (B, T, V)
+    return token_logps(logits, labels)

@@ -119,3 +119,30 @@ def harm(prompt: str, response: str) -> HarmVerdict:
         for category in categories
     ]
     return HarmVerdict(is_safe=False, categories=categories, severity=max(severities))
+
+
+def harm_cost(prompt: str, response: str) -> float:
+    """A rule cost in Safe RLHF's sign convention: ``-1`` for a safe response, the severity (1-3) if not.
+
+    Negative means safe, so a cost limit of 0 asks for "safe on average" as the trained cost model does;
+    usable as ``scorer: alignkit.toyworld.oracle:harm_cost``.
+    """
+    verdict = harm(prompt, response)
+    return -1.0 if verdict.is_safe else float(verdict.severity)
+
+
+def is_ideal(prompt: str, response: str) -> bool:
+    """Whether ``response`` is what an aligned assistant says: the right answer, or a refusal of harm."""
+    task = find_task(prompt)
+    if task is None:
+        return False
+    return classify(task, response) == ("refusal" if task.is_harmful else "correct")
+
+
+def ideal_reward(prompt: str, response: str) -> float:
+    """A rule reward for GRPO: 1 for the ideal answer (see ``is_ideal``), else 0.
+
+    Unlike ``helpfulness`` it pays for refusing harmful requests, so it teaches helpful *and* harmless.
+    Usable as ``reward: alignkit.toyworld.oracle:ideal_reward``.
+    """
+    return 1.0 if is_ideal(prompt, response) else 0.0

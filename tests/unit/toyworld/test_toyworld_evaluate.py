@@ -28,6 +28,8 @@ def test_score_responses_counts_by_hand() -> None:
     assert metrics["mean_helpfulness"] == (1.0 - 0.5 + 1.0 - 0.25) / 4
     assert metrics["harm_rate"] == 0.25 and metrics["mean_severity"] == 3 / 4
     assert (metrics["n_prompts"], metrics["n_benign"], metrics["n_harmful"]) == (4, 2, 2)
+    # Only the first answer is what an aligned assistant says ("No." to a harmful request is off-topic).
+    assert metrics["ideal_rate"] == 1 / 4
     assert math.isnan(score_responses(["hello"], ["hi"])["benign_accuracy"])
 
 

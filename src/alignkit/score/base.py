@@ -1,0 +1,124 @@
+"""The Scorer protocol: (prompt, response) pairs in, one number per pair out.
+
+Backends: a trained reward or cost model (``ScoreModelScorer``) and any Python function named by a
+``module:function`` path (``FunctionScorer``: rule rewards, the toy world's oracles). PPO, GRPO,
+best-of-n and evaluation take any Scorer. Prompts are conversations (``Message`` records or
+``{"role", "content"}`` dicts); a response is the assistant message(s) that continue its prompt.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from alignkit.data.render import chat_dicts
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    def score(self, prompts: Sequence[Sequence[Any]], responses: Sequence[Sequence[Any]]) -> torch.Tensor:
+        """``(N,)`` float32 scores on the CPU, one per (prompt, response) pair, computed in batches."""
+        ...
+
+
+def message_text(messages: Sequence[Any], role: str | None = None) -> str:
+    """The text of the last message (of ``role``, when given); multimodal parts contribute their text."""
+    dicts = [m for m in chat_dicts(messages) if role is None or m["role"] == role]
+    if not dicts:
+        return ""
+    content = dicts[-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def as_response(text: str) -> list[dict[str, str]]:
+    """A generated text as the one-message response Scorers take."""
+    return [{"role": "assistant", "content": text}]
+
+
+def import_function(path: str) -> Callable[..., Any]:
+    """``"package.module:function"`` (or ``package.module.function``) -> the function, with clear errors."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"scorer function {path!r}: write it as 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"scorer function {path!r}: cannot import module {module_name!r} ({err})") from err
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"scorer function {path!r}: module {module_name!r} has no function {attr!r}")
+    return fn
+
+
+class FunctionScorer:
+    """A Python function as a Scorer: rule-based rewards, oracles, regex checks.
+
+    The function gets plain text: the prompt's last user message and the response's last assistant
+    message. ``batched=False`` calls ``fn(prompt, response) -> float`` per pair; ``batched=True`` calls
+    ``fn(prompts, responses) -> list[float]`` once per batch (e.g. to call a model or a service).
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, batched: bool = False, batch_size: int = 256) -> None:
+        self.fn = fn
+        self.batched = batched
+        self.batch_size = batch_size
+        self.name = getattr(fn, "__qualname__", repr(fn))
+
+    @classmethod
+    def from_path(cls, path: str, *, batched: bool = False, batch_size: int = 256) -> FunctionScorer:
+        return cls(import_function(path), batched=batched, batch_size=batch_size)
+
+    def score(self, prompts: Sequence[Sequence[Any]], responses: Sequence[Sequence[Any]]) -> torch.Tensor:
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        prompt_texts = [message_text(p, "user") for p in prompts]
+        response_texts = [message_text(r, "assistant") for r in responses]
+        scores: list[float] = []
+        for start in range(0, len(prompt_texts), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            if self.batched:
+                out = list(self.fn(prompt_texts[chunk], response_texts[chunk]))
+                if len(out) != len(prompt_texts[chunk]):
+                    raise ValueError(
+                        f"scorer {self.name} returned {len(out)} scores for {len(prompt_texts[chunk])} pairs"
+                    )
+            else:
+                out = [self.fn(p, r) for p, r in zip(prompt_texts[chunk], response_texts[chunk], strict=True)]
+            scores += [self._number(value) for value in out]
+        return torch.tensor(scores, dtype=torch.float32)
+
+    def _number(self, value: Any) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"scorer {self.name} returned {value!r}; it must return a number") from err
+
+
+def looks_like_function(path: str) -> bool:
+    """``module:function`` names a function; anything that exists on disk or has no colon is a model."""
+    return ":" in path and not Path(path).exists() and "://" not in path
+
+
+def build_scorer(
+    path: str,
+    *,
+    batched: bool = False,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    max_length: int = 512,
+) -> Scorer:
+    """A Scorer from a config string: a ``module:function`` path or a saved reward/cost model folder."""
+    if looks_like_function(path):
+        return FunctionScorer.from_path(path, batched=batched, batch_size=max(batch_size, 1))
+    from alignkit.models.loading import resolve_path
+    from alignkit.score.score_model import ScoreModelScorer
+
+    return ScoreModelScorer(resolve_path(path), device=device, batch_size=batch_size, max_length=max_length)

@@ -1,0 +1,181 @@
+"""The skeleton every online trainer shares: set-up, sampling and scoring a step, the step loop, eval.
+
+A subclass (PPO, GRPO) builds and prepares its models in ``build`` and turns one step's samples into
+updates in ``step``; everything else (run folder, prompts, scorers, the Lagrange multiplier, the
+generator over the live policy, logging, checkpoints, final eval) is here, written once.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alignkit.generate.hf import HFGenerator
+from alignkit.models.loading import load_tokenizer, save_pretrained
+from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
+from alignkit.runs import read_metrics
+from alignkit.train.common import DataReport, make_accelerator, start_run
+from alignkit.train.engine import LoopResult
+from alignkit.train.online import (
+    LagrangeMultiplier,
+    OnlineRun,
+    Rollout,
+    SavedModel,
+    Trained,
+    build_rollout,
+    check_batch_sizes,
+    evaluate_prompts,
+    gather_floats,
+    read_prompts,
+    reduce_sum,
+    sampling_seed,
+    score_rollout,
+    step_prompt_indices,
+)
+
+
+class OnlineTrainer:
+    """Set-up and loop of an online RL run; one instance per run."""
+
+    algorithm = "online RL"
+    plot_groups: dict[str, list[str]] = {}
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        cfg = config.trainer
+        acc = self.accelerator = make_accelerator(cfg)
+        check_batch_sizes(config.rollout, cfg, acc.num_processes)
+        self.run_dir = start_run(config.run, config, acc)
+        self.tokenizer = load_tokenizer(
+            config.model.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
+        )
+        report = DataReport()
+        self.prompts = read_prompts(config.data, report)
+        self.read_extra_data(report)
+        report.publish(acc, self.run_dir)
+
+        max_length = config.data.max_length
+        self.reward_scorer = config.reward.build(acc.device, max_length)
+        self.cost_scorer = config.cost.build(acc.device, max_length) if config.cost else None
+        self.multiplier = LagrangeMultiplier(config.lagrange) if self.cost_scorer is not None else None
+
+        self.local_mini = cfg.mini_batch_size // acc.num_processes
+        self.micro_per_mini = math.ceil(self.local_mini / cfg.micro_batch_size)
+        self.updates_per_step = cfg.update_epochs * config.rollout.samples_per_step // cfg.mini_batch_size
+        self.total_updates = cfg.steps * self.updates_per_step
+
+        actor = load_trainable_causal_lm(config.model)
+        acc.print(trainable_summary(actor))
+        self.trained, extra_saved = self.build(actor)
+        self.actor = self.trained[0].model
+        for item in self.trained:
+            acc.register_for_checkpointing(item.scheduler)
+        tokenizer = self.tokenizer
+        saved = [
+            SavedModel("", self.actor, lambda m, path: save_pretrained(m, tokenizer, path)),
+            *extra_saved,
+        ]
+        self.online = OnlineRun(acc, self.run_dir, cfg, config.run, saved, self.plot_groups)
+        if self.multiplier is not None and "lagrange" in self.online.extra_state:
+            self.multiplier.load_state_dict(self.online.extra_state["lagrange"])
+        self.generator = HFGenerator(
+            acc.unwrap_model(self.actor), tokenizer, batch_size=config.rollout.generation_batch_size
+        )
+
+    # ----------------------------------------------------------------- for subclasses
+    def read_extra_data(self, report: DataReport) -> None:
+        """Read any data beyond the prompts (PPO's pretraining mix)."""
+
+    def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
+        """Load the other models, prepare everything; the policy's ``Trained`` comes first."""
+        raise NotImplementedError
+
+    def step(self, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- shared parts of a step
+    @property
+    def safe(self) -> bool:
+        return self.cost_scorer is not None
+
+    def sample(self, step: int) -> tuple[Rollout, torch.Tensor, torch.Tensor | None]:
+        """This process's samples of ``step`` and their reward (and cost) scores."""
+        config, acc = self.config, self.accelerator
+        indices = step_prompt_indices(
+            len(self.prompts["train"]),
+            config.rollout.prompts_per_step,
+            step,
+            config.trainer.seed,
+            acc.num_processes,
+            acc.process_index,
+        )
+        rollout = build_rollout(
+            self.generator,
+            self.tokenizer,
+            [self.prompts["train"][i] for i in indices],
+            config.rollout.sampling(),
+            sampling_seed(config.trainer.seed, step, acc.process_index),
+        )
+        scores = score_rollout(self.reward_scorer, rollout, config.rollout.missing_eos_penalty)
+        costs = score_rollout(self.cost_scorer, rollout) if self.cost_scorer is not None else None
+        return rollout, scores, costs
+
+    def update_multiplier(self, step: int, costs: torch.Tensor) -> dict[str, float]:
+        """Move lambda on this step's episode costs of all processes (before the policy update uses it)."""
+        assert self.multiplier is not None
+        return self.multiplier.update(step, gather_floats(self.accelerator, costs))
+
+    def sample_metrics(
+        self, rollout: Rollout, scores: torch.Tensor, costs: torch.Tensor | None, sums: dict[str, float]
+    ) -> dict[str, float]:
+        """Means over all processes' samples: score, cost, length, finished rate, plus ``sums`` / samples."""
+        local = {
+            "samples": float(len(rollout)),
+            "tokens": float(rollout.mask.sum()),
+            "reward/score": float(scores.sum()),
+            "response_length": float(rollout.mask.sum()),
+            "finished_rate": float(rollout.finished.sum()),
+            **({"cost/score": float(costs.sum())} if costs is not None else {}),
+            **sums,
+        }
+        keys = sorted(local)
+        totals = dict(zip(keys, reduce_sum(self.accelerator, [local[k] for k in keys]).tolist(), strict=True))
+        samples, tokens = totals.pop("samples"), max(totals.pop("tokens"), 1.0)
+        per_token = {k for k in totals if k.startswith("entropy")}
+        return {k: v / (tokens if k in per_token else samples) for k, v in totals.items()}
+
+    # ----------------------------------------------------------------- the loop
+    def evaluate(self) -> dict[str, float]:
+        scorers = {"reward": self.reward_scorer}
+        if self.cost_scorer is not None:
+            scorers["cost"] = self.cost_scorer
+        return evaluate_prompts(
+            self.accelerator,
+            self.generator,
+            self.tokenizer,
+            self.prompts.get("eval", []),
+            scorers,
+            self.config.rollout.max_new_tokens,
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"lagrange": self.multiplier.state_dict()} if self.multiplier is not None else {}
+
+    def run(self) -> LoopResult:
+        run, cfg = self.online, self.config.trainer
+        while run.step < cfg.steps:
+            record = self.step(run.step)
+            record["lr"] = self.trained[0].scheduler.get_last_lr()[0]
+            run.step += 1
+            if run.step == cfg.steps or (cfg.eval_every and run.step % cfg.eval_every == 0):
+                record.update(self.evaluate())
+            postfix = {k: record[k] for k in ("reward/score", "kl", "lagrange/lambda") if k in record}
+            run.log(record, postfix)
+            run.maybe_checkpoint(self.extra_state())
+        final_dir = run.finish(self.extra_state())
+        name = f"{self.algorithm} with a cost limit" if self.safe else self.algorithm
+        self.accelerator.print(f"{name} done: {run.step} steps; policy in {Path(final_dir)}")
+        return LoopResult(run.step, read_metrics(run.metrics.path), final_dir)

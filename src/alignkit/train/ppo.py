@@ -1,0 +1,339 @@
+"""PPO-RLHF (InstructGPT, 2203.02155) and, with a cost scorer, Safe RLHF's PPO-Lagrangian (2310.12773).
+
+One step: sample responses to a batch of prompts (the live policy through ``HFGenerator``), score them
+(reward, and cost for Safe RLHF), re-read them with the policy, the frozen reference and the critics,
+build the KL-shaped per-token rewards (and costs), run GAE per stream, and take ``update_epochs`` passes
+of clipped policy and value updates (formulas in ``alignkit.losses.ppo``; the batch vocabulary in
+``alignkit.train.online``).
+
+Safe RLHF (``cost`` set): a cost critic beside the reward critic; the multiplier lambda moves on the
+mean episode cost of a window of recent episodes (``lagrange.*``); the actor's advantage is
+``(A_r - lambda A_c) / (1 + lambda)``, combined *before* whitening, so lambda trades reward against
+cost in their own units. ``alignkit train safe-ppo`` is this trainer with the cost scorer required.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from alignkit.config import check
+from alignkit.data.collate import collate_lm
+from alignkit.data.render import render_conversation
+from alignkit.losses.lagrangian import combined_advantages
+from alignkit.losses.logprobs import entropy_from_logits, label_mask, token_logps
+from alignkit.losses.ppo import (
+    KLEstimator,
+    explained_variance,
+    gae,
+    kl_penalty,
+    per_token_costs,
+    per_token_rewards,
+    ppo_policy_loss,
+    ppo_value_loss,
+)
+from alignkit.losses.sft import sft_loss
+from alignkit.models.value import load_critic
+from alignkit.train.common import DataReport, make_optimizer, read_records
+from alignkit.train.engine import LoopResult, global_batch_indices
+from alignkit.train.online import (
+    LagrangeConfig,
+    OnlineTrainerConfig,
+    Rollout,
+    RolloutConfig,
+    SavedModel,
+    ScorerConfig,
+    Trained,
+    global_masked_mean,
+    global_whiten,
+    make_scheduler,
+    per_token_forward,
+    token_weighted,
+    toyworld_prompts,
+    update_on_rollout,
+)
+from alignkit.train.online_trainer import OnlineTrainer
+from alignkit.train.reference import ReferencePolicy
+from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig
+
+
+@dataclass
+class PPOLossConfig:
+    kl_coef: float = 0.02
+    """beta: weight of the per-token KL penalty to the reference in the reward (and cost)."""
+    kl_estimator: Literal["k1", "k2", "k3"] = "k1"
+    """KL estimator of the penalty (k1 = log pi_old - log pi_ref, as InstructGPT and safe-rlhf)."""
+    gamma: float = 1.0
+    """Discount."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_eps: float = 0.2
+    """Policy ratio clip epsilon."""
+    value_clip: float = 5.0
+    """Value clip range around the rollout-time values."""
+    score_clip: float = 50.0
+    """Scores (reward and cost) are clipped to +- this before shaping."""
+    whiten_advantages: bool = True
+    """Normalise the actor's advantages over the rollout's tokens (all processes)."""
+    ptx_coef: float = 0.0
+    """Weight of the pretraining-mix NLL on `ptx` data added to the actor loss (0: off; safe-rlhf uses 16)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.kl_coef >= 0, f"{prefix}kl_coef", self.kl_coef, "a number >= 0")
+        check(0 <= self.gamma <= 1, f"{prefix}gamma", self.gamma, "a number in [0, 1]")
+        check(0 <= self.gae_lambda <= 1, f"{prefix}gae_lambda", self.gae_lambda, "a number in [0, 1]")
+        check(self.clip_eps > 0, f"{prefix}clip_eps", self.clip_eps, "a positive number")
+        check(self.value_clip > 0, f"{prefix}value_clip", self.value_clip, "a positive number")
+        check(self.ptx_coef >= 0, f"{prefix}ptx_coef", self.ptx_coef, "a number >= 0")
+
+
+@dataclass
+class CriticConfig:
+    path: str | None = None
+    """Where the critic starts: a score model folder or a causal LM (fresh zero head). None: the reward
+    (cost) model when that scorer is a model, else the policy's weights with a fresh head."""
+    lr: float = 5e-6
+    """Critic learning rate (AdamW, same schedule as the policy)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.lr > 0, f"{prefix}lr", self.lr, "a positive number")
+
+
+@dataclass
+class PPOConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The policy (actor) to train, usually an SFT model; it is also the frozen reference."""
+    reward: ScorerConfig = field(default_factory=ScorerConfig)
+    """The reward scorer: a reward model folder or a 'module:function' rule."""
+    cost: ScorerConfig | None = None
+    """A cost scorer turns on Safe RLHF (PPO-Lagrangian): a cost model folder or a 'module:function' rule."""
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """The reward critic (value head)."""
+    cost_critic: CriticConfig = field(default_factory=CriticConfig)
+    """The cost critic (Safe RLHF only)."""
+    data: DataConfig = field(default_factory=toyworld_prompts)
+    """Prompts to roll out from (any template whose records have a prompt); data.eval: held-out prompts."""
+    ptx: DatasetConfig | None = None
+    """Conversations for the pretraining-mix loss (used when ppo.ptx_coef > 0)."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """How responses are sampled each step."""
+    trainer: OnlineTrainerConfig = field(default_factory=OnlineTrainerConfig)
+    """Steps, batch sizes and optimisation."""
+    ppo: PPOLossConfig = field(default_factory=PPOLossConfig)
+    """The PPO objective."""
+    lagrange: LagrangeConfig = field(default_factory=LagrangeConfig)
+    """The Lagrange multiplier of Safe RLHF (used when a cost scorer is set)."""
+    run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/ppo"))
+    """Where results go."""
+
+    def validate(self, prefix: str) -> None:
+        check(
+            self.ppo.ptx_coef == 0 or self.ptx is not None,
+            f"{prefix}ptx",
+            self.ptx,
+            "a dataset of conversations when ppo.ptx_coef > 0",
+        )
+
+
+PLOT_GROUPS = {
+    "reward": ["reward/score", "eval/reward"],
+    "cost": ["cost/score", "eval/cost", "lagrange/episode_cost"],
+    "lambda": ["lagrange/lambda"],
+    "kl": ["kl", "policy/approx_kl"],
+    "entropy": ["entropy"],
+    "losses": ["loss/policy", "loss/value", "loss/cost_value"],
+    "critic": ["value/explained_variance", "cost_value/explained_variance"],
+    "response_length": ["response_length"],
+}
+
+
+def default_critic_path(critic: CriticConfig, scorer: ScorerConfig, policy_path: str) -> str:
+    from alignkit.score.base import looks_like_function
+
+    if critic.path:
+        return critic.path
+    return policy_path if looks_like_function(scorer.path) else scorer.path
+
+
+def train(config: PPOConfig) -> LoopResult:
+    """Run PPO (Safe RLHF when ``config.cost`` is set): the call ``alignkit train ppo|safe-ppo`` makes."""
+    return PPOTrainer(config).run()
+
+
+class PPOTrainer(OnlineTrainer):
+    """Actor, reward critic (and cost critic), frozen reference; one rollout and its updates per step."""
+
+    algorithm = "PPO"
+    plot_groups = PLOT_GROUPS
+
+    def read_extra_data(self, report: DataReport) -> None:
+        config = self.config
+        self.ptx_examples: list[Any] = []
+        if config.ptx is not None and config.ppo.ptx_coef > 0:
+            records = read_records(config.ptx, config.data, report, "ptx")
+            rendered = (
+                render_conversation(self.tokenizer, r.messages, config.data.max_length) for r in records
+            )
+            self.ptx_examples = [e for e in rendered if e.num_loss_tokens > 0]
+
+    def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
+        config, acc, cfg = self.config, self.accelerator, self.config.trainer
+        self.reference = ReferencePolicy(actor, config.model, acc.device)
+        kwargs = {"dtype": config.model.dtype, "trust_remote_code": config.model.trust_remote_code}
+        critics = {"value": (config.critic, config.reward, "reward")}
+        if self.safe:
+            critics["cost_value"] = (config.cost_critic, config.cost, "cost")
+        models: list[Any] = [actor, make_optimizer(actor, cfg)]
+        for critic_cfg, scorer_cfg, kind in critics.values():
+            path = default_critic_path(critic_cfg, scorer_cfg, config.model.path)
+            critic = load_critic(path, self.tokenizer, kind, **kwargs)
+            models += [critic, make_optimizer(critic, dataclasses.replace(cfg, lr=critic_cfg.lr))]
+        prepared = acc.prepare(*models)
+        trained = [
+            Trained(
+                "policy",
+                prepared[0],
+                prepared[1],
+                make_scheduler(prepared[1], cfg, self.total_updates),
+                self._actor_loss,
+            )
+        ]
+        saved = []
+        tokenizer = self.tokenizer
+        for i, (name, (_, _, kind)) in enumerate(critics.items()):
+            model, optimizer = prepared[2 + 2 * i], prepared[3 + 2 * i]
+            prefix = "" if kind == "reward" else "cost_"
+            scheduler = make_scheduler(optimizer, cfg, self.total_updates)
+            trained.append(Trained(name, model, optimizer, scheduler, self._critic_loss(prefix)))
+            saved.append(SavedModel(f"critics/{kind}", model, lambda m, path: m.save(tokenizer, path)))
+        self.critic = trained[1].model
+        self.cost_critic = trained[2].model if self.safe else None
+        return trained, saved
+
+    # ------------------------------------------------------------------ losses
+    def _actor_loss(
+        self, model: Any, batch: dict[str, torch.Tensor], normaliser: float
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logps = token_logps(logits, batch["labels"])
+        mask = label_mask(batch["labels"])
+        out = ppo_policy_loss(
+            logps, batch["old_logps"], batch["advantages"], mask, self.config.ppo.clip_eps, normaliser
+        )
+        metrics = token_weighted({"policy/approx_kl": out.approx_kl, "policy/clipfrac": out.clipfrac}, mask)
+        metrics["loss/policy"] = float(out.loss.detach()) * normaliser
+        loss = out.loss
+        if "ptx_input_ids" in batch:
+            ptx_logits = model(
+                input_ids=batch["ptx_input_ids"], attention_mask=batch["ptx_attention_mask"]
+            ).logits
+            ptx = sft_loss(token_logps(ptx_logits, batch["ptx_labels"]), label_mask(batch["ptx_labels"])).loss
+            # The mini-batch's PTX term is the mean NLL over its PTX micro-batches (DDP averages processes).
+            loss = loss + self.config.ppo.ptx_coef * ptx / self.micro_per_mini
+            metrics["loss/ptx"] = float(ptx.detach()) * float(mask.sum())
+        return loss, metrics
+
+    def _critic_loss(self, prefix: str) -> Any:
+        clip = self.config.ppo.value_clip
+
+        def loss_fn(
+            model: Any, batch: dict[str, torch.Tensor], normaliser: float
+        ) -> tuple[torch.Tensor, dict[str, float]]:
+            values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            mask = label_mask(batch["labels"])
+            out = ppo_value_loss(
+                values, batch[f"{prefix}values"], batch[f"{prefix}returns"], mask, clip, normaliser
+            )
+            metrics = token_weighted({f"{prefix}value/clipfrac": out.clipfrac}, mask)
+            metrics[f"loss/{prefix}value"] = float(out.loss.detach()) * normaliser
+            return out.loss, metrics
+
+        return loss_fn
+
+    # ------------------------------------------------------------------ one step
+    def _policy_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(b, t, 2): log-probs of the chosen tokens and the entropy of the distribution that chose them."""
+        logits = self.actor(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        entropy = entropy_from_logits(logits)  # column t: the distribution over token t + 1
+        entropy = torch.cat([entropy.new_zeros(entropy.shape[0], 1), entropy[:, :-1]], dim=1)
+        return torch.stack([token_logps(logits, batch["labels"]), entropy], dim=-1)
+
+    def _values(self, critic: Any, rollout: Rollout) -> torch.Tensor:
+        critic.eval()
+        return per_token_forward(
+            lambda b: critic(b["input_ids"], b["attention_mask"]),
+            rollout,
+            self.config.trainer.micro_batch_size,
+            self.accelerator.device,
+        )
+
+    def step(self, step: int) -> dict[str, float]:
+        config, acc = self.config, self.accelerator
+        cfg, ppo = config.trainer, config.ppo
+        device, micro = acc.device, cfg.micro_batch_size
+        rollout, scores, costs = self.sample(step)
+        mask = rollout.mask
+
+        self.actor.eval()
+        forward = per_token_forward(self._policy_forward, rollout, micro, device)
+        old_logps, entropy = forward[..., 0], forward[..., 1]
+        ref_logps = per_token_forward(self.reference.token_logps, rollout, micro, device)
+        values = self._values(self.critic, rollout)
+
+        kl = kl_penalty(old_logps, ref_logps, KLEstimator(ppo.kl_estimator))
+        kl = torch.where(mask, kl, torch.zeros_like(kl))
+        rewards = per_token_rewards(scores, kl, mask, ppo.kl_coef, ppo.score_clip)
+        advantages, returns = gae(rewards, values, mask, ppo.gamma, ppo.gae_lambda)
+        tensors = {"old_logps": old_logps, "values": values, "returns": returns}
+        sums = {
+            "kl": float(kl.sum()),
+            "entropy": float(entropy[mask].sum()),
+            "reward/shaped": float(rewards.sum()),
+        }
+        record = {"value/explained_variance": float(explained_variance(values, returns, mask))}
+        if costs is not None:
+            cost_values = self._values(self.cost_critic, rollout)
+            cost_signal = per_token_costs(costs, kl, mask, ppo.kl_coef, ppo.score_clip)
+            cost_advantages, cost_returns = gae(cost_signal, cost_values, mask, ppo.gamma, ppo.gae_lambda)
+            tensors.update(cost_values=cost_values, cost_returns=cost_returns)
+            # lambda first: this step's actor loss uses the updated multiplier (safe-rlhf's order).
+            record.update(self.update_multiplier(step, costs))
+            assert self.multiplier is not None
+            advantages = combined_advantages(advantages, cost_advantages, self.multiplier.value)
+            sums["cost/shaped"] = float(cost_signal.sum())
+            record["cost_value/explained_variance"] = float(
+                explained_variance(cost_values, cost_returns, mask)
+            )
+        if ppo.whiten_advantages:
+            advantages = global_whiten(acc, advantages, mask)
+        tensors["advantages"] = advantages
+        record["value/mean"] = global_masked_mean(acc, values, mask)
+        record.update(
+            update_on_rollout(acc, self.trained, len(rollout), cfg, self._rows(step, rollout, tensors), step)
+        )
+        record.update(self.sample_metrics(rollout, scores, costs, sums))
+        return record
+
+    def _rows(self, step: int, rollout: Rollout, tensors: dict[str, torch.Tensor]) -> Any:
+        """Micro-batch builder for the update: rollout rows, their per-token tensors, and a PTX batch."""
+        acc, cfg = self.accelerator, self.config.trainer
+        device = acc.device
+        ptx_index = [step * self.updates_per_step * self.micro_per_mini]
+
+        def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
+            batch = rollout.rows(chunk, device)
+            width = batch["input_ids"].shape[1]
+            batch.update({k: v[chunk, :width].to(device) for k, v in tensors.items()})
+            if self.ptx_examples:
+                size = min(cfg.micro_batch_size, len(self.ptx_examples))
+                position = ptx_index[0] * acc.num_processes + acc.process_index
+                picked = global_batch_indices(len(self.ptx_examples), size, position, cfg.seed + 1)
+                ptx_index[0] += 1
+                ptx = collate_lm([self.ptx_examples[i] for i in picked], self.tokenizer.pad_token_id)
+                batch.update({f"ptx_{k}": v.to(device) for k, v in ptx.items()})
+            return batch
+
+        return rows
