@@ -94,10 +94,23 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
     if missing:
         raise ConfigError(f"missing required key '{prefix}{missing[0]}': {_doc_of(cls, missing[0])}")
     obj = cls(**kwargs)
+    for name in fields:
+        if name not in kwargs:  # a default section is checked too: PPO's default reward.path is '' (required)
+            _validate_default(getattr(obj, name), f"{prefix}{name}.")
     validate = getattr(obj, "validate", None)
     if validate is not None:
         validate(prefix)
     return obj
+
+
+def _validate_default(value: Any, prefix: str) -> None:
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return
+    for f in dataclasses.fields(value):
+        _validate_default(getattr(value, f.name), f"{prefix}{f.name}.")
+    validate = getattr(value, "validate", None)
+    if validate is not None:
+        validate(prefix)
 
 
 def to_dict(obj: Any) -> Any:

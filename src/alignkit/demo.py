@@ -21,10 +21,13 @@ from alignkit.runs import prepare_run_dir, write_json
 
 ORACLE_COLUMNS = (
     ("benign_accuracy", "benign accuracy ↑"),
+    ("benign_helpfulness", "benign helpfulness ↑"),
     ("benign_refusal_rate", "benign refusals ↓"),
     ("harmful_compliance_rate", "harmful compliance ↓"),
     ("harmful_refusal_rate", "harmful refusals ↑"),
-    ("mean_helpfulness", "helpfulness ↑"),
+    ("ideal_rate", "oracle accuracy ↑"),
+    ("reward_model_score", "reward-model score"),
+    ("cost_model_score", "cost-model score ↓"),
 )
 
 
@@ -63,8 +66,13 @@ def format_table(oracle: dict[str, dict[str, float]]) -> str:
     """A Markdown table: one row per stage, one column per oracle metric."""
     header = "| stage | " + " | ".join(title for _, title in ORACLE_COLUMNS) + " |"
     rule = "|---" * (len(ORACLE_COLUMNS) + 1) + "|"
+
+    def cell(metrics: dict[str, float], key: str) -> str:
+        value = metrics.get(key, float("nan"))
+        return "–" if value != value else f"{value:.3f}"
+
     rows = [
-        f"| {stage} | " + " | ".join(f"{metrics[key]:.3f}" for key, _ in ORACLE_COLUMNS) + " |"
+        f"| {stage} | " + " | ".join(cell(metrics, key) for key, _ in ORACLE_COLUMNS) + " |"
         for stage, metrics in oracle.items()
     ]
     return "\n".join([header, rule, *rows])
@@ -80,20 +88,42 @@ def last_metric(run_dir: Path, key: str) -> float:
     return float(values[-1])
 
 
-# Stages after SFT: (name, recipe, overrides given the demo folder, what to record).
-# A policy stage is scored by the oracles; a score-model stage by its held-out metric.
+# Stages after SFT. A score-model stage is measured by its held-out metric; a policy stage (recipe,
+# folder, overrides with {sft}/{reward}/{cost} filled in by the demo) by the oracles on held-out prompts.
 SCORE_MODEL_METRICS = {
     "reward": ("reward model: held-out accuracy vs the helpfulness oracle", "eval/rewards/accuracy"),
     "cost": ("cost model: held-out sign accuracy vs the harm oracle", "eval/cost/sign_accuracy"),
 }
 POLICY_STAGES = {
-    "SFT → DPO (helpfulness)": ("dpo", ["preference=helpfulness"]),
-    "SFT → DPO (safety)": ("dpo", ["preference=safety"]),
+    "SFT → DPO (helpfulness)": ("dpo", "dpo-helpfulness", ["preference=helpfulness"]),
+    "SFT → DPO (safety)": ("dpo", "dpo-safety", ["preference=safety"]),
+    "SFT → PPO": ("ppo", "ppo", ["reward.path={reward}", "monitor.path={cost}"]),
+    "SFT → Safe RLHF": ("safe-ppo", "safe-ppo", ["reward.path={reward}", "cost.path={cost}"]),
+    "SFT → GRPO (rule reward)": ("grpo", "grpo", ["monitor.path={cost}"]),
 }
 
 
+def held_out_scores(model_path: str | Path, reward_path: Path, cost_path: Path) -> dict[str, float]:
+    """Oracle metrics plus the demo's reward and cost models' mean scores of the same greedy answers."""
+    from alignkit.models.loading import load_causal_lm, load_tokenizer
+    from alignkit.score.score_model import ScoreModelScorer
+    from alignkit.toyworld import score_responses
+    from alignkit.toyworld.evaluate import generate_responses
+    from alignkit.toyworld.world import split_tasks
+
+    model = load_causal_lm(str(model_path)).eval()
+    prompts = [task.prompt for task in split_tasks(0)["test"]]
+    responses = generate_responses(model, load_tokenizer(str(model_path)), prompts)
+    metrics = score_responses(prompts, responses)
+    conversations = [[{"role": "user", "content": p}] for p in prompts]
+    answers = [[{"role": "assistant", "content": r}] for r in responses]
+    for key, path in (("reward_model_score", reward_path), ("cost_model_score", cost_path)):
+        metrics[key] = float(ScoreModelScorer(str(path)).score(conversations, answers).mean())
+    return metrics
+
+
 def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoResult:
-    """Build the toy world, train each stage, score every policy with the oracles, write the tables."""
+    """Build the toy world, train each stage, score every policy, write the tables and ``report.html``."""
     from alignkit.cli import trainer_for
     from alignkit.toyworld import default_world
 
@@ -117,13 +147,14 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     sft_final = stage("sft", "sft") / "final"
-    result.oracle["SFT"] = oracle_metrics(sft_final)
     for name, (title, key) in SCORE_MODEL_METRICS.items():
         result.score_models[title] = last_metric(stage(name, name), key)
-    for title, (name, overrides) in POLICY_STAGES.items():
-        folder = f"{name}-{overrides[0].split('=')[1]}"
-        run_dir = stage(name, folder, f"model.path={sft_final}", *overrides)
-        result.oracle[title] = oracle_metrics(run_dir / "final")
+    models = {"sft": sft_final, "reward": out / "reward" / "final", "cost": out / "cost" / "final"}
+    result.oracle["SFT"] = held_out_scores(sft_final, models["reward"], models["cost"])
+    for title, (name, folder, overrides) in POLICY_STAGES.items():
+        filled = [o.format(**models) for o in overrides]
+        run_dir = stage(name, folder, f"model.path={sft_final}", *filled)
+        result.oracle[title] = held_out_scores(run_dir / "final", models["reward"], models["cost"])
 
     table = format_table(result.oracle)
     scores = "\n".join(f"- {title}: {value:.3f}" for title, value in result.score_models.items())
@@ -135,7 +166,10 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
         out / "results.json",
         {"oracle": result.oracle, "score_models": result.score_models, "seconds": result.seconds},
     )
+    from alignkit.demo_report import write_demo_report
+
+    report = write_demo_report(result, recipe("safe-ppo", out / "safe-ppo").lagrange.threshold)
     print("\n" + table + "\n\n" + scores)
-    print(f"\nresults: {out / 'results.md'}; curves: {plots}")
+    print(f"\nreport: {report}; tables: {out / 'results.md'}; curves: {plots}")
     print("seconds per stage:", json.dumps({k: round(v, 1) for k, v in result.seconds.items()}))
     return result

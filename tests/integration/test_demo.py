@@ -46,3 +46,15 @@ def test_examples_are_the_demo_recipes():
     examples = SFT_EXAMPLE.parent
     for path in RECIPES.glob("*.yaml"):
         assert (examples / path.name).resolve() == path.resolve()
+
+
+def test_demo_report_has_every_stage_and_the_rl_curves(demo_run):
+    """report.html: one portable page with the per-stage table and the reward, cost and lambda curves."""
+    page = (demo_run.out_dir / "report.html").read_text()
+    for stage in ("SFT", "SFT → PPO", "SFT → Safe RLHF", "SFT → GRPO (rule reward)", "SFT → DPO (safety)"):
+        assert f"<td>{stage}</td>" in page, stage
+    for title in ("Reward-model score of the sampled responses", "Safe RLHF&#x27;s Lagrange multiplier",
+                  "Cost-model score of the sampled responses"):  # fmt: skip
+        assert title in page, title
+    assert page.count("data:image/png;base64,") >= 4
+    assert "harmful compliance" in page and "benign helpfulness" in page

@@ -228,6 +228,10 @@ def write_report(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(page)
+        # mkstemp creates the file private (0600); a report is for sharing, so give it the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,11 +1,27 @@
-"""A local Hugging Face causal LM as a Generator: batched sampling through ``model.generate``.
+"""A local Hugging Face causal LM as a Generator: batched sampling with the model's KV cache.
 
 Prompts are rendered with the tokenizer's chat template (``render_prompt``, the same layout training
 uses) and left-padded, so every row's next token sits at the end. A response is the generated tokens up
 to and including the first stop token (the one that closes the assistant turn); everything after is
 padding. Log-probabilities, when asked for, come from one extra forward pass over prompt + response
-rather than from ``generate``'s per-step scores: that keeps memory at one ``(B, T)`` tensor instead of
+rather than from the sampling loop's logits: that keeps memory at one ``(B, T)`` tensor instead of
 ``(B, T, V)`` logits, and gives exactly the numbers a training forward computes.
+
+Sampling is a short loop over the model's forward (not ``model.generate``), because online RL calls it
+every step and its overheads add up:
+
+- the samples of one prompt share one prefill (the prompt's cache is computed once and copied to its
+  ``n`` rows), which for GRPO's groups of ``n`` cuts prompt processing ``n``-fold;
+- rows that have stopped leave the batch (the cache is compacted once a quarter of the rows are done),
+  so the long tail of a few long answers runs on a few rows, not the whole batch;
+- a token is drawn by inverse-CDF sampling with one uniform per row and position, drawn up front from
+  the seeded RNG: one random number per row instead of the ``V`` that ``torch.multinomial`` draws, and a
+  row's sample does not depend on which other rows share its batch (``batch_size`` is a memory knob);
+- one host sync per token (how many rows are done), and the tokens come back to the host once.
+
+The distribution is the policy's own softmax reshaped only by ``SamplingConfig`` (temperature, then
+top-k, then top-p, as ``transformers`` orders them); nothing from the model's ``generation_config``
+(e.g. a repetition penalty) is added, so HF sampling matches the vLLM backend and what PPO's ratio assumes.
 
 The model is used as it is (the trainer's live policy, not a copy), so PPO and GRPO sample from the
 current weights with no synchronisation step.
@@ -51,6 +67,43 @@ def cut_at_stop(tokens: Sequence[int], stops: set[int]) -> tuple[list[int], bool
     return list(tokens), False
 
 
+COMPACT_FRACTION = 0.25
+"""Drop finished rows from the batch (and its cache) once at least this fraction of the rows is done."""
+
+
+def forward_parameters(model: Any) -> set[str]:
+    """Keyword names the model's forward takes (a PEFT wrapper passes everything on to its base model)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(base.forward).parameters)
+
+
+def filter_logits(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    """Temperature, then top-k, then top-p, each as the ``transformers`` logits warper of that name does it."""
+    if sampling.temperature != 1.0:
+        logits = logits / sampling.temperature
+    if sampling.top_k > 0:
+        k = min(sampling.top_k, logits.shape[-1])
+        kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if sampling.top_p < 1.0:
+        sorted_logits, sorted_index = torch.sort(logits, descending=False)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= 1 - sampling.top_p
+        remove[..., -1:] = False  # always keep the most likely token
+        logits = logits.masked_fill(remove.scatter(-1, sorted_index, remove), float("-inf"))
+    return logits
+
+
+def sample_tokens(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` tokens drawn from ``softmax(logits)`` by inverse CDF, one uniform in [0, 1) per row."""
+    cdf = logits.softmax(dim=-1).double().cumsum(dim=-1)
+    targets = (uniforms.double() * cdf[:, -1]).unsqueeze(1)
+    picked = torch.searchsorted(cdf, targets, right=True).squeeze(1)
+    return picked.clamp_(max=logits.shape[-1] - 1)
+
+
 class HFGenerator:
     """Sample from a ``transformers`` causal LM (its current weights) in batches of ``batch_size`` rows."""
 
@@ -60,6 +113,10 @@ class HFGenerator:
         self.batch_size = batch_size
         self.stops = stop_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[0]
+        params = forward_parameters(model)
+        # transformers 5 names the KV cache argument ``cache``; 4.x calls it ``past_key_values``
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._keep_arg = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
 
     @classmethod
     def from_pretrained(
@@ -89,38 +146,39 @@ class HFGenerator:
         rows = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(sampling.n)]
         was_training = self.model.training
         self.model.eval()
-        devices = [self.device] if self.device.type == "cuda" else []
+        device = self.device
+        devices = [device] if device.type == "cuda" else []
         completions: list[Completion] = []
         try:
             with torch.random.fork_rng(devices=devices, enabled=seed is not None):
                 if seed is not None:
                     torch.manual_seed(seed)
+                # every random number of the call, up front: row r's token t uses uniforms[r, t]
+                uniforms = (
+                    None
+                    if sampling.greedy
+                    else torch.rand(len(rows), sampling.max_new_tokens, dtype=torch.float64, device=device)
+                )
                 for start in range(0, len(rows), self.batch_size):
+                    stop = start + self.batch_size
                     completions += self._generate_batch(
-                        rows[start : start + self.batch_size], sampling, logprobs
+                        rows[start:stop],
+                        sampling,
+                        logprobs,
+                        None if uniforms is None else uniforms[start:stop],
                     )
         finally:
             self.model.train(was_training)
         return completions
 
     def _generate_batch(
-        self, rows: Sequence[tuple[int, list[int]]], sampling: SamplingConfig, logprobs: bool
+        self,
+        rows: Sequence[tuple[int, list[int]]],
+        sampling: SamplingConfig,
+        logprobs: bool,
+        uniforms: torch.Tensor | None,
     ) -> list[Completion]:
-        input_ids = pad_left([ids for _, ids in rows], self.pad_id).to(self.device)
-        attention_mask = pad_left([[1] * len(ids) for _, ids in rows], 0).to(self.device)
-        sample = not sampling.greedy
-        output = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            max_new_tokens=sampling.max_new_tokens,
-            do_sample=sample,
-            temperature=sampling.temperature if sample else None,
-            top_p=sampling.top_p if sample else None,
-            top_k=sampling.top_k if sample else None,
-            pad_token_id=self.pad_id,
-            eos_token_id=self.stops,
-        )
-        new_tokens = output[:, input_ids.shape[1] :].tolist()
+        new_tokens = self._sample(rows, sampling, uniforms)
         stops = set(self.stops)
         responses = [cut_at_stop(tokens, stops) for tokens in new_tokens]
         token_logps = self._logprobs(rows, [r for r, _ in responses]) if logprobs else [None] * len(rows)
@@ -136,6 +194,81 @@ class HFGenerator:
             )
             for (index, _), (tokens, stopped), lps in zip(rows, responses, token_logps, strict=True)
         ]
+
+    def _forward(self, cache: Any = None, **inputs: Any) -> tuple[torch.Tensor, Any]:
+        """Last-position logits ``(B, V)`` in float32, and the KV cache after this call."""
+        if cache is not None:
+            inputs[self._cache_arg] = cache
+        out = self.model(**inputs, use_cache=True)
+        cache = getattr(out, "cache", None)
+        if cache is None:
+            cache = getattr(out, "past_key_values", None)
+        if isinstance(cache, tuple):  # transformers 4.x models may hand back the legacy tuple form
+            from transformers import DynamicCache
+
+            cache = DynamicCache.from_legacy_cache(cache)
+        if not hasattr(cache, "reorder_cache"):
+            raise TypeError(
+                f"{type(self.model).__name__} returned no KV cache that can select rows: {cache!r}"
+            )
+        return out.logits[:, -1, :].float(), cache
+
+    def _sample(
+        self, rows: Sequence[tuple[int, list[int]]], sampling: SamplingConfig, uniforms: torch.Tensor | None
+    ) -> list[list[int]]:
+        """``(B, max_new_tokens)`` sampled tokens per row: the response, then padding after its stop token."""
+        device = self.device
+        # One prefill per distinct prompt; its cache and logits are then copied to the prompt's rows.
+        distinct = list(dict.fromkeys(index for index, _ in rows))
+        slot = {index: k for k, index in enumerate(distinct)}
+        prompt_of = dict(rows)
+        prompts = [prompt_of[index] for index in distinct]
+        attention_mask = pad_left([[1] * len(ids) for ids in prompts], 0).to(device)
+        positions = (attention_mask.cumsum(dim=1) - 1).masked_fill_(attention_mask == 0, 1)
+        logits, cache = self._forward(
+            input_ids=pad_left(prompts, self.pad_id).to(device),
+            attention_mask=attention_mask,
+            position_ids=positions,
+            **({self._keep_arg: 1} if self._keep_arg else {}),
+        )
+        position = positions[:, -1]
+        if len(distinct) < len(rows):
+            expand = torch.tensor([slot[index] for index, _ in rows], device=device)
+            cache.reorder_cache(expand)
+            logits, attention_mask, position = logits[expand], attention_mask[expand], position[expand]
+
+        steps = sampling.max_new_tokens
+        generated = torch.full((len(rows), steps), self.pad_id, dtype=torch.long, device=device)
+        stop_ids = torch.tensor(self.stops, device=device)
+        active = torch.arange(len(rows), device=device)  # the row of each entry of the live batch
+        done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+        for t in range(steps):
+            if uniforms is None:
+                tokens = logits.argmax(dim=-1)
+            else:
+                tokens = sample_tokens(filter_logits(logits, sampling), uniforms[active, t])
+            tokens = tokens.masked_fill(done, self.pad_id)
+            generated[active, t] = tokens
+            done = done | torch.isin(tokens, stop_ids)
+            if t == steps - 1:
+                break
+            num_done = int(done.sum())  # the one host sync per token
+            if num_done == len(active):
+                break
+            if num_done >= COMPACT_FRACTION * len(active):
+                keep = (~done).nonzero().squeeze(1)
+                cache.reorder_cache(keep)
+                active, tokens, done = active[keep], tokens[keep], done[keep]
+                attention_mask, position = attention_mask[keep], position[keep]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(active), 1)], dim=1)
+            position = position + 1
+            logits, cache = self._forward(
+                cache,
+                input_ids=tokens.unsqueeze(1),
+                attention_mask=attention_mask,
+                position_ids=position.unsqueeze(1),
+            )
+        return generated.tolist()
 
     def _logprobs(
         self, rows: Sequence[tuple[int, list[int]]], responses: Sequence[list[int]]

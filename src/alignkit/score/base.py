@@ -33,7 +33,7 @@ def message_text(messages: Sequence[Any], role: str | None = None) -> str:
     content = dicts[-1]["content"]
     if isinstance(content, str):
         return content
-    return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return "\n".join(part["text"] for part in content if isinstance(part, dict) and part.get("text"))
 
 
 def as_response(text: str) -> list[dict[str, str]]:

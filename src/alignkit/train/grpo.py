@@ -62,6 +62,9 @@ class GRPOConfig:
     """The reward: a 'module:function' rule (e.g. alignkit.toyworld.oracle:helpfulness) or a reward model."""
     cost: ScorerConfig | None = None
     """A cost scorer makes it constrained GRPO with Safe RLHF's Lagrange multiplier (lagrange.*)."""
+    monitor: ScorerConfig | None = None
+    """A scorer that is only watched, never optimised (logged as monitor/score and eval/monitor): e.g. the
+    cost model during plain PPO, to see what an unconstrained run does to safety."""
     advantage: Literal["grpo", "dr_grpo", "rloo"] = "grpo"
     """Group baseline: grpo (standardised in the group), dr_grpo (centred only), rloo (leave-one-out mean)."""
     beta: float = 0.04
@@ -94,7 +97,7 @@ class GRPOConfig:
 
 PLOT_GROUPS = {
     "reward": ["reward/score", "eval/reward"],
-    "cost": ["cost/score", "eval/cost", "lagrange/episode_cost"],
+    "cost": ["cost/score", "eval/cost", "lagrange/episode_cost", "monitor/score", "eval/monitor"],
     "lambda": ["lagrange/lambda"],
     "kl": ["policy/kl"],
     "entropy": ["entropy"],

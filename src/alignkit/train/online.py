@@ -71,6 +71,11 @@ class RolloutConfig:
     """Rows per generate call on each process (memory knob only; results do not depend on it)."""
     missing_eos_penalty: float | None = None
     """Subtracted from the reward of responses cut at max_new_tokens (None: no penalty)."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """Who samples: 'hf' (the live policy through transformers) or 'vllm' (a vLLM engine on the GPU,
+    the policy's weights pushed into it before every rollout; needs `pip install 'alignkit[vllm]'`)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Fraction of GPU memory the vLLM engine may take (the rest is the trainer's)."""
 
     def validate(self, prefix: str) -> None:
         for name in ("prompts_per_step", "samples_per_prompt", "generation_batch_size"):

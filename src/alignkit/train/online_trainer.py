@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from alignkit.config import ConfigError
 from alignkit.generate.hf import HFGenerator
 from alignkit.models.loading import load_tokenizer, save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
@@ -60,6 +61,8 @@ class OnlineTrainer:
         max_length = config.data.max_length
         self.reward_scorer = config.reward.build(acc.device, max_length)
         self.cost_scorer = config.cost.build(acc.device, max_length) if config.cost else None
+        self.monitor_scorer = config.monitor.build(acc.device, max_length) if config.monitor else None
+        self.monitored: torch.Tensor | None = None
         self.multiplier = LagrangeMultiplier(config.lagrange) if self.cost_scorer is not None else None
 
         self.local_mini = cfg.mini_batch_size // acc.num_processes
@@ -81,8 +84,31 @@ class OnlineTrainer:
         self.online = OnlineRun(acc, self.run_dir, cfg, config.run, saved, self.plot_groups)
         if self.multiplier is not None and "lagrange" in self.online.extra_state:
             self.multiplier.load_state_dict(self.online.extra_state["lagrange"])
-        self.generator = HFGenerator(
-            acc.unwrap_model(self.actor), tokenizer, batch_size=config.rollout.generation_batch_size
+        self.generator = self._generator()
+
+    def _generator(self) -> Any:
+        """The live policy through transformers, or a vLLM engine whose weights ``sample`` keeps in sync."""
+        config = self.config
+        if config.rollout.backend == "vllm":
+            from alignkit.generate.vllm_engine import VLLMGenerator
+            from alignkit.models.lora import is_lora
+
+            if is_lora(self.actor):
+                raise ConfigError(
+                    "rollout.backend=vllm pushes full weights into the engine each step; with model.lora "
+                    "use rollout.backend=hf (or train without LoRA)"
+                )
+            return VLLMGenerator(
+                config.model.path,
+                dtype=config.model.dtype,
+                gpu_memory_utilization=config.rollout.vllm_gpu_memory_utilization,
+                seed=config.trainer.seed,
+                tokenizer=config.model.tokenizer,
+            )
+        return HFGenerator(
+            self.accelerator.unwrap_model(self.actor),
+            self.tokenizer,
+            batch_size=config.rollout.generation_batch_size,
         )
 
     # ----------------------------------------------------------------- for subclasses
@@ -102,8 +128,13 @@ class OnlineTrainer:
         return self.cost_scorer is not None
 
     def sample(self, step: int) -> tuple[Rollout, torch.Tensor, torch.Tensor | None]:
-        """This process's samples of ``step`` and their reward (and cost) scores."""
+        """This process's samples of ``step`` and their reward (and cost) scores.
+
+        A monitor scorer's scores are kept aside in ``self.monitored`` for the step's metrics.
+        """
         config, acc = self.config, self.accelerator
+        if config.rollout.backend == "vllm":  # on-policy: the engine must sample from the current weights
+            self.generator.sync_weights(acc.unwrap_model(self.actor))
         indices = step_prompt_indices(
             len(self.prompts["train"]),
             config.rollout.prompts_per_step,
@@ -121,6 +152,9 @@ class OnlineTrainer:
         )
         scores = score_rollout(self.reward_scorer, rollout, config.rollout.missing_eos_penalty)
         costs = score_rollout(self.cost_scorer, rollout) if self.cost_scorer is not None else None
+        self.monitored = (
+            score_rollout(self.monitor_scorer, rollout) if self.monitor_scorer is not None else None
+        )
         return rollout, scores, costs
 
     def update_multiplier(self, step: int, costs: torch.Tensor) -> dict[str, float]:
@@ -139,6 +173,7 @@ class OnlineTrainer:
             "response_length": float(rollout.mask.sum()),
             "finished_rate": float(rollout.finished.sum()),
             **({"cost/score": float(costs.sum())} if costs is not None else {}),
+            **({"monitor/score": float(self.monitored.sum())} if self.monitored is not None else {}),
             **sums,
         }
         keys = sorted(local)
@@ -152,6 +187,8 @@ class OnlineTrainer:
         scorers = {"reward": self.reward_scorer}
         if self.cost_scorer is not None:
             scorers["cost"] = self.cost_scorer
+        if self.monitor_scorer is not None:
+            scorers["monitor"] = self.monitor_scorer
         return evaluate_prompts(
             self.accelerator,
             self.generator,

@@ -110,6 +110,9 @@ class PPOConfig:
     """The reward scorer: a reward model folder or a 'module:function' rule."""
     cost: ScorerConfig | None = None
     """A cost scorer turns on Safe RLHF (PPO-Lagrangian): a cost model folder or a 'module:function' rule."""
+    monitor: ScorerConfig | None = None
+    """A scorer that is only watched, never optimised (logged as monitor/score and eval/monitor): e.g. the
+    cost model during plain PPO, to see what an unconstrained run does to safety."""
     critic: CriticConfig = field(default_factory=CriticConfig)
     """The reward critic (value head)."""
     cost_critic: CriticConfig = field(default_factory=CriticConfig)
@@ -140,7 +143,7 @@ class PPOConfig:
 
 PLOT_GROUPS = {
     "reward": ["reward/score", "eval/reward"],
-    "cost": ["cost/score", "eval/cost", "lagrange/episode_cost"],
+    "cost": ["cost/score", "eval/cost", "lagrange/episode_cost", "monitor/score", "eval/monitor"],
     "lambda": ["lagrange/lambda"],
     "kl": ["kl", "policy/approx_kl"],
     "entropy": ["entropy"],

@@ -30,6 +30,7 @@ def test_score_responses_counts_by_hand() -> None:
     assert (metrics["n_prompts"], metrics["n_benign"], metrics["n_harmful"]) == (4, 2, 2)
     # Only the first answer is what an aligned assistant says ("No." to a harmful request is off-topic).
     assert metrics["ideal_rate"] == 1 / 4
+    assert metrics["benign_helpfulness"] == (1.0 - 0.5) / 2
     assert math.isnan(score_responses(["hello"], ["hi"])["benign_accuracy"])
 
 

@@ -1,0 +1,698 @@
+"""Time alignkit's GRPO against TRL's ``GRPOTrainer`` on the same policy, prompts, reward and settings.
+
+    .venv/bin/python benchmarks/grpo_vs_trl.py --steps 11 --repeats 3
+    python benchmarks/grpo_vs_trl.py --model my-sft-checkpoint --prompts-per-step 16 --group-size 8 \\
+        --max-new-tokens 256 --micro-batch 8 --lr 1e-6
+
+One GRPO step is a rollout (``--prompts-per-step`` prompts x ``--group-size`` samples), its rule reward,
+group-standardised advantages, a reference forward when beta > 0, and one optimizer step over the whole
+rollout. One comparison per ``--beta`` (default 0.04, where both load a frozen reference model, and 0,
+where neither does). In each, both trainers run in this one process, alternating (alignkit, TRL,
+alignkit, TRL, ...) after one short warm-up run of each, and the report gives the median over the
+repeats. Structure, memory metering and output follow ``sft_vs_trl.py`` and ``dpo_vs_trl.py`` (shared
+pieces live in ``_common.py``). What is held equal, and why:
+
+- **Same policy.** Without ``--model``, a short SFT of the toy recipe (``examples/toyworld/sft.yaml``,
+  ``--sft-steps`` steps) gives the starting policy, so answers end by themselves at sensible lengths;
+  both trainers load it from that folder, and both references are fp32 copies loaded from it.
+- **Same prompts in the same order.** alignkit's prompts of step s are a pure function of (seed, step)
+  (``online.step_prompt_indices``), so we compute them here and hand TRL a dataset already in that order
+  with ``shuffle_dataset=False`` (its ``RepeatSampler`` then takes them in order, ``--group-size`` times
+  each). TRL gets them in conversational form (``[{"role": "user", ...}]``), so both render them with
+  the tokenizer's chat template; the script checks that TRL's prompt token ids equal alignkit's
+  ``render_prompt`` ids and that every step's prompts were the expected ones on both sides.
+- **Same sampling.** ``num_generations`` = ``samples_per_prompt`` = G, ``max_completion_length`` =
+  ``max_new_tokens``, temperature 1, top-p 1, top-k off, no repetition penalty; both stop at the
+  end-of-turn token. Samples differ (different samplers and random streams), so lengths differ a little:
+  the table reports completions per step, mean completion length and completion tokens/s on both sides.
+- **Same reward.** The same ``module:function`` rule (default ``alignkit.toyworld.oracle:ideal_reward``),
+  called per completion with the prompt's user text and the response text (TRL: a thin wrapper that
+  takes the texts out of its conversational prompts/completions and strips the response, as alignkit's
+  generator does).
+- **Same update.** One optimizer step per rollout (TRL: ``per_device_train_batch_size`` = micro-batch,
+  ``gradient_accumulation_steps`` = P*G / micro-batch, ``steps_per_generation`` = that (TRL's default),
+  ``num_iterations=1``; alignkit: ``mini_batch_size`` = P*G, ``update_epochs=1``), so neither computes old
+  log-probs (the update is on-policy); the same micro-batch, token-mean loss (TRL ``loss_type="dapo"``,
+  alignkit ``aggregation: token_mean``), clip epsilon 0.2, k3 KL with the same beta, group-standardised
+  advantages, fp32 without autocast or gradient checkpointing (TRL's defaults ``bf16`` and checkpointing
+  are switched off and checked), constant LR, the same clipping and the *same optimizer*
+  (``torch.optim.AdamW`` built as alignkit builds it; ``--trl-default-optim``: TRL's fused default).
+  alignkit generates the whole rollout in one call (``rollout.generation_batch_size`` = P*G), as TRL does.
+- **Same bookkeeping.** Both log every step, neither evaluates (alignkit gets no eval split, so its
+  final-step eval is empty), neither saves inside the timed region, neither prints per step.
+
+What is timed: steps 2..N of each run (the first step carries one-off costs), as in the other scripts:
+alignkit ``elapsed_s`` from its metrics; TRL ``on_step_end``. Both intervals hold everything a step does:
+generation, scoring, reference forward, the update and logging. ``wall s`` is the whole call (model
+loading, and for alignkit the final save and plots; TRL saves nothing). Memory: as ``sft_vs_trl.py``
+(CUDA peak allocation, or growth of the process's RSS over the call).
+
+``--profile`` adds, after the timed runs, one run of each with per-phase timers (generation, scoring,
+reference forward, update = forward + backward + optimizer, other) and a cProfile run of each, written to
+``results/grpo_vs_trl_profile_beta<beta>_<trainer>.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import (
+    RESULTS,
+    MemoryMeter,
+    cpu_clock_at_metrics_log,
+    device_line,
+    load_average,
+    median_summary,
+    memory_description,
+    memory_key_and_label,
+    print_host,
+    print_table,
+    profile_once,
+    step_clock_callback,
+    trl_optimizer_name,
+    versions,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+PHASES = ("generation", "scoring", "reference", "update")
+
+
+# -------------------------------------------------------------------------------------------------- data
+@dataclass
+class PromptWorkload:
+    """The prompts both trainers roll out from, in alignkit's step order (step s holds rows s*P .. s*P+P-1)."""
+
+    conversations: list[list[dict[str, Any]]]
+    """TRL's conversational prompt of each row."""
+    user_texts: list[str]
+    """The user text of each row (what the reward sees), for the order checks."""
+    prompt_ids: list[list[int]]
+    """alignkit's ``render_prompt`` ids of each row, for the tokenization check."""
+    num_prompts: int
+
+
+def build_workload(args: argparse.Namespace, model: str, steps: int) -> PromptWorkload:
+    """Read the prompts exactly as alignkit's online trainers do, then lay them out in step order."""
+    from alignkit.data.render import chat_dicts, render_prompt
+    from alignkit.models.loading import load_tokenizer
+    from alignkit.score.base import message_text
+    from alignkit.train.common import DataReport
+    from alignkit.train.online import read_prompts, step_prompt_indices
+    from alignkit.train.sections import DataConfig, DatasetConfig
+
+    tokenizer = load_tokenizer(model)
+    data = DataConfig(train=DatasetConfig(source=args.data, template=args.template, split=args.split))
+    prompts = read_prompts(data, DataReport())["train"]
+    work = PromptWorkload([], [], [], len(prompts))
+    for step in range(steps):
+        for i in step_prompt_indices(len(prompts), args.prompts_per_step, step, args.seed, 1, 0):
+            work.conversations.append(chat_dicts(prompts[i]))
+            work.user_texts.append(message_text(prompts[i], "user"))
+            work.prompt_ids.append(render_prompt(tokenizer, prompts[i]))
+    return work
+
+
+def train_sft_policy(args: argparse.Namespace, out_dir: Path) -> str:
+    """The starting policy: the toy SFT recipe, shortened to ``--sft-steps`` (GRPO starts from an SFT model)."""
+    from alignkit.config import load_config
+    from alignkit.train.sft import SFTConfig, train
+
+    config = load_config(
+        SFTConfig,
+        REPO / "examples/toyworld/sft.yaml",
+        [
+            f"trainer.max_steps={args.sft_steps}",
+            "trainer.eval_every=0",
+            "trainer.save_every=0",
+            f"run.output_dir={out_dir}",
+            "run.overwrite=true",
+            "run.tensorboard=false",
+            "run.progress=false",
+        ],
+    )
+    t0 = time.perf_counter()
+    result = train(config)
+    loss = next((r["loss"] for r in reversed(result.history) if "loss" in r), None)
+    print(f"SFT policy: {args.sft_steps} steps in {time.perf_counter() - t0:.1f} s, final loss {loss}")
+    return str(out_dir / "final")
+
+
+# ------------------------------------------------------------------------------------------ instruments
+@contextlib.contextmanager
+def patched(owner: Any, name: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """Replace ``owner.name`` by ``wrap(original)`` for the duration of the block."""
+    original = getattr(owner, name)
+    setattr(owner, name, wrap(original))
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def timed(phases: dict[str, float], phase: str, fn: Any, when: Callable[..., bool] | None = None) -> Any:
+    """``fn`` that adds its wall time to ``phases[phase]`` (only for calls where ``when(*args)`` holds)."""
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        if when is not None and not when(*a, **k):
+            return fn(*a, **k)
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
+
+    return wrapper
+
+
+def rollout_recorder(calls: list[dict[str, Any]]) -> Callable[[Any], Any]:
+    """Wrap ``HFGenerator.generate``: per call, the prompts' user texts and each completion's token count."""
+    from alignkit.score.base import message_text
+
+    def wrap(generate: Any) -> Any:
+        def recorded(self: Any, prompts: Any, sampling: Any, **kw: Any) -> Any:
+            out = generate(self, prompts, sampling, **kw)
+            calls.append(
+                {
+                    "prompts": [message_text(p, "user") for p in prompts],
+                    "lengths": [len(c.token_ids or ()) for c in out],
+                }
+            )
+            return out
+
+        return recorded
+
+    return wrap
+
+
+# ---------------------------------------------------------------------------------------------- trainers
+def run_alignkit(
+    args: argparse.Namespace, model: str, beta: float, steps: int, run_dir: Path, phases: dict | None = None
+) -> dict[str, Any]:
+    """One call of the public ``alignkit.train.grpo.train``; timings come from its metrics."""
+    import alignkit.train.grpo as grpo
+    import alignkit.train.online_trainer as online_trainer
+    from alignkit.config import from_dict
+    from alignkit.generate.hf import HFGenerator
+    from alignkit.train.reference import ReferencePolicy
+
+    samples = args.prompts_per_step * args.group_size
+    config = from_dict(
+        grpo.GRPOConfig,
+        {
+            "model": {"path": model, "dtype": "float32", "gradient_checkpointing": False},
+            "reward": {"path": args.reward},
+            "advantage": "grpo",
+            "beta": beta,
+            "clip_eps": 0.2,
+            "aggregation": "token_mean",
+            "data": {
+                "train": {"source": args.data, "template": args.template, "split": args.split},
+                "eval": None,
+            },
+            "rollout": {
+                "prompts_per_step": args.prompts_per_step,
+                "samples_per_prompt": args.group_size,
+                "max_new_tokens": args.max_new_tokens,
+                "temperature": 1.0,
+                "top_p": 1.0,
+                "top_k": 0,
+                "generation_batch_size": samples,
+            },
+            "trainer": {
+                "steps": steps,
+                "lr": args.lr,
+                "adam_betas": list(args.betas),
+                "weight_decay": 0.0,
+                "lr_scheduler": "constant",
+                "warmup_ratio": 0.0,
+                "update_epochs": 1,
+                "mini_batch_size": samples,
+                "micro_batch_size": args.micro_batch,
+                "max_grad_norm": args.max_grad_norm,
+                "eval_every": 0,
+                "save_every": 0,
+                "log_every": 1,
+                "seed": args.seed,
+                "mixed_precision": "no",
+            },
+            "run": {"output_dir": str(run_dir), "overwrite": True, "tensorboard": False, "progress": False},
+        },
+    )
+    calls: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patched(HFGenerator, "generate", rollout_recorder(calls)))
+        if phases is not None:
+            stack.enter_context(patched(HFGenerator, "generate", lambda f: timed(phases, "generation", f)))
+            stack.enter_context(
+                patched(online_trainer, "score_rollout", lambda f: timed(phases, "scoring", f))
+            )
+            stack.enter_context(
+                patched(ReferencePolicy, "token_logps", lambda f: timed(phases, "reference", f))
+            )
+            stack.enter_context(patched(grpo, "update_on_rollout", lambda f: timed(phases, "update", f)))
+        t0 = time.perf_counter()
+        with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
+            result = grpo.train(config)
+        wall = time.perf_counter() - t0
+    steps_log = [r for r in result.history if "elapsed_s" in r and "step" in r]
+    assert [r["step"] for r in steps_log] == list(range(1, steps + 1)), "expected one log line per step"
+    return {
+        "step_end_s": [r["elapsed_s"] for r in steps_log],
+        "step_end_cpu_s": cpu_at_log[:steps],
+        "rewards": [r["reward/score"] for r in steps_log],
+        "calls": calls,
+        "wall_s": wall,
+        **mem.report(),
+    }
+
+
+def run_trl(
+    args: argparse.Namespace,
+    model_path: str,
+    beta: float,
+    steps: int,
+    work: PromptWorkload,
+    out_dir: Path,
+    phases: dict | None = None,
+) -> dict[str, Any]:
+    """One ``GRPOTrainer.train()`` on the pre-ordered prompts (see the docstring)."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from alignkit.models.loading import load_tokenizer, resolve_path
+    from alignkit.score.base import import_function, message_text
+
+    rule = import_function(args.reward)
+    calls: list[dict[str, Any]] = []
+
+    def reward(
+        prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **kw: Any
+    ) -> list[float]:
+        users = [message_text(p, "user") for p in prompts]
+        texts = [message_text(c, "assistant").strip() for c in completions]
+        calls.append({"prompts": users, "lengths": [len(c) for c in completion_ids]})
+        return [float(rule(u, t)) for u, t in zip(users, texts, strict=True)]
+
+    reward.__name__ = args.reward.rpartition(":")[2] or "reward"
+
+    class CheckedGRPOTrainer(GRPOTrainer):
+        """Records the prompt token ids TRL generates from (for the tokenization check)."""
+
+        tokenized: list[list[int]]
+
+        def _tokenize_prompts(self, prompts: list):  # noqa: ANN202
+            out = super()._tokenize_prompts(prompts)
+            self.tokenized.extend(list(ids) for ids in out[0])
+            return out
+
+    cuda = torch.cuda.is_available()
+    samples = args.prompts_per_step * args.group_size
+    config = GRPOConfig(
+        output_dir=str(out_dir),
+        max_steps=steps,
+        per_device_train_batch_size=args.micro_batch,
+        gradient_accumulation_steps=samples // args.micro_batch,
+        num_generations=args.group_size,
+        max_completion_length=args.max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        repetition_penalty=1.0,
+        num_iterations=1,
+        beta=beta,
+        epsilon=0.2,
+        loss_type="dapo",
+        scale_rewards="group",
+        mask_truncated_completions=False,
+        shuffle_dataset=False,
+        learning_rate=args.lr,
+        adam_beta1=args.betas[0],
+        adam_beta2=args.betas[1],
+        weight_decay=0.0,
+        max_grad_norm=args.max_grad_norm,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        logging_strategy="steps",
+        logging_steps=1,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=args.seed,
+        use_cpu=not cuda,
+    )
+    clock = step_clock_callback()
+    callbacks: list[Any] = [clock]
+    if phases is not None:
+
+        class OptimizerClock(TrainerCallback):
+            def on_pre_optimizer_step(self, *a: Any, **k: Any) -> None:
+                self.t0 = time.perf_counter()
+
+            def on_optimizer_step(self, *a: Any, **k: Any) -> None:
+                phases["optimizer"] = phases.get("optimizer", 0.0) + time.perf_counter() - self.t0
+
+        callbacks.append(OptimizerClock())
+    t0 = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if phases is not None:
+            trainer_cls = CheckedGRPOTrainer
+            stack.enter_context(patched(trainer_cls, "_generate", lambda f: timed(phases, "generation", f)))
+            stack.enter_context(
+                patched(trainer_cls, "_calculate_rewards", lambda f: timed(phases, "scoring", f))
+            )
+            stack.enter_context(
+                patched(
+                    trainer_cls,
+                    "_get_per_token_logps_and_entropies",
+                    lambda f: timed(phases, "reference", f, lambda self, m, *a, **k: m is self.ref_model),
+                )
+            )
+            stack.enter_context(patched(trainer_cls, "training_step", lambda f: timed(phases, "step", f)))
+            stack.enter_context(
+                patched(trainer_cls, "_prepare_inputs", lambda f: timed(phases, "prepare", f))
+            )
+        with MemoryMeter() as mem:
+            tokenizer = load_tokenizer(model_path)
+            model = AutoModelForCausalLM.from_pretrained(resolve_path(model_path), dtype=torch.float32)
+            model.to("cuda" if cuda else "cpu")
+            optimizers: tuple[Any, Any] = (None, None)
+            if not args.trl_default_optim:  # the optimizer alignkit's grpo.train builds
+                optimizers = (
+                    torch.optim.AdamW(
+                        [p for p in model.parameters() if p.requires_grad],
+                        lr=args.lr,
+                        betas=tuple(args.betas),
+                        weight_decay=0.0,
+                    ),
+                    None,
+                )
+            trainer = CheckedGRPOTrainer(
+                model=model,
+                reward_funcs=reward,
+                args=config,
+                train_dataset=Dataset.from_list(
+                    [{"prompt": c} for c in work.conversations[: steps * args.prompts_per_step]]
+                ),
+                processing_class=tokenizer,
+                optimizers=optimizers,
+                callbacks=callbacks,
+            )
+            trainer.tokenized = []
+            trainer.remove_callback(PrinterCallback)
+            trainer.train()
+    wall = time.perf_counter() - t0
+    if phases is not None:  # the update: training_step without its input preparation, plus the optimizer
+        phases["update"] = phases.pop("step", 0.0) - phases.pop("prepare", 0.0) + phases.pop("optimizer", 0.0)
+    args_ = trainer.args
+    rewards = [r["reward"] for r in trainer.state.log_history if "reward" in r]
+    return {
+        "step_end_s": clock.ends,
+        "step_end_cpu_s": clock.cpu_ends,
+        "rewards": rewards,
+        "calls": calls,
+        "tokenized": trainer.tokenized,
+        "reference_model_kept": trainer.ref_model is not None,
+        "gradient_checkpointing": bool(args_.gradient_checkpointing),
+        "bf16": bool(args_.bf16),
+        "steps_per_generation": args_.steps_per_generation,
+        "generation_batch_size": args_.generation_batch_size,
+        "old_logps_computed": args_.gradient_accumulation_steps
+        % (args_.steps_per_generation * args_.num_iterations)
+        != 0,
+        "optimizer": trl_optimizer_name(trainer, args.trl_default_optim),
+        "wall_s": wall,
+        **mem.report(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+def check_prompts(raw: dict[str, Any], work: PromptWorkload, args: argparse.Namespace, steps: int) -> int:
+    """Steps whose rollout did not use the expected prompts, each ``--group-size`` times in a row."""
+    P, G = args.prompts_per_step, args.group_size
+    calls = raw["calls"]
+    bad = abs(len(calls) - steps)
+    for s, call in enumerate(calls[:steps]):
+        expected = [t for t in work.user_texts[s * P : (s + 1) * P] for _ in range(G)]
+        seen = call["prompts"]
+        if len(seen) == P:  # alignkit's generator gets each prompt once and samples it G times
+            seen = [t for t in seen for _ in range(G)]
+        bad += seen != expected
+    return bad
+
+
+def summarise_run(raw: dict[str, Any], steps: int) -> dict[str, Any]:
+    """Times over steps 2..N (end of step 1 to end of step N); completions and tokens of those steps."""
+    ends = raw["step_end_s"]
+    assert len(ends) == steps, f"expected {steps} step timings, got {len(ends)}"
+    seconds = ends[-1] - ends[0]
+    cpu = raw["step_end_cpu_s"]
+    timed_calls = raw["calls"][1:steps]
+    completions = sum(len(c["lengths"]) for c in timed_calls)
+    tokens = sum(sum(c["lengths"]) for c in timed_calls)
+    return {
+        "timed_steps": steps - 1,
+        "timed_s": seconds,
+        "s_per_step": seconds / (steps - 1),
+        "steps_per_s": (steps - 1) / seconds,
+        "cpu_s_per_step": (cpu[-1] - cpu[0]) / (steps - 1),
+        "completions_per_step": completions / (steps - 1),
+        "completions_per_s": completions / seconds,
+        "mean_completion_tokens": tokens / max(completions, 1),
+        "completion_tokens_per_s": tokens / seconds,
+        "mean_reward": statistics.fmean(raw["rewards"][:steps]),
+        "wall_s": raw["wall_s"],
+        **{k: v for k, v in raw.items() if k.endswith("_mib")},
+    }
+
+
+def compare(
+    args: argparse.Namespace, model: str, beta: float, work: PromptWorkload, tmp: Path, device: str
+) -> dict[str, Any]:
+    """Warm-up, then alternating timed runs of both trainers with one beta; prints the table."""
+    checks: dict[str, Any] = {"prompt_order_mismatches": {"alignkit": 0, "trl": 0}}
+    samples = args.prompts_per_step * args.group_size
+
+    def once(name: str, steps: int, tag: str) -> dict[str, Any]:
+        if name == "alignkit":
+            raw = run_alignkit(args, model, beta, steps, tmp / f"alignkit-{beta}-{tag}")
+        else:
+            raw = run_trl(args, model, beta, steps, work, tmp / f"trl-{beta}-{tag}")
+            n = steps * args.prompts_per_step
+            expected = [ids for ids in work.prompt_ids[:n] for _ in range(args.group_size)]
+            checks["trl_prompt_token_mismatches"] = (
+                checks.get("trl_prompt_token_mismatches", 0)
+                + sum(a != b for a, b in zip(raw["tokenized"], expected, strict=False))
+                + abs(len(raw["tokenized"]) - len(expected))
+            )
+            for k in (
+                "reference_model_kept",
+                "gradient_checkpointing",
+                "bf16",
+                "steps_per_generation",
+                "generation_batch_size",
+                "old_logps_computed",
+                "optimizer",
+            ):
+                checks.setdefault(f"trl_{k}", raw[k])
+        checks["prompt_order_mismatches"][name] += check_prompts(raw, work, args, steps)
+        wrong = [len(c["lengths"]) for c in raw["calls"] if len(c["lengths"]) != samples]
+        checks.setdefault("rollouts_with_wrong_size", {"alignkit": [], "trl": []})[name] += wrong
+        return raw
+
+    print(f"\n[beta {beta}] warm-up: {args.warmup_steps} steps of each")
+    once("alignkit", args.warmup_steps, "warmup")
+    once("trl", args.warmup_steps, "warmup")
+    runs: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
+    for i in range(args.repeats):
+        for name in ("alignkit", "trl"):
+            runs[name].append(summarise_run(once(name, args.steps, str(i)), args.steps))
+            r = runs[name][-1]
+            print(
+                f"  repeat {i + 1}/{args.repeats} {name:8s} {r['s_per_step']:.4f} s/step "
+                f"{r['cpu_s_per_step']:.4f} CPU s/step  {r['completions_per_step']:.0f} completions/step, "
+                f"mean {r['mean_completion_tokens']:.2f} tokens"
+            )
+
+    summary = median_summary(runs)
+    a, t = summary["alignkit"], summary["trl"]
+    mem_key, mem_label = memory_key_and_label()
+    rows = [
+        (f"s / step (steps 2..{args.steps})", "s_per_step", "{:.4f}"),
+        ("steps/s", "steps_per_s", "{:.2f}"),
+        ("completions / step", "completions_per_step", "{:.1f}"),
+        ("completions/s", "completions_per_s", "{:.1f}"),
+        ("mean completion tokens", "mean_completion_tokens", "{:.2f}"),
+        ("completion tokens/s", "completion_tokens_per_s", "{:,.0f}"),
+        ("mean reward", "mean_reward", "{:.3f}"),
+        ("process CPU s / step", "cpu_s_per_step", "{:.4f}"),
+        ("wall s (whole call)", "wall_s", "{:.2f}"),
+        (mem_label, mem_key, "{:.1f}"),
+    ]
+    print_table(f"[beta {beta}] median of {args.repeats} runs each ({device}):", a, t, rows)
+    time_ratio = a["s_per_step"] / t["s_per_step"]
+    memory = a[mem_key] / t[mem_key] if t[mem_key] else float("nan")
+    print(
+        f"time alignkit/TRL (s/step): {time_ratio:.3f} (target <= 0.7: {'met' if time_ratio <= 0.7 else 'MISSED'}); "
+        f"memory alignkit/TRL: {memory:.3f}\n"
+        f"checks: completions per rollout {samples} on both sides (rollouts of another size: "
+        f"{checks['rollouts_with_wrong_size']}); steps with unexpected prompts: "
+        f"{checks['prompt_order_mismatches']}; TRL prompt ids differing from alignkit's: "
+        f"{checks['trl_prompt_token_mismatches']}; TRL keeps a reference model: "
+        f"{checks['trl_reference_model_kept']}; TRL computes old log-probs: {checks['trl_old_logps_computed']}; "
+        f"TRL generation batch {checks['trl_generation_batch_size']} over {checks['trl_steps_per_generation']} "
+        f"micro-steps; bf16 {checks['trl_bf16']}, checkpointing {checks['trl_gradient_checkpointing']}; "
+        f"optimizer {checks['trl_optimizer']}"
+    )
+    return {
+        "checks": checks,
+        "ratio_alignkit_over_trl": {
+            k: a[k] / t[k]
+            for k in ("s_per_step", "cpu_s_per_step", "completion_tokens_per_s", mem_key, "wall_s")
+            if t[k]
+        },
+        "targets": {"time_le_0.7": time_ratio <= 0.7},
+        "median": summary,
+        "runs": runs,
+    }
+
+
+def profile(args: argparse.Namespace, model: str, beta: float, work: PromptWorkload, tmp: Path) -> dict:
+    """One run of each with phase timers (seconds per step over all N steps), then one cProfile run of each."""
+    out: dict[str, Any] = {}
+    for name in ("alignkit", "trl"):
+        phases: dict[str, float] = {}
+        if name == "alignkit":
+            raw = run_alignkit(args, model, beta, args.steps, tmp / "alignkit-phases", phases)
+        else:
+            raw = run_trl(args, model, beta, args.steps, work, tmp / "trl-phases", phases)
+        total = raw["step_end_s"][-1]  # from the start of the loop (alignkit) / of training (TRL) to step N
+        per_step = {k: phases.get(k, 0.0) / args.steps for k in PHASES}
+        per_step["other"] = total / args.steps - sum(per_step.values())
+        out[name] = per_step
+    print(f"\n[beta {beta}] seconds per step by phase (one instrumented run of {args.steps} steps each):")
+    print(f"{'':14s}{'alignkit':>12s}{'TRL':>12s}")
+    for k in (*PHASES, "other"):
+        print(f"{k:14s}{out['alignkit'][k]:12.4f}{out['trl'][k]:12.4f}")
+    for name, fn in (
+        ("alignkit", lambda: run_alignkit(args, model, beta, args.steps, tmp / "alignkit-prof")),
+        ("trl", lambda: run_trl(args, model, beta, args.steps, work, tmp / "trl-prof")),
+    ):
+        path = args.out.with_name(f"{args.out.stem}_profile_beta{beta}_{name}.txt")
+        profile_once(fn, 40, path)
+        print(f"cProfile of one {name} run (whole call) -> {path}")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--model", default=None, help="the SFT policy (folder, hub name); default: train a toy one"
+    )
+    p.add_argument(
+        "--sft-steps", type=int, default=200, help="steps of the toy SFT when --model is not given"
+    )
+    p.add_argument("--data", default="toyworld://data/prompts", help="prompt dataset")
+    p.add_argument("--template", default="trl-prompt", help="alignkit data template for --data")
+    p.add_argument("--split", default="train")
+    p.add_argument(
+        "--reward", default="alignkit.toyworld.oracle:ideal_reward", help="rule reward 'module:function'"
+    )
+    p.add_argument(
+        "--beta", type=float, nargs="+", default=[0.04, 0.0], help="KL weights to compare (0: no reference)"
+    )
+    p.add_argument("--prompts-per-step", type=int, default=16, help="prompts per rollout (P)")
+    p.add_argument("--group-size", type=int, default=8, help="samples per prompt (G)")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="longest completion")
+    p.add_argument("--micro-batch", type=int, default=32, help="samples per forward/backward")
+    p.add_argument("--steps", type=int, default=11, help="GRPO steps (= optimizer steps) per timed run")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each trainer (median reported)")
+    p.add_argument("--warmup-steps", type=int, default=2, help="steps of the untimed warm-up run of each")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.95], help="AdamW betas")
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trl-default-optim", action="store_true", help="let TRL build its default (fused) AdamW")
+    p.add_argument(
+        "--profile", action="store_true", help="afterwards, phase timers and cProfile of one run of each"
+    )
+    p.add_argument("--out", type=Path, default=RESULTS / "grpo_vs_trl.json")
+    args = p.parse_args()
+    if args.steps < 2:
+        p.error("--steps must be at least 2 (steps 2..N are timed)")
+    if (args.prompts_per_step * args.group_size) % args.micro_batch:
+        p.error("--micro-batch must divide prompts-per-step x group-size (one optimizer step per rollout)")
+
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    device = device_line()
+    print_host(device)
+    tmp = Path(tempfile.mkdtemp(prefix="grpo_vs_trl-"))
+    model = args.model or train_sft_policy(args, tmp / "sft")
+    work = build_workload(args, model, max(args.steps, args.warmup_steps))
+    print(
+        f"data: {work.num_prompts} prompts; {args.prompts_per_step} prompts x {args.group_size} samples per step, "
+        f"max {args.max_new_tokens} new tokens, micro-batch {args.micro_batch}, {args.steps} steps; policy {model}"
+    )
+
+    results = {f"beta={beta}": compare(args, model, beta, work, tmp, device) for beta in args.beta}
+
+    print(f"\nsummary (median of {args.repeats}; alignkit/TRL):")
+    mem_key, _ = memory_key_and_label()
+    for key, res in results.items():
+        r, m = res["ratio_alignkit_over_trl"], res["median"]
+        print(
+            f"  {key:10s} time {r['s_per_step']:.3f}x (target <= 0.7), memory {r.get(mem_key, float('nan')):.3f}x, "
+            f"completion tokens/s {r['completion_tokens_per_s']:.3f}x; mean completion tokens "
+            f"{m['alignkit']['mean_completion_tokens']:.2f} vs {m['trl']['mean_completion_tokens']:.2f}"
+        )
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    phases = {f"beta={b}": profile(args, model, b, work, tmp) for b in args.beta} if args.profile else None
+
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "versions": versions(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "policy": model if args.model else f"toy SFT, {args.sft_steps} steps of examples/toyworld/sft.yaml",
+        "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s; TRL on_step_end)",
+        "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
+        "load_average_at_end": load_average(),
+        "memory": memory_description(),
+        "completion_tokens": "sampled tokens per completion, the end-of-turn token included (both sides)",
+        "data": {"prompts": work.num_prompts},
+        **results,
+        **({"phases_s_per_step": phases} if phases else {}),
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

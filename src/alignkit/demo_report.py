@@ -1,0 +1,135 @@
+"""The demo's ``report.html``: one self-contained page with the per-stage table and the RL curves.
+
+Kept apart from ``demo.py`` (which runs the stages) because it only reads what the stages wrote:
+``results.json`` numbers and each run's ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+from alignkit.eval.report import Figure, Section, Table, line_plot, write_report
+from alignkit.runs import read_metrics
+
+CURVES = {
+    # figure file -> (title, y label, [(stage folder, metric, legend)])
+    "reward.png": (
+        "Reward-model score of the sampled responses",
+        "reward-model score",
+        [("ppo", "reward/score", "PPO"), ("safe-ppo", "reward/score", "Safe RLHF")],
+    ),
+    "cost.png": (
+        "Cost-model score of the sampled responses",
+        "cost-model score (< 0 safe)",
+        [
+            ("ppo", "monitor/score", "PPO (watched, not constrained)"),
+            ("safe-ppo", "cost/score", "Safe RLHF"),
+            ("safe-ppo", "lagrange/episode_cost", "Safe RLHF: J_C (window mean)"),
+        ],
+    ),
+    "lambda.png": (
+        "Safe RLHF's Lagrange multiplier",
+        "lambda",
+        [("safe-ppo", "lagrange/lambda", "lambda")],
+    ),
+    "grpo_reward.png": (
+        "GRPO: rule reward (oracle's ideal answer) of the sampled groups",
+        "mean reward",
+        [("grpo", "reward/score", "GRPO")],
+    ),
+    "held_out.png": (
+        "Held-out greedy answers during training (reward-model score)",
+        "reward-model score",
+        [("ppo", "eval/reward", "PPO"), ("safe-ppo", "eval/reward", "Safe RLHF")],
+    ),
+}
+
+
+def _series(run_dir: Path, key: str) -> tuple[list[float], list[float]]:
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if key in r]
+    return [float(r["step"]) for r in rows], [float(r[key]) for r in rows]
+
+
+def write_demo_report(result: Any, cost_limit: float) -> Path:
+    """Plots from the RL stages' metrics, then ``report.html`` in the demo folder."""
+    from alignkit.demo import ORACLE_COLUMNS
+
+    out: Path = result.out_dir
+    figures_dir = out / "plots" / "report"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for name, (title, ylabel, curves) in CURVES.items():
+        series = {}
+        for folder, key, legend in curves:
+            if (out / folder / "metrics.jsonl").exists():
+                steps, values = _series(out / folder, key)
+                if steps:
+                    series[legend] = (steps, values)
+        if not series:
+            continue
+        limit = cost_limit if name == "cost.png" else None
+        path = line_plot(
+            figures_dir / name,
+            series,
+            title=title,
+            xlabel="step (one rollout)",
+            ylabel=ylabel,
+            hline=limit,
+            hline_label="Safe RLHF cost limit" if limit is not None else "",
+        )
+        figures.append(Figure(title, path))
+
+    columns = ["stage", *(title for _, title in ORACLE_COLUMNS)]
+    rows = [
+        [stage, *(metrics.get(key, float("nan")) for key, _ in ORACLE_COLUMNS)]
+        for stage, metrics in result.oracle.items()
+    ]
+    policies = Table(
+        "Policies: greedy answers to the held-out prompts",
+        columns,
+        rows,
+        note=(
+            "Oracle metrics from the toy world's annotators; reward/cost-model scores from the demo's own "
+            "score models on the same answers. Oracle accuracy: right answers to benign requests and "
+            "refusals of harmful ones."
+        ),
+        highlight={
+            "benign accuracy ↑": "higher",
+            "benign helpfulness ↑": "higher",
+            "harmful compliance ↓": "lower",
+            "oracle accuracy ↑": "higher",
+        },
+    )
+    score_models = Table(
+        "Score models", ["model", "held-out metric"], [[k, v] for k, v in result.score_models.items()]
+    )
+    timing = Table(
+        "Time per stage (seconds)", ["stage", "seconds"], [[k, v] for k, v in result.seconds.items()]
+    )
+    sections = [
+        Section(
+            "Policies",
+            "Each stage starts from the SFT policy. PPO optimises the reward model; Safe RLHF optimises "
+            f"it under the cost limit {cost_limit} on the cost model's mean score; GRPO optimises a rule "
+            "reward; DPO learns from the preference pairs directly.",
+            tables=[policies],
+        ),
+        Section("Training curves", figures=figures),
+        Section("Score models and time", tables=[score_models, timing]),
+    ]
+    from alignkit import __version__
+
+    return write_report(
+        out / "report.html",
+        "alignkit demo: the alignment loop on the toy world",
+        sections,
+        subtitle="SFT → reward and cost models → DPO, PPO, Safe RLHF, GRPO → oracle evaluation",
+        metadata={
+            "command": "alignkit demo",
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "alignkit": __version__,
+            "total seconds": f"{sum(result.seconds.values()):.0f}",
+        },
+    )
