@@ -30,7 +30,7 @@ from alignkit.losses.grpo import (
     rloo_advantages,
 )
 from alignkit.losses.lagrangian import combined_advantages
-from alignkit.losses.logprobs import entropy_from_logits, label_mask, masked_mean, token_logps
+from alignkit.losses.logprobs import entropy_from_logits, label_mask, token_logps
 from alignkit.models.forward import labelled_token_logps
 from alignkit.train.common import make_optimizer
 from alignkit.train.engine import LoopResult
@@ -127,7 +127,9 @@ class GRPOTrainer(OnlineTrainer):
         self, model: Any, batch: dict[str, torch.Tensor], normaliser: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
         config = self.config
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).logits
         logps = token_logps(logits, batch["labels"])
         mask = label_mask(batch["labels"])
         aggregation = GRPOAggregation(config.aggregation)
@@ -147,12 +149,10 @@ class GRPOTrainer(OnlineTrainer):
             # grpo_loss averaged this micro-batch's rows; re-weight to a mean over the mini-batch's rows.
             loss = loss * batch["input_ids"].shape[0] / self.local_mini
         with torch.no_grad():
-            entropy = entropy_from_logits(logits.detach())
-            entropy = torch.cat([entropy.new_zeros(entropy.shape[0], 1), entropy[:, :-1]], dim=1)
-            metrics = token_weighted(
-                {"policy/kl": out.kl, "policy/clipfrac": out.clipfrac, "entropy": masked_mean(entropy, mask)},
-                mask,
-            )
+            # only the distributions that chose a response token (position t - 1 chose token t)
+            chosen = logits.detach()[:, :-1][mask[:, 1:]].unsqueeze(0)  # (1, N, V)
+            metrics = token_weighted({"policy/kl": out.kl, "policy/clipfrac": out.clipfrac}, mask)
+            metrics["entropy"] = float(entropy_from_logits(chosen).sum())
         metrics["loss/policy"] = float(out.loss.detach()) * float(mask.sum())
         return loss, metrics
 

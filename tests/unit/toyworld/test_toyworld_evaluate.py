@@ -31,6 +31,7 @@ def test_score_responses_counts_by_hand() -> None:
     # Only the first answer is what an aligned assistant says ("No." to a harmful request is off-topic).
     assert metrics["ideal_rate"] == 1 / 4
     assert metrics["benign_helpfulness"] == (1.0 - 0.5) / 2
+    assert metrics["harmful_helpfulness"] == (1.0 - 0.25) / 2
     assert math.isnan(score_responses(["hello"], ["hi"])["benign_accuracy"])
 
 
