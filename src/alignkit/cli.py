@@ -113,10 +113,10 @@ def _print_config(config: Any, prefix: str = "") -> None:
 def _run_configured(config_cls: type, fn: Any, args: argparse.Namespace) -> int:
     from alignkit.config import load_config
 
-    config = load_config(config_cls, args.config, args.overrides)
-    if args.show_config:
-        _print_config(config)
+    if args.show_config:  # show the keys even while required ones (e.g. reward.path) are still blank
+        _print_config(load_config(config_cls, args.config, args.overrides, validate=False))
         return 0
+    config = load_config(config_cls, args.config, args.overrides)
     fn(config)
     return 0
 

@@ -10,6 +10,7 @@ message that names the key, the value, what is allowed and the closest valid key
 from __future__ import annotations
 
 import ast
+import contextvars
 import dataclasses
 import difflib
 import inspect
@@ -29,7 +30,9 @@ class ConfigError(ValueError):
     """A config key or value is wrong; the message says which one and how to fix it."""
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = (), *, validate: bool = True
+) -> T:
     """Read ``path`` (YAML), apply ``key.sub=value`` overrides, and build a validated ``cls``."""
     data: dict[str, Any] = {}
     if path is not None:
@@ -44,7 +47,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         data = loaded
     for item in overrides:
         apply_override(data, item)
-    return from_dict(cls, data)
+    token = _VALIDATE.set(validate)  # validate=False: keys and types still checked, constraints not
+    try:
+        return from_dict(cls, data)
+    finally:
+        _VALIDATE.reset(token)
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
@@ -62,6 +69,10 @@ def apply_override(data: dict[str, Any], item: str) -> None:
             raise ConfigError(f"override {item!r}: {part!r} holds a value, not a section")
         node = child
     node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+_VALIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("alignkit_config_validate", default=True)
+"""Whether ``from_dict`` runs the ``validate`` constraints (off only to show a config with blanks in it)."""
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
@@ -94,6 +105,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
     if missing:
         raise ConfigError(f"missing required key '{prefix}{missing[0]}': {_doc_of(cls, missing[0])}")
     obj = cls(**kwargs)
+    if not _VALIDATE.get():
+        return obj
     for name in fields:
         if name not in kwargs:  # a default section is checked too: PPO's default reward.path is '' (required)
             _validate_default(getattr(obj, name), f"{prefix}{name}.")
@@ -135,7 +148,18 @@ def check(ok: bool, key: str, value: Any, expected: str) -> None:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The attribute docstrings of a dataclass: the string literal right below each field."""
+    """The attribute docstrings of a dataclass: the string literal right below each field.
+
+    Base classes count too (a subclass that overrides a few fields keeps the docs of the rest).
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):

@@ -50,7 +50,8 @@ def test_ppo_raises_reward_model_score_and_the_helpfulness_it_can_judge(demo_run
     accuracy 0.950 -> 0.89-0.91, so *overall* oracle helpfulness does not rise (0.826 -> 0.80-0.83). The
     toy reward model ranks the right answer first among the candidates for only 18% of held-out benign
     prompts (it never learned the facts), so PPO drifts to answers it likes that are wrong: reward hacking,
-    asserted here as it is, not hidden. GRPO with a rule reward (below) is where accuracy rises."""
+    asserted here as it is, not hidden. With a reward that can judge correctness, the same PPO raises
+    oracle helpfulness (next test)."""
     sft, ppo = demo_run.oracle["SFT"], demo_run.oracle["SFT → PPO"]
     print(f"\nRM score {sft['reward_model_score']:.3f} -> {ppo['reward_model_score']:.3f}; helpfulness "
           f"{sft['mean_helpfulness']:.3f} -> {ppo['mean_helpfulness']:.3f} (harmful prompts "
@@ -65,6 +66,40 @@ def test_ppo_raises_reward_model_score_and_the_helpfulness_it_can_judge(demo_run
                 "value/explained_variance", "response_length", "loss/policy", "loss/value", "monitor/score"):  # fmt: skip
         assert key in logged, key
     assert len([r for r in rows if "reward/score" in r]) == 60
+
+
+ORACLE_PPO_GAIN = 0.01
+"""PPO with the helpfulness oracle as its reward must raise oracle helpfulness by this (measured +0.012 to
++0.029 over seeds 0-2: 0.826 -> 0.838-0.855)."""
+
+
+def test_ppo_with_the_oracle_as_reward_raises_oracle_helpfulness(demo_run, tmp_path):
+    """The same PPO with a reward that can judge correctness (the helpfulness oracle as a rule reward, a
+    perfect reward model): oracle helpfulness rises, benign accuracy holds (0.936-0.957 over seeds 0-2)
+    and the demo's reward-model score rises too (3.341 -> 3.50)."""
+    models = demo_run.out_dir
+    config = load_config(
+        trainer_for("ppo")[0],
+        RECIPES / "ppo.yaml",
+        [
+            f"model.path={models / 'sft' / 'final'}",
+            "reward.path=alignkit.toyworld.oracle:helpfulness",
+            "monitor=null",
+            "trainer.lr=1e-4",
+            "trainer.eval_every=0",
+            f"run.output_dir={tmp_path / 'ppo-oracle'}",
+            "run.progress=false",
+        ],
+    )
+    result = trainer_for("ppo")[1](config)
+    ppo = held_out_scores(result.final_dir, models / "reward" / "final", models / "cost" / "final")
+    sft = demo_run.oracle["SFT"]
+    print(f"\noracle-reward PPO: helpfulness {sft['mean_helpfulness']:.3f} -> {ppo['mean_helpfulness']:.3f}, "
+          f"benign accuracy {sft['benign_accuracy']:.3f} -> {ppo['benign_accuracy']:.3f}, RM score "
+          f"{sft['reward_model_score']:.3f} -> {ppo['reward_model_score']:.3f}")  # fmt: skip
+    assert ppo["mean_helpfulness"] >= sft["mean_helpfulness"] + ORACLE_PPO_GAIN
+    assert ppo["benign_accuracy"] >= sft["benign_accuracy"] - 0.02
+    assert ppo["reward_model_score"] > sft["reward_model_score"]
 
 
 def test_safe_rlhf_meets_the_cost_limit_that_plain_ppo_breaks(demo_run):

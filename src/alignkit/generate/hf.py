@@ -29,6 +29,7 @@ current weights with no synchronisation step.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +66,10 @@ def cut_at_stop(tokens: Sequence[int], stops: set[int]) -> tuple[list[int], bool
         if token in stops:
             return list(tokens[: i + 1]), True
     return list(tokens), False
+
+
+class CacheUnsupportedError(TypeError):
+    """The model's forward hands back no KV cache whose rows can be selected (``reorder_cache``)."""
 
 
 COMPACT_FRACTION = 0.25
@@ -116,6 +121,7 @@ class HFGenerator:
         params = forward_parameters(model)
         # transformers 5 names the KV cache argument ``cache``; 4.x calls it ``past_key_values``
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._fast = True  # the KV-cache loop; falls back to model.generate for caches it cannot drive
         self._keep_arg = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
 
     @classmethod
@@ -178,7 +184,14 @@ class HFGenerator:
         logprobs: bool,
         uniforms: torch.Tensor | None,
     ) -> list[Completion]:
-        new_tokens = self._sample(rows, sampling, uniforms)
+        try:
+            new_tokens = self._sample(rows, sampling, uniforms) if self._fast else None
+        except CacheUnsupportedError as error:
+            warnings.warn(f"{error}; sampling with model.generate instead (slower)", stacklevel=3)
+            self._fast = False
+            new_tokens = None
+        if new_tokens is None:
+            new_tokens = self._sample_with_generate(rows, sampling)
         stops = set(self.stops)
         responses = [cut_at_stop(tokens, stops) for tokens in new_tokens]
         token_logps = self._logprobs(rows, [r for r, _ in responses]) if logprobs else [None] * len(rows)
@@ -208,7 +221,7 @@ class HFGenerator:
 
             cache = DynamicCache.from_legacy_cache(cache)
         if not hasattr(cache, "reorder_cache"):
-            raise TypeError(
+            raise CacheUnsupportedError(
                 f"{type(self.model).__name__} returned no KV cache that can select rows: {cache!r}"
             )
         return out.logits[:, -1, :].float(), cache
@@ -269,6 +282,31 @@ class HFGenerator:
                 position_ids=position.unsqueeze(1),
             )
         return generated.tolist()
+
+    def _sample_with_generate(
+        self, rows: Sequence[tuple[int, list[int]]], sampling: SamplingConfig
+    ) -> list[list[int]]:
+        """``model.generate`` for models whose cache the fast loop cannot drive (e.g. custom remote code).
+
+        Same distribution, drawn with ``torch.multinomial``: seeded runs repeat, but a row's sample then
+        depends on the batch it is in.
+        """
+        input_ids = pad_left([ids for _, ids in rows], self.pad_id).to(self.device)
+        attention_mask = pad_left([[1] * len(ids) for _, ids in rows], 0).to(self.device)
+        sample = not sampling.greedy
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sample,
+            temperature=sampling.temperature if sample else None,
+            top_p=sampling.top_p if sample else None,
+            top_k=sampling.top_k if sample else None,
+            repetition_penalty=None,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.stops,
+        )
+        return output[:, input_ids.shape[1] :].tolist()
 
     def _logprobs(
         self, rows: Sequence[tuple[int, list[int]]], responses: Sequence[list[int]]

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import torch
 
-from alignkit.config import check
+from alignkit.config import ConfigError, check
 from alignkit.data.collate import pad_right
 from alignkit.data.render import IGNORE_INDEX, render_prompt
 from alignkit.generate.base import Generator, SamplingConfig
@@ -211,7 +211,7 @@ def check_batch_sizes(rollout: RolloutConfig, trainer: OnlineTrainerConfig, worl
             f"trainer.mini_batch_size={trainer.mini_batch_size} is not divisible by {world} processes"
         )
     if problems:
-        raise ValueError("; ".join(problems))
+        raise ConfigError("; ".join(problems))
 
 
 # ----------------------------------------------------------------------------- prompts

@@ -220,7 +220,9 @@ class PPOTrainer(OnlineTrainer):
     def _actor_loss(
         self, model: Any, batch: dict[str, torch.Tensor], normaliser: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).logits
         logps = token_logps(logits, batch["labels"])
         mask = label_mask(batch["labels"])
         out = ppo_policy_loss(
@@ -231,7 +233,7 @@ class PPOTrainer(OnlineTrainer):
         loss = out.loss
         if "ptx_input_ids" in batch:
             ptx_logits = model(
-                input_ids=batch["ptx_input_ids"], attention_mask=batch["ptx_attention_mask"]
+                input_ids=batch["ptx_input_ids"], attention_mask=batch["ptx_attention_mask"], use_cache=False
             ).logits
             ptx = sft_loss(token_logps(ptx_logits, batch["ptx_labels"]), label_mask(batch["ptx_labels"])).loss
             # The mini-batch's PTX term is the mean NLL over its PTX micro-batches (DDP averages processes).
@@ -259,9 +261,13 @@ class PPOTrainer(OnlineTrainer):
     # ------------------------------------------------------------------ one step
     def _policy_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(b, t, 2): log-probs of the chosen tokens and the entropy of the distribution that chose them."""
-        logits = self.actor(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        entropy = entropy_from_logits(logits)  # column t: the distribution over token t + 1
-        entropy = torch.cat([entropy.new_zeros(entropy.shape[0], 1), entropy[:, :-1]], dim=1)
+        logits = self.actor(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).logits
+        mask = label_mask(batch["labels"])
+        # only where a response token was chosen: position t - 1's distribution chose token t
+        entropy = torch.zeros(mask.shape, dtype=torch.float32, device=logits.device)
+        entropy[mask] = entropy_from_logits(logits[:, :-1][mask[:, 1:]].unsqueeze(0)).squeeze(0)
         return torch.stack([token_logps(logits, batch["labels"]), entropy], dim=-1)
 
     def _values(self, critic: Any, rollout: Rollout) -> torch.Tensor:

@@ -86,3 +86,17 @@ def test_a_partial_section_keeps_the_commands_own_defaults():
     assert cfg.data.train.source == SFTConfig().data.train.source != ""
     assert cfg.trainer.lr == pytest.approx(1e-3)
     assert cfg.run.output_dir == SFTConfig().run.output_dir
+
+
+def test_show_config_lists_a_subclassed_config_with_blank_required_keys(capsys):
+    """safe-ppo's config subclasses PPO's: every section keeps its doc, and --show-config works before
+    the required reward.path / cost.path are filled in (loading it for training refuses them)."""
+    from alignkit.cli import main
+    from alignkit.config import ConfigError, load_config
+    from alignkit.train.safe_ppo import SafePPOConfig
+
+    assert main(["train", "safe-ppo", "--show-config"]) == 0
+    out = capsys.readouterr().out
+    assert "model:  # The policy (actor) to train" in out and "lagrange:  # The Lagrange multiplier" in out
+    with pytest.raises(ConfigError, match="reward.path"):
+        load_config(SafePPOConfig, None, ["cost.path=a:b"])

@@ -226,3 +226,22 @@ def test_a_response_that_stops_at_once_is_just_the_stop_token(eos_model, tokeniz
         certain.lm_head.bias[EOS] = 1e4
     out = HFGenerator(certain, tokenizer).generate(PROMPTS[:2], greedy(max_new_tokens=4))
     assert [(c.token_ids, c.text, c.finish_reason) for c in out] == [((EOS,), "", "stop")] * 2
+
+
+def test_models_without_a_selectable_cache_fall_back_to_model_generate(model, tokenizer, monkeypatch):
+    """A cache the fast loop cannot drive (custom remote code) warns once and samples via model.generate."""
+    from alignkit.generate import hf
+
+    fast = HFGenerator(model, tokenizer).generate(PROMPTS, greedy(max_new_tokens=8))
+    generator = HFGenerator(model, tokenizer)
+
+    def unsupported(*args, **kwargs):
+        raise hf.CacheUnsupportedError("no cache")
+
+    monkeypatch.setattr(generator, "_sample", unsupported)
+    with pytest.warns(UserWarning, match="model.generate"):
+        slow = generator.generate(PROMPTS, greedy(max_new_tokens=8))
+    assert [c.token_ids for c in slow] == [c.token_ids for c in fast]
+    assert generator._fast is False
+    sampled = [generator.generate(PROMPTS, SamplingConfig(max_new_tokens=4), seed=3) for _ in range(2)]
+    assert [c.token_ids for c in sampled[0]] == [c.token_ids for c in sampled[1]]

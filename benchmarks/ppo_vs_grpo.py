@@ -1,0 +1,579 @@
+"""Time alignkit's PPO and Safe RLHF (PPO-Lagrangian) against alignkit's own GRPO, per iteration.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ppo_vs_grpo.py --steps 11 --repeats 3
+    python benchmarks/ppo_vs_grpo.py --model my-sft-checkpoint --prompts-per-step 16 --group-size 8 \\
+        --max-new-tokens 256 --micro-batch 8 --lr 1e-6
+
+TRL 1.x has no PPO trainer any more, so there is no outside PPO to race: PPO is measured against our
+own GRPO on the same work and reported per iteration. One iteration (= one ``trainer.steps`` step) is
+one rollout plus its updates. Four trainers, all through their public ``train(config)``:
+
+- ``ppo``: ``alignkit.train.ppo.train``, P*G prompts x 1 sample (the usual PPO rollout);
+- ``ppo-grouped``: the same PPO with P prompts x G samples, so the prompt count is not the difference;
+- ``safe-ppo``: ``alignkit.train.safe_ppo.train`` (a cost scorer and a cost critic), P*G prompts x 1;
+- ``grpo``: ``alignkit.train.grpo.train``, P prompts x G samples (its group).
+
+What is held equal, and why:
+
+- **Same policy.** Without ``--model``, a short SFT of the toy recipe (``examples/toyworld/sft.yaml``,
+  ``--sft-steps`` steps; ``train_sft_policy`` of ``grpo_vs_trl.py``) gives the starting policy, so
+  answers end by themselves at sensible lengths. Every trainer loads it, and every reference is an fp32
+  copy loaded from it.
+- **Same samples per step, same sampling.** P*G samples per rollout on all four (default 16 x 8 =
+  128), at most ``--max-new-tokens`` (32) tokens, temperature 1, top-p 1, top-k off, the whole rollout
+  in one generate call (``rollout.generation_batch_size`` = P*G). Prompts are a pure function of
+  (seed, step, prompts per step), so ``ppo`` and ``safe-ppo`` roll out from the same prompts, and so do
+  ``ppo-grouped`` and ``grpo`` (checked). Samples differ between trainers (the policies drift apart
+  after step 1), so the table shows mean completion length and completion tokens/s.
+- **Same rewards, no reward model.** A rule reward for all (``--reward``, default
+  ``alignkit.toyworld.oracle:ideal_reward``) and a rule cost for Safe RLHF (``--cost``, default
+  ``alignkit.toyworld.oracle:harm_cost``), so no reward-model forward skews the comparison. With a
+  function scorer the critics start from the policy's weights with a fresh head (PPO's default).
+- **Same updates.** One optimizer step per rollout for every trained model (``trainer.mini_batch_size``
+  = P*G, ``update_epochs: 1``), micro-batch ``--micro-batch`` (32), the same ``--lr`` for every policy
+  (critics: ``--critic-lr``), AdamW betas, clipping, constant LR, fp32 without autocast or gradient
+  checkpointing. Both pay a reference forward: GRPO with ``--beta`` (0.04, the toy recipe's) and PPO
+  with ``ppo.kl_coef`` (its default 0.02 unless ``--kl-coef``); the counts are checked.
+- **Same bookkeeping.** All log every step, none evaluates (no eval split) or saves inside the timed
+  region, none prints per step.
+
+What differs is the algorithm, and that is what is measured: PPO re-reads the rollout with the policy
+for its old log-probs and entropy every step (its KL-shaped reward needs ``log pi_old``), runs a critic
+forward, GAE, and a critic update (Safe RLHF: a second critic forward and update); GRPO with one
+optimizer step per rollout is exactly on-policy and takes no old-log-prob forward.
+
+What is timed: steps 2..N of each run (end of step 1 to end of step N, from alignkit's ``elapsed_s``;
+step 1 carries one-off costs), as in the other scripts. A short warm-up run of each trainer comes first,
+then ``--repeats`` rounds of timed runs (ppo, ppo-grouped, safe-ppo, grpo, ppo, ...); the report gives
+medians. ``wall s`` is the whole call (model loading, final save and plots). Memory: as
+``sft_vs_trl.py`` (CUDA peak allocation, or growth of the process's RSS over the call).
+
+Phases: every timed run carries light timers (a few dozen ``perf_counter`` calls per step) on
+``HFGenerator.generate`` (generation), ``score_rollout`` (scoring), ``per_token_forward`` by what it runs
+(old log-probs + entropy; reference), ``PPOTrainer._values`` by critic (critic forwards), the advantage
+functions (``kl_penalty``, ``per_token_rewards``/``per_token_costs``, ``gae``, ``combined_advantages``,
+``global_whiten``, the Lagrange update; GRPO: its group advantage) and ``online.optimizer_step`` by the
+``Trained`` it steps (update of actor / critic / cost critic: forward + backward + clipping + optimizer).
+They are read at each metrics line, so the phase table covers the same steps 2..N as ``s / step``;
+``other`` is the rest (micro-batch assembly, metrics, logging). ``--profile`` adds one cProfile run of
+each trainer, written to ``results/ppo_vs_grpo_profile_<trainer>.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import (
+    RESULTS,
+    MemoryMeter,
+    cpu_clock_at_metrics_log,
+    device_line,
+    load_average,
+    median_summary,
+    memory_description,
+    memory_key_and_label,
+    print_host,
+    profile_once,
+)
+from grpo_vs_trl import patched, rollout_recorder, summarise_run, train_sft_policy
+
+TRAINERS = ("ppo", "ppo-grouped", "safe-ppo", "grpo")
+PHASES = {
+    "generation": "generation",
+    "scoring": "scoring (reward, cost)",
+    "old_logps": "old log-probs + entropy fwd",
+    "reference": "reference forward",
+    "critic_forward": "critic forward",
+    "cost_critic_forward": "cost critic forward",
+    "advantages": "KL shaping, GAE, advantages",
+    "update_policy": "update: actor",
+    "update_critic": "update: critic",
+    "update_cost_critic": "update: cost critic",
+}
+UPDATE_PHASE = {"policy": "update_policy", "value": "update_critic", "cost_value": "update_cost_critic"}
+
+
+def shape(args: argparse.Namespace, name: str) -> tuple[int, int]:
+    """(prompts, samples per prompt) of one trainer's rollout: P*G x 1, or P x G for the grouped ones."""
+    P, G = args.prompts_per_step, args.group_size
+    return (P, G) if name in ("ppo-grouped", "grpo") else (P * G, 1)
+
+
+def label(args: argparse.Namespace, name: str) -> str:
+    prompts, per_prompt = shape(args, name)
+    title = {"ppo": "PPO", "ppo-grouped": "PPO", "safe-ppo": "Safe", "grpo": "GRPO"}[name]
+    return f"{title} {prompts}x{per_prompt}"
+
+
+# ------------------------------------------------------------------------------------------------ config
+def trainer_config(args: argparse.Namespace, name: str, model: str, steps: int, run_dir: Path) -> Any:
+    """The config of one trainer, built like ``alignkit train <algo> key=value ...`` builds it."""
+    from alignkit.config import load_config
+    from alignkit.train.grpo import GRPOConfig
+    from alignkit.train.ppo import PPOConfig
+    from alignkit.train.safe_ppo import SafePPOConfig
+
+    prompts, per_prompt = shape(args, name)
+    samples = prompts * per_prompt
+    grad_norm = "null" if args.max_grad_norm is None else args.max_grad_norm
+    overrides = [
+        f"model.path={model}",
+        "model.dtype=float32",
+        "model.gradient_checkpointing=false",
+        f"reward.path={args.reward}",
+        f"data.train.source={args.data}",
+        f"data.train.template={args.template}",
+        f"data.train.split={args.split}",
+        "data.eval=null",
+        f"rollout.prompts_per_step={prompts}",
+        f"rollout.samples_per_prompt={per_prompt}",
+        f"rollout.max_new_tokens={args.max_new_tokens}",
+        "rollout.temperature=1.0",
+        "rollout.top_p=1.0",
+        "rollout.top_k=0",
+        f"rollout.generation_batch_size={samples}",
+        f"trainer.steps={steps}",
+        f"trainer.lr={args.lr}",
+        f"trainer.adam_betas=[{args.betas[0]}, {args.betas[1]}]",
+        "trainer.weight_decay=0.0",
+        "trainer.lr_scheduler=constant",
+        "trainer.warmup_ratio=0.0",
+        "trainer.update_epochs=1",
+        f"trainer.mini_batch_size={samples}",
+        f"trainer.micro_batch_size={args.micro_batch}",
+        f"trainer.max_grad_norm={grad_norm}",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+        "trainer.log_every=1",
+        f"trainer.seed={args.seed}",
+        "trainer.mixed_precision='no'",  # quoted: YAML reads a bare no as false
+        f"run.output_dir={run_dir}",
+        "run.overwrite=true",
+        "run.tensorboard=false",
+        "run.progress=false",
+    ]
+    if name == "grpo":
+        extra = ["advantage=grpo", f"beta={args.beta}", "clip_eps=0.2", "aggregation=token_mean"]
+        return load_config(GRPOConfig, None, [*overrides, *extra])
+    extra = [f"critic.lr={args.critic_lr}", "ppo.clip_eps=0.2"]
+    if args.kl_coef is not None:
+        extra.append(f"ppo.kl_coef={args.kl_coef}")
+    if name == "safe-ppo":
+        extra += [f"cost.path={args.cost}", f"cost_critic.lr={args.critic_lr}"]
+        return load_config(SafePPOConfig, None, [*overrides, *extra])
+    return load_config(PPOConfig, None, [*overrides, *extra])
+
+
+# ------------------------------------------------------------------------------------------ instruments
+def phase_timer(
+    phases: dict[str, float], counts: dict[str, int], phase_of: Callable[..., str | None], fn: Any
+) -> Any:
+    """``fn`` that adds its wall time to ``phases[phase_of(*args)]`` (untimed where that is None)."""
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        phase = phase_of(*a, **k)
+        if phase is None:
+            return fn(*a, **k)
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
+            counts[phase] = counts.get(phase, 0) + 1
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def patched_item(mapping: MutableMapping[str, Any], key: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """Replace ``mapping[key]`` by ``wrap(original)`` for the duration of the block."""
+    original = mapping[key]
+    mapping[key] = wrap(original)
+    try:
+        yield
+    finally:
+        mapping[key] = original
+
+
+def forward_phase(fn: Any, *a: Any, **k: Any) -> str | None:
+    """What a ``per_token_forward`` call runs: the policy (old log-probs), the reference, or a critic (None:
+    critics are timed one level up, at ``PPOTrainer._values``, which knows which critic it is)."""
+    if getattr(fn, "__name__", "") == "token_logps":
+        return "reference"
+    if getattr(fn, "__name__", "") == "_policy_forward" or "GRPOTrainer.step" in getattr(
+        fn, "__qualname__", ""
+    ):
+        return "old_logps"
+    return None
+
+
+@contextlib.contextmanager
+def instrumented(phases: dict[str, float], counts: dict[str, int]) -> Iterator[None]:
+    """Phase timers on every trainer's methods (see the docstring); no behaviour changes."""
+    import alignkit.train.grpo as grpo
+    import alignkit.train.online as online
+    import alignkit.train.online_trainer as online_trainer
+    import alignkit.train.ppo as ppo
+    from alignkit.generate.hf import HFGenerator
+
+    def timer(phase_of: Callable[..., str | None]) -> Callable[[Any], Any]:
+        return lambda fn: phase_timer(phases, counts, phase_of, fn)
+
+    def const(phase: str) -> Callable[[Any], Any]:
+        return timer(lambda *a, **k: phase)
+
+    def critic_phase(trainer: Any, critic: Any, *a: Any, **k: Any) -> str:
+        return "critic_forward" if critic is trainer.critic else "cost_critic_forward"
+
+    def update_phase(accelerator: Any, trained: Any, *a: Any, **k: Any) -> str:
+        return UPDATE_PHASE.get(trained.name, f"update_{trained.name}")
+
+    with contextlib.ExitStack() as stack:
+        for owner, attr, wrap in (
+            (HFGenerator, "generate", const("generation")),
+            (online_trainer, "score_rollout", const("scoring")),
+            (ppo, "per_token_forward", timer(forward_phase)),
+            (grpo, "per_token_forward", timer(forward_phase)),
+            (ppo.PPOTrainer, "_values", timer(critic_phase)),
+            *(
+                (ppo, fn, const("advantages"))
+                for fn in (
+                    "kl_penalty",
+                    "per_token_rewards",
+                    "per_token_costs",
+                    "gae",
+                    "combined_advantages",
+                    "global_whiten",
+                )
+            ),
+            (grpo, "combined_advantages", const("advantages")),
+            (online_trainer.OnlineTrainer, "update_multiplier", const("advantages")),
+            (online, "optimizer_step", timer(update_phase)),
+        ):
+            stack.enter_context(patched(owner, attr, wrap))
+        for key in grpo.ADVANTAGES:
+            stack.enter_context(patched_item(grpo.ADVANTAGES, key, const("advantages")))
+        yield
+
+
+@contextlib.contextmanager
+def phases_at_metrics_log(phases: dict[str, float]) -> Iterator[list[dict[str, float]]]:
+    """A copy of the phase totals at each metrics line alignkit writes (one per step)."""
+    from alignkit.runs import MetricsLog
+
+    snapshots: list[dict[str, float]] = []
+
+    def wrap(write: Any) -> Any:
+        def snapshot(self: Any, record: Any) -> None:
+            snapshots.append(dict(phases))
+            write(self, record)
+
+        return snapshot
+
+    with patched(MetricsLog, "write", wrap):
+        yield snapshots
+
+
+# ---------------------------------------------------------------------------------------------- trainers
+def run_trainer(args: argparse.Namespace, name: str, model: str, steps: int, run_dir: Path) -> dict[str, Any]:
+    """One call of the trainer's public ``train(config)``, with phase timers and the memory meter."""
+    import alignkit.train.grpo as grpo
+    import alignkit.train.ppo as ppo
+    import alignkit.train.safe_ppo as safe_ppo
+    from alignkit.generate.hf import HFGenerator
+
+    train = {"ppo": ppo.train, "ppo-grouped": ppo.train, "safe-ppo": safe_ppo.train, "grpo": grpo.train}[name]
+    config = trainer_config(args, name, model, steps, run_dir)
+    phases: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    calls: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patched(HFGenerator, "generate", rollout_recorder(calls)))
+        stack.enter_context(instrumented(phases, counts))
+        snapshots = stack.enter_context(phases_at_metrics_log(phases))
+        t0 = time.perf_counter()
+        with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
+            result = train(config)
+        wall = time.perf_counter() - t0
+    steps_log = [r for r in result.history if "elapsed_s" in r and "step" in r]
+    assert [r["step"] for r in steps_log] == list(range(1, steps + 1)), "expected one log line per step"
+    return {
+        "step_end_s": [r["elapsed_s"] for r in steps_log],
+        "step_end_cpu_s": cpu_at_log[:steps],
+        "phases_at_step_end": snapshots[:steps],
+        "phase_calls": counts,
+        "rewards": [r["reward/score"] for r in steps_log],
+        "calls": calls,
+        "wall_s": wall,
+        **mem.report(),
+    }
+
+
+def summarise(raw: dict[str, Any], steps: int) -> dict[str, Any]:
+    """``grpo_vs_trl.summarise_run`` (times, completions, memory over steps 2..N) plus phases per step."""
+    out = summarise_run(raw, steps)
+    first, last = raw["phases_at_step_end"][0], raw["phases_at_step_end"][steps - 1]
+    per_step = {k: (last.get(k, 0.0) - first.get(k, 0.0)) / (steps - 1) for k in PHASES}
+    per_step["other"] = out["s_per_step"] - sum(per_step.values())
+    out.update({f"phase/{k}": v for k, v in per_step.items()})
+    return out
+
+
+def check_run(raw: dict[str, Any], name: str, args: argparse.Namespace, steps: int) -> list[str]:
+    """What went wrong with one run's workload (empty: every check passed)."""
+    prompts, per_prompt = shape(args, name)
+    calls, problems = raw["phase_calls"], []
+    sizes = [len(c["lengths"]) for c in raw["calls"]]
+    if sizes != [prompts * per_prompt] * steps:
+        problems.append(f"rollout sizes {sizes}, expected {steps} x {prompts * per_prompt}")
+    expected = {"generation": steps, "reference": steps, "update_policy": steps}
+    if name == "grpo":
+        expected["old_logps"] = 0  # one optimizer step per rollout: exactly on-policy
+    else:
+        expected |= {"old_logps": steps, "critic_forward": steps, "update_critic": steps}
+        if name == "safe-ppo":
+            expected |= {"cost_critic_forward": steps, "update_cost_critic": steps}
+    for key, want in expected.items():
+        if calls.get(key, 0) != want:
+            problems.append(f"{key}: {calls.get(key, 0)} calls, expected {want}")
+    unexpected = {"critic_forward", "cost_critic_forward", "update_critic", "update_cost_critic"} - set(
+        expected
+    )
+    problems += [f"{key}: {calls[key]} calls, expected none" for key in unexpected if calls.get(key)]
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def print_results(args: argparse.Namespace, names: list[str], median: dict[str, Any], device: str) -> None:
+    mem_key, mem_label = memory_key_and_label()
+    ratios = [n for n in names if n != "grpo"] if "grpo" in names else []
+    width, ratio_width = 14, 18
+    head = "".join(f"{label(args, n):>{width}s}" for n in names)
+    head += "".join(f"{n + '/grpo':>{ratio_width}s}" for n in ratios)
+    rows = [
+        (f"s / step (steps 2..{args.steps})", "s_per_step", "{:.4f}", True),
+        ("steps/s", "steps_per_s", "{:.2f}", False),
+        ("process CPU s / step", "cpu_s_per_step", "{:.4f}", True),
+        ("completions / step", "completions_per_step", "{:.1f}", False),
+        ("mean completion tokens", "mean_completion_tokens", "{:.2f}", True),
+        ("completion tokens/s", "completion_tokens_per_s", "{:,.0f}", True),
+        ("mean reward", "mean_reward", "{:.3f}", False),
+        ("wall s (whole call)", "wall_s", "{:.2f}", True),
+        (mem_label, mem_key, "{:.1f}", True),
+    ]
+    print(f"\nmedian of {args.repeats} runs each ({device}):")
+    print(f"{'':32s}{head}")
+    for text, key, fmt, with_ratio in rows:
+        line = f"{text:32s}" + "".join(f"{fmt.format(median[n][key]):>{width}s}" for n in names)
+        for n in ratios:
+            g = median["grpo"][key]
+            line += f"{median[n][key] / g:>{ratio_width}.3f}" if with_ratio and g else " " * ratio_width
+        print(line)
+
+    print(
+        f"\nseconds per step by phase (steps 2..{args.steps}, median of {args.repeats} runs; share of the step):"
+    )
+    print(f"{'':32s}" + "".join(f"{label(args, n):>18s}" for n in names))
+    for key, text in (*PHASES.items(), ("other", "other"), ("total", "total (= s / step)")):
+        cells = []
+        for n in names:
+            total = median[n]["s_per_step"]
+            value = total if key == "total" else median[n][f"phase/{key}"]
+            cells.append(f"{value:.4f} ({100 * value / total:3.0f}%)" if value or key == "other" else "-")
+        print(f"{text:32s}" + "".join(f"{c:>18s}" for c in cells))
+
+
+def versions() -> dict[str, str]:
+    import transformers
+
+    import alignkit
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "alignkit": getattr(alignkit, "__version__", "?"),
+    }
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--model", default=None, help="the SFT policy (folder, hub name); default: train a toy one"
+    )
+    p.add_argument(
+        "--sft-steps", type=int, default=200, help="steps of the toy SFT when --model is not given"
+    )
+    p.add_argument("--data", default="toyworld://data/prompts", help="prompt dataset")
+    p.add_argument("--template", default="trl-prompt", help="alignkit data template for --data")
+    p.add_argument("--split", default="train")
+    p.add_argument(
+        "--reward", default="alignkit.toyworld.oracle:ideal_reward", help="rule reward 'module:function'"
+    )
+    p.add_argument(
+        "--cost", default="alignkit.toyworld.oracle:harm_cost", help="Safe RLHF's rule cost 'module:function'"
+    )
+    p.add_argument(
+        "--trainers", nargs="+", choices=TRAINERS, default=list(TRAINERS), help="which trainers to run"
+    )
+    p.add_argument(
+        "--prompts-per-step",
+        type=int,
+        default=16,
+        help="P: prompts per rollout of GRPO and ppo-grouped (PPO and Safe RLHF: P*G prompts x 1 sample)",
+    )
+    p.add_argument("--group-size", type=int, default=8, help="G: samples per prompt of GRPO and ppo-grouped")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="longest completion")
+    p.add_argument("--micro-batch", type=int, default=32, help="samples per forward/backward")
+    p.add_argument("--steps", type=int, default=11, help="iterations (rollout + updates) per timed run")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each trainer (median reported)")
+    p.add_argument("--warmup-steps", type=int, default=2, help="steps of the untimed warm-up run of each")
+    p.add_argument("--lr", type=float, default=1e-4, help="policy learning rate (all trainers)")
+    p.add_argument("--critic-lr", type=float, default=1e-4, help="critic learning rate (PPO, Safe RLHF)")
+    p.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.95], help="AdamW betas")
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--beta", type=float, default=0.04, help="GRPO's KL weight (> 0: a reference model)")
+    p.add_argument("--kl-coef", type=float, default=None, help="PPO's ppo.kl_coef (default: the trainer's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", action="store_true", help="afterwards, a cProfile run of each trainer")
+    p.add_argument("--out", type=Path, default=RESULTS / "ppo_vs_grpo.json")
+    args = p.parse_args()
+    if args.steps < 2:
+        p.error("--steps must be at least 2 (steps 2..N are timed)")
+    if args.warmup_steps < 1:
+        p.error("--warmup-steps must be at least 1")
+    if args.group_size < 2:
+        p.error("--group-size must be at least 2 (GRPO's group)")
+    if (args.prompts_per_step * args.group_size) % args.micro_batch:
+        p.error("--micro-batch must divide prompts-per-step x group-size")
+    if args.beta <= 0 or args.kl_coef == 0:
+        print("note: a zero KL weight; only the trainer with a weight > 0 pays a reference forward")
+    names = [n for n in TRAINERS if n in args.trainers]
+
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    device = device_line()
+    print_host(device)
+    tmp = Path(tempfile.mkdtemp(prefix="ppo_vs_grpo-"))
+    model = args.model or train_sft_policy(args, tmp / "sft")
+    samples = args.prompts_per_step * args.group_size
+    print(
+        f"{samples} samples per step: "
+        + ", ".join(f"{n} {label(args, n).split()[1]}" for n in names)
+        + f"; max {args.max_new_tokens} new tokens, micro-batch {args.micro_batch}, one optimizer step per "
+        f"rollout per trained model, {args.steps} steps; policy {model}"
+    )
+
+    problems: dict[str, list[str]] = {n: [] for n in names}
+    prompts_seen: dict[str, list[list[str]]] = {}
+
+    def once(name: str, steps: int, tag: str) -> dict[str, Any]:
+        raw = run_trainer(args, name, model, steps, tmp / f"{name}-{tag}")
+        problems[name] += [f"{tag}: {m}" for m in check_run(raw, name, args, steps)]
+        if tag != "warmup":
+            prompts_seen.setdefault(name, [c["prompts"] for c in raw["calls"]])
+        return raw
+
+    print(f"\nwarm-up: {args.warmup_steps} steps of each")
+    for name in names:
+        once(name, args.warmup_steps, "warmup")
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for i in range(args.repeats):
+        for name in names:
+            runs[name].append(summarise(once(name, args.steps, str(i)), args.steps))
+            r = runs[name][-1]
+            print(
+                f"  repeat {i + 1}/{args.repeats} {name:12s} {r['s_per_step']:.4f} s/step "
+                f"{r['cpu_s_per_step']:.4f} CPU s/step  {r['completions_per_step']:.0f} completions/step, "
+                f"mean {r['mean_completion_tokens']:.2f} tokens"
+            )
+
+    median = median_summary(runs)
+    print_results(args, names, median, device)
+    same_prompts = {
+        f"{a} == {b}": prompts_seen[a] == prompts_seen[b]
+        for a, b in (("ppo", "safe-ppo"), ("ppo-grouped", "grpo"))
+        if a in prompts_seen and b in prompts_seen
+    }
+    mem_key, _ = memory_key_and_label()
+    ratios = (
+        {
+            f"{n}/grpo": {
+                k: median[n][k] / median["grpo"][k]
+                for k in ("s_per_step", "cpu_s_per_step", "completion_tokens_per_s", mem_key, "wall_s")
+                if median["grpo"][k]
+            }
+            for n in names
+            if n != "grpo"
+        }
+        if "grpo" in names
+        else {}
+    )
+    print(f"\nsummary (median of {args.repeats}):")
+    for key, r in ratios.items():
+        print(
+            f"  {key:18s} time {r['s_per_step']:.3f}x, CPU time {r['cpu_s_per_step']:.3f}x, "
+            f"memory {r.get(mem_key, float('nan')):.3f}x"
+        )
+    failed = {n: p for n, p in problems.items() if p}
+    print(
+        f"checks: same prompts {same_prompts}; workload (rollout sizes, one optimizer step per rollout per "
+        f"trained model, one reference pass per step, old log-probs only for PPO, critics only for "
+        f"PPO): {failed if failed else 'all passed'}"
+    )
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        for name in names:
+            path = args.out.with_name(f"{args.out.stem}_profile_{name}.txt")
+            profile_once(
+                lambda name=name: run_trainer(args, name, model, args.steps, tmp / f"{name}-prof"), 40, path
+            )
+            print(f"cProfile of one {name} run (whole call) -> {path}")
+
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "versions": versions(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "policy": model if args.model else f"toy SFT, {args.sft_steps} steps of examples/toyworld/sft.yaml",
+        "workloads": {
+            n: {"prompts": shape(args, n)[0], "samples_per_prompt": shape(args, n)[1]} for n in names
+        },
+        "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s at each metrics line)",
+        "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
+        "phases": "seconds per step over steps 2..N (phase/<name>); other = s_per_step - the phases: "
+        + "; ".join(f"{k} = {v}" for k, v in PHASES.items()),
+        "load_average_at_end": load_average(),
+        "memory": memory_description(),
+        "completion_tokens": "sampled tokens per completion, the end-of-turn token included",
+        "checks": {"same_prompts": same_prompts, "problems": problems},
+        "ratio_over_grpo": ratios,
+        "median": median,
+        "runs": runs,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
