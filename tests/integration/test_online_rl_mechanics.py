@@ -160,3 +160,23 @@ def test_ppo_with_a_pretraining_mix_logs_its_loss(demo_run, tmp_path):
     assert all(0 < r["loss/ptx"] < 2.0 for r in rows)
     with pytest.raises(Exception, match="ptx"):
         load_config(config_cls, RECIPES / "ppo.yaml", [*overrides[:-3], "ptx=null"])
+
+
+def test_micro_batch_size_does_not_change_grpo_or_its_logged_loss(demo_run, tmp_path):
+    """GRPO's loss is normalised by the mini-batch's tokens: micro-batch 8 or 2 gives the same run."""
+    config_cls, train = trainer_for("grpo")
+    models = demo_run.out_dir
+    for micro in (8, 2):
+        overrides = [f"model.path={models / 'sft' / 'final'}", "monitor=null", "rollout.prompts_per_step=4",
+                     "rollout.samples_per_prompt=4", "trainer.mini_batch_size=8", "trainer.steps=2",
+                     "data.eval.max_rows=8", f"trainer.micro_batch_size={micro}", "run.progress=false",
+                     f"run.output_dir={tmp_path / str(micro)}"]  # fmt: skip
+        train(load_config(config_cls, RECIPES / "grpo.yaml", overrides))
+    rows_a, rows_b = _rows(tmp_path / "8"), _rows(tmp_path / "2")
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        for key in ra:
+            assert ra[key] == pytest.approx(rb[key], abs=2e-5, rel=1e-4), (ra["step"], key)
+    assert all("loss/policy" in r for r in rows_a)
+    wa, wb = _weights(tmp_path / "8" / "final"), _weights(tmp_path / "2" / "final")
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=2e-5, rtol=0)

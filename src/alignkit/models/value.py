@@ -2,7 +2,8 @@
 
 A reward or cost model reads its head at the response's last token; a critic needs a value per token.
 The same weights serve both, which is why Safe RLHF initialises the reward critic from the reward model
-and the cost critic from the cost model: at the last token the critic starts out predicting the score.
+and the cost critic from the cost model: the critic starts out with the score model's reading of each
+prefix (its value of the last action is the head read just before the closing token).
 
 ``TokenValueModel`` wraps the score model so accelerate/DDP see one ``forward`` (calling a wrapped
 model's submodules directly would bypass DDP's gradient synchronisation), and saves as the plain

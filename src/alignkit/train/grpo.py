@@ -64,9 +64,10 @@ class GRPOConfig:
     """A cost scorer makes it constrained GRPO with Safe RLHF's Lagrange multiplier (lagrange.*)."""
     monitor: ScorerConfig | None = None
     """A scorer that is only watched, never optimised (logged as monitor/score and eval/monitor): e.g. the
-    cost model during plain PPO, to see what an unconstrained run does to safety."""
+    cost model, to see what an unconstrained run does to safety."""
     advantage: Literal["grpo", "dr_grpo", "rloo"] = "grpo"
-    """Group baseline: grpo (standardised in the group), dr_grpo (centred only), rloo (leave-one-out mean)."""
+    """Group baseline: grpo (standardised in the group), dr_grpo (centred only, and a constant loss normaliser
+    mini_batch_size x max_new_tokens), rloo (leave-one-out mean)."""
     beta: float = 0.04
     """Weight of the k3 KL to the reference in the loss (0: no reference model is loaded)."""
     clip_eps: float = 0.2
@@ -118,7 +119,9 @@ class GRPOTrainer(OnlineTrainer):
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
         self.algorithm = {"grpo": "GRPO", "dr_grpo": "Dr. GRPO", "rloo": "RLOO"}[config.advantage]
-        self.reference = ReferencePolicy(actor, config.model, acc.device) if config.beta > 0 else None
+        self.reference = (
+            ReferencePolicy(actor, config.model, acc.device, acc.autocast) if config.beta > 0 else None
+        )
         model, optimizer = acc.prepare(actor, make_optimizer(actor, cfg))
         scheduler = make_scheduler(optimizer, cfg, self.total_updates)
         return [Trained("policy", model, optimizer, scheduler, self._loss)], []
@@ -133,6 +136,10 @@ class GRPOTrainer(OnlineTrainer):
         logps = token_logps(logits, batch["labels"])
         mask = label_mask(batch["labels"])
         aggregation = GRPOAggregation(config.aggregation)
+        if config.advantage == "dr_grpo":
+            # Dr. GRPO's constant normaliser: every mini-batch divides by the same mini_batch_size x
+            # max_new_tokens (per process, as DDP averages), so short answers are not up-weighted.
+            normaliser = float(self.local_mini * config.rollout.max_new_tokens)
         out = grpo_loss(
             logps,
             batch["advantages"],
@@ -153,7 +160,9 @@ class GRPOTrainer(OnlineTrainer):
             chosen = logits.detach()[:, :-1][mask[:, 1:]].unsqueeze(0)  # (1, N, V)
             metrics = token_weighted({"policy/kl": out.kl, "policy/clipfrac": out.clipfrac}, mask)
             metrics["entropy"] = float(entropy_from_logits(chosen).sum())
-        metrics["loss/policy"] = float(out.loss.detach()) * float(mask.sum())
+        # this micro-batch's share of the mini-batch loss, times the normaliser: summed and divided by the
+        # step's tokens it is the token-mean loss whatever the micro-batch size (sequence_mean: a proxy)
+        metrics["loss/policy"] = float(out.loss.detach()) * normaliser
         return loss, metrics
 
     def step(self, step: int) -> dict[str, float]:

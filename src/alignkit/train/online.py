@@ -62,7 +62,8 @@ class RolloutConfig:
     max_new_tokens: int = 32
     """Longest response, in tokens."""
     temperature: float = 1.0
-    """Sampling temperature (1.0 samples from the policy itself, which PPO's ratio assumes)."""
+    """Sampling temperature (> 0). 1.0 samples from the policy itself, which the ratio and the policy
+    gradient assume; other values (and top_p / top_k) sample from a reshaped policy, a known bias."""
     top_p: float = 1.0
     """Nucleus sampling cut-off (1.0: off)."""
     top_k: int = 0
@@ -81,6 +82,18 @@ class RolloutConfig:
         for name in ("prompts_per_step", "samples_per_prompt", "generation_batch_size"):
             check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
         self.sampling().validate(prefix)
+        check(
+            self.temperature > 0,
+            f"{prefix}temperature",
+            self.temperature,
+            "a number > 0 (RL learns from sampled responses; greedy rollouts give identical samples)",
+        )
+        check(
+            0 < self.vllm_gpu_memory_utilization < 1,
+            f"{prefix}vllm_gpu_memory_utilization",
+            self.vllm_gpu_memory_utilization,
+            "a number in (0, 1)",
+        )
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(
@@ -161,6 +174,20 @@ class OnlineTrainerConfig:
         check(len(self.adam_betas) == 2, f"{prefix}adam_betas", self.adam_betas, "two numbers")
         for name in ("eval_every", "save_every"):
             check(getattr(self, name) >= 0, f"{prefix}{name}", getattr(self, name), "an integer >= 0")
+        check(self.weight_decay >= 0, f"{prefix}weight_decay", self.weight_decay, "a number >= 0")
+        check(
+            self.keep_checkpoints > 0,
+            f"{prefix}keep_checkpoints",
+            self.keep_checkpoints,
+            "a positive integer",
+        )
+        check(
+            self.max_grad_norm is None or self.max_grad_norm > 0,
+            f"{prefix}max_grad_norm",
+            self.max_grad_norm,
+            "a positive number or null",
+        )
+        check(0 <= self.seed < 2**31, f"{prefix}seed", self.seed, "an integer in [0, 2**31)")
 
 
 @dataclass
@@ -265,9 +292,13 @@ def step_prompt_indices(
     return indices[rank * share : (rank + 1) * share]
 
 
+SEED_MODULUS = 2**61 - 1
+"""Derived seeds are reduced below this so ``torch.manual_seed`` accepts them."""
+
+
 def sampling_seed(seed: int, step: int, rank: int) -> int:
     """Seed of one process's sampling at one step: resuming at step k samples what the first run did."""
-    return (seed * 1_000_003 + step) * 1_009 + rank
+    return ((seed * 1_000_003 + step) * 1_009 + rank) % SEED_MODULUS
 
 
 # ----------------------------------------------------------------------------- rollouts
@@ -328,7 +359,12 @@ def build_rollout(
     sequences, labels, sample_prompts = [], [], []
     for completion in completions:
         ids = prompt_ids[completion.prompt_index]
-        response = list(completion.token_ids or ())
+        if completion.token_ids is None:
+            raise ValueError(
+                "the generator returned text without token ids; online RL needs the sampled tokens "
+                "(give OpenAIGenerator a tokenizer, or sample with rollout.backend=hf|vllm)"
+            )
+        response = list(completion.token_ids)
         if not response:
             response = [tokenizer.eos_token_id]  # an empty answer still ends its turn
         sequences.append(ids + response)
@@ -524,7 +560,9 @@ def update_on_rollout(
     sums: dict[str, float] = {"tokens": 0.0}
     norms: dict[str, list[float]] = {}
     for epoch in range(cfg.update_epochs):
-        generator = torch.Generator().manual_seed(sampling_seed(cfg.seed, step, 0) * 31 + epoch)
+        generator = torch.Generator().manual_seed(
+            (sampling_seed(cfg.seed, step, 0) * 31 + epoch) % SEED_MODULUS
+        )
         order = torch.randperm(num_samples, generator=generator).tolist()
         for start in range(0, num_samples, local_mini):
             mini = order[start : start + local_mini]

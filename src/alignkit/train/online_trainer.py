@@ -38,6 +38,28 @@ from alignkit.train.online import (
 )
 
 
+def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """Set every dropout (LoRA's included) to 0: rollout log-probs are computed in eval mode, so with
+    dropout on in the update PPO's ratio would be noise rather than exactly 1 at unchanged weights."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    for name in ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "attn_pdrop", "embd_pdrop"):
+        if isinstance(getattr(getattr(model, "config", None), name, None), float):
+            setattr(model.config, name, 0.0)
+    return model
+
+
+def refuse_sharded_engines(accelerator: Any) -> None:
+    """Sampling reads the unwrapped policy's full weights, which ZeRO-3 / FSDP shard away; say so up front."""
+    kind = str(accelerator.distributed_type)
+    if kind.endswith(("DEEPSPEED", "FSDP")):
+        raise ConfigError(
+            f"online RL trainers run on one process or DDP (accelerate config ddp.yaml); {kind} is not "
+            "supported yet (sampling needs the policy's full weights on every process)"
+        )
+
+
 class OnlineTrainer:
     """Set-up and loop of an online RL run; one instance per run."""
 
@@ -53,8 +75,14 @@ class OnlineTrainer:
         self.tokenizer = load_tokenizer(
             config.model.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
         )
+        refuse_sharded_engines(acc)
         report = DataReport()
         self.prompts = read_prompts(config.data, report)
+        if len(self.prompts["train"]) < config.rollout.prompts_per_step:
+            raise ConfigError(
+                f"data.train has {len(self.prompts['train'])} prompts, fewer than "
+                f"rollout.prompts_per_step={config.rollout.prompts_per_step}"
+            )
         self.read_extra_data(report)
         report.publish(acc, self.run_dir)
 
@@ -70,7 +98,7 @@ class OnlineTrainer:
         self.updates_per_step = cfg.update_epochs * config.rollout.samples_per_step // cfg.mini_batch_size
         self.total_updates = cfg.steps * self.updates_per_step
 
-        actor = load_trainable_causal_lm(config.model)
+        actor = disable_dropout(load_trainable_causal_lm(config.model))
         acc.print(trainable_summary(actor))
         self.trained, extra_saved = self.build(actor)
         self.actor = self.trained[0].model
@@ -184,6 +212,8 @@ class OnlineTrainer:
 
     # ----------------------------------------------------------------- the loop
     def evaluate(self) -> dict[str, float]:
+        if self.config.rollout.backend == "vllm":  # score the weights as they are now, after the updates
+            self.generator.sync_weights(self.accelerator.unwrap_model(self.actor))
         scorers = {"reward": self.reward_scorer}
         if self.cost_scorer is not None:
             scorers["cost"] = self.cost_scorer

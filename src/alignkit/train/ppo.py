@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from alignkit.config import check
+from alignkit.config import ConfigError, check
 from alignkit.data.collate import collate_lm
 from alignkit.data.render import render_conversation
 from alignkit.losses.lagrangian import combined_advantages
@@ -55,7 +55,7 @@ from alignkit.train.online import (
     toyworld_prompts,
     update_on_rollout,
 )
-from alignkit.train.online_trainer import OnlineTrainer
+from alignkit.train.online_trainer import OnlineTrainer, disable_dropout
 from alignkit.train.reference import ReferencePolicy
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig
 
@@ -88,6 +88,7 @@ class PPOLossConfig:
         check(self.clip_eps > 0, f"{prefix}clip_eps", self.clip_eps, "a positive number")
         check(self.value_clip > 0, f"{prefix}value_clip", self.value_clip, "a positive number")
         check(self.ptx_coef >= 0, f"{prefix}ptx_coef", self.ptx_coef, "a number >= 0")
+        check(self.score_clip > 0, f"{prefix}score_clip", self.score_clip, "a positive number")
 
 
 @dataclass
@@ -153,6 +154,16 @@ PLOT_GROUPS = {
 }
 
 
+def check_same_vocabulary(critic: Any, actor: Any, key: str, path: str) -> None:
+    """A critic reads the policy's token ids, so it must share the policy's vocabulary."""
+    sizes = (critic.config.vocab_size, actor.config.vocab_size)
+    if sizes[0] != sizes[1]:
+        raise ConfigError(
+            f"{key}={path!r} has a vocabulary of {sizes[0]} tokens but the policy has {sizes[1]}: a critic "
+            "must share the policy's tokenizer (set it to a score model trained on the policy's base)"
+        )
+
+
 def default_critic_path(critic: CriticConfig, scorer: ScorerConfig, policy_path: str) -> str:
     from alignkit.score.base import looks_like_function
 
@@ -184,7 +195,7 @@ class PPOTrainer(OnlineTrainer):
 
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
-        self.reference = ReferencePolicy(actor, config.model, acc.device)
+        self.reference = ReferencePolicy(actor, config.model, acc.device, acc.autocast)
         kwargs = {"dtype": config.model.dtype, "trust_remote_code": config.model.trust_remote_code}
         critics = {"value": (config.critic, config.reward, "reward")}
         if self.safe:
@@ -192,7 +203,10 @@ class PPOTrainer(OnlineTrainer):
         models: list[Any] = [actor, make_optimizer(actor, cfg)]
         for critic_cfg, scorer_cfg, kind in critics.values():
             path = default_critic_path(critic_cfg, scorer_cfg, config.model.path)
-            critic = load_critic(path, self.tokenizer, kind, **kwargs)
+            critic = disable_dropout(load_critic(path, self.tokenizer, kind, **kwargs))
+            check_same_vocabulary(
+                critic, actor, f"{'critic' if kind == 'reward' else 'cost_critic'}.path", path
+            )
             models += [critic, make_optimizer(critic, dataclasses.replace(cfg, lr=critic_cfg.lr))]
         prepared = acc.prepare(*models)
         trained = [

@@ -9,6 +9,7 @@ is ``train/dpo_reference.py``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -19,8 +20,13 @@ from alignkit.train.sections import ModelConfig
 
 
 class ReferencePolicy:
-    def __init__(self, policy: torch.nn.Module, model_cfg: ModelConfig, device: Any) -> None:
+    def __init__(
+        self, policy: torch.nn.Module, model_cfg: ModelConfig, device: Any, autocast: Any = None
+    ) -> None:
+        """``autocast``: the accelerator's ``autocast`` context factory, so a separately loaded reference
+        computes in the same mixed precision as the (prepared) policy and KL is 0 at equal weights."""
         self.policy = policy
+        self.autocast = autocast or contextlib.nullcontext
         self.frozen: torch.nn.Module | None = None
         if not is_lora(policy):
             from alignkit.models.loading import load_causal_lm
@@ -36,7 +42,8 @@ class ReferencePolicy:
         """(B, T) reference log-probs of the labelled tokens (0 elsewhere)."""
         args = (batch["input_ids"], batch["attention_mask"], batch["labels"])
         if self.frozen is not None:
-            return labelled_token_logps(self.frozen, *args)
+            with self.autocast():
+                return labelled_token_logps(self.frozen, *args)
         was_training = self.policy.training
         self.policy.eval()
         try:

@@ -139,7 +139,7 @@ COMPLETIONS = [
     Completion(0, "a", (10, 11, EOS), None, "stop"),
     Completion(0, "b", (12, 13, 14, 15), None, "length"),
     Completion(1, "c", (16, EOS), None, "stop"),
-    Completion(1, "", None, None, "stop"),  # no tokens exposed: the row still ends its turn
+    Completion(1, "", (), None, "stop"),  # an empty answer: the row still ends its turn
 ]
 
 
@@ -501,3 +501,36 @@ def test_vllm_rollouts_without_vllm_say_what_to_install(monkeypatch):
     trainer.actor = torch.nn.Linear(2, 2)
     with pytest.raises(ImportError, match=r"pip install 'alignkit\[vllm\]'"):
         trainer._generator()
+
+
+def test_build_rollout_refuses_completions_without_token_ids(tokenizer):
+    """Text-only completions (an HTTP endpoint without a tokenizer) cannot be trained on: say so."""
+    completions = [Completion(0, "a", None, None, "stop")]
+    with pytest.raises(ValueError, match="without token ids"):
+        build_rollout(FakeGenerator(completions), tokenizer, PROMPTS[:1], SamplingConfig(n=1), seed=0)
+
+
+def test_online_rl_switches_dropout_off_and_refuses_sharded_engines():
+    import types
+
+    from alignkit.train.online_trainer import disable_dropout, refuse_sharded_engines
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1), torch.nn.Dropout(0.3))
+    model.config = types.SimpleNamespace(attention_dropout=0.2, hidden_size=2)
+    disable_dropout(model)
+    assert [m.p for m in model if isinstance(m, torch.nn.Dropout)] == [0.0, 0.0]
+    assert model.config.attention_dropout == 0.0 and model.config.hidden_size == 2
+    refuse_sharded_engines(types.SimpleNamespace(distributed_type="DistributedType.MULTI_CPU"))
+    for kind in ("DistributedType.DEEPSPEED", "DistributedType.FSDP"):
+        with pytest.raises(ConfigError, match="DDP"):
+            refuse_sharded_engines(types.SimpleNamespace(distributed_type=kind))
+
+
+def test_seeds_are_range_checked_and_derived_seeds_stay_in_range():
+    from alignkit.train.grpo import GRPOConfig
+    from alignkit.train.online import SEED_MODULUS, sampling_seed
+
+    with pytest.raises(ConfigError, match="trainer.seed"):
+        load_config(GRPOConfig, None, ["reward.path=a:b", "trainer.seed=1234567890123"])
+    assert 0 <= sampling_seed(2**31 - 1, 10**6, 7) < SEED_MODULUS
+    torch.Generator().manual_seed(sampling_seed(2**31 - 1, 10**6, 7) * 31 % SEED_MODULUS)
