@@ -228,6 +228,9 @@ class OnlineTrainer:
             self.config.rollout.max_new_tokens,
         )
 
+    def constrained_name(self) -> str:
+        return f"constrained {self.algorithm}"
+
     def extra_state(self) -> dict[str, Any]:
         return {"lagrange": self.multiplier.state_dict()} if self.multiplier is not None else {}
 
@@ -243,6 +246,6 @@ class OnlineTrainer:
             run.log(record, postfix)
             run.maybe_checkpoint(self.extra_state())
         final_dir = run.finish(self.extra_state())
-        name = f"{self.algorithm} with a cost limit" if self.safe else self.algorithm
+        name = self.constrained_name() if self.safe else self.algorithm
         self.accelerator.print(f"{name} done: {run.step} steps; policy in {Path(final_dir)}")
         return LoopResult(run.step, read_metrics(run.metrics.path), final_dir)

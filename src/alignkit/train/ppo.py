@@ -183,6 +183,9 @@ class PPOTrainer(OnlineTrainer):
     algorithm = "PPO"
     plot_groups = PLOT_GROUPS
 
+    def constrained_name(self) -> str:
+        return "Safe RLHF (PPO-Lagrangian)"
+
     def read_extra_data(self, report: DataReport) -> None:
         config = self.config
         self.ptx_examples: list[Any] = []
