@@ -180,3 +180,23 @@ def test_micro_batch_size_does_not_change_grpo_or_its_logged_loss(demo_run, tmp_
     wa, wb = _weights(tmp_path / "8" / "final"), _weights(tmp_path / "2" / "final")
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], atol=2e-5, rtol=0)
+
+
+def test_sampling_temperature_is_the_one_the_ratio_is_taken_at(demo_run, tmp_path):
+    """At temperature 0.7, the rollout's log-probs and the update's are both taken at 0.7: on the only
+    mini-batch of a step the policy has not moved yet, so the ratio is exactly 1 (approx_kl 0, no clipping)."""
+    config_cls, train = trainer_for("ppo")
+    overrides = [
+        o for o in _overrides(demo_run, tmp_path / "t", "trainer.steps=2") if not o.startswith("cost.")
+    ]
+    overrides += [
+        "monitor=null",
+        "rollout.temperature=0.7",
+        "trainer.mini_batch_size=8",
+        "trainer.update_epochs=1",
+    ]
+    train(load_config(config_cls, RECIPES / "ppo.yaml", overrides))
+    rows = [r for r in _rows(tmp_path / "t") if "policy/approx_kl" in r]
+    assert len(rows) == 2
+    assert all(r["policy/approx_kl"] < 1e-10 and r["policy/clipfrac"] == 0 for r in rows)
+    assert all(r["kl"] != 0 for r in rows[1:])  # the policy did move away from the reference after step 1

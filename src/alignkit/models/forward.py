@@ -29,11 +29,21 @@ def response_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Re
 
 
 def labelled_token_logps(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """(B, T) log pi(token t | tokens < t) at each labelled position, 0 elsewhere (fp32).
 
     The per-token form of :func:`response_logps`, for losses that weigh tokens separately (PPO, GRPO).
+    ``temperature`` scores under ``softmax(logits / temperature)``, the distribution RL samples from.
     """
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (B, T, V)
-    return token_logps(logits, labels)
+    return token_logps(tempered(logits, temperature), labels)
+
+
+def tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature`` (the same tensor when it is 1)."""
+    return logits if temperature == 1.0 else logits / temperature

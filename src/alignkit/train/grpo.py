@@ -31,7 +31,7 @@ from alignkit.losses.grpo import (
 )
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import entropy_from_logits, label_mask, token_logps
-from alignkit.models.forward import labelled_token_logps
+from alignkit.models.forward import labelled_token_logps, tempered
 from alignkit.train.common import make_optimizer
 from alignkit.train.engine import LoopResult
 from alignkit.train.online import (
@@ -120,7 +120,9 @@ class GRPOTrainer(OnlineTrainer):
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
         self.algorithm = {"grpo": "GRPO", "dr_grpo": "Dr. GRPO", "rloo": "RLOO"}[config.advantage]
         self.reference = (
-            ReferencePolicy(actor, config.model, acc.device, acc.autocast) if config.beta > 0 else None
+            ReferencePolicy(actor, config.model, acc.device, acc.autocast, config.rollout.temperature)
+            if config.beta > 0
+            else None
         )
         model, optimizer = acc.prepare(actor, make_optimizer(actor, cfg))
         scheduler = make_scheduler(optimizer, cfg, self.total_updates)
@@ -133,6 +135,7 @@ class GRPOTrainer(OnlineTrainer):
         logits = model(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
         ).logits
+        logits = tempered(logits, config.rollout.temperature)  # the distribution that sampled
         logps = token_logps(logits, batch["labels"])
         mask = label_mask(batch["labels"])
         aggregation = GRPOAggregation(config.aggregation)
@@ -182,7 +185,9 @@ class GRPOTrainer(OnlineTrainer):
         if self.updates_per_step > 1:  # later optimizer steps are off-policy: keep pi_old for the ratio
             self.actor.eval()
             tensors["old_logps"] = per_token_forward(
-                lambda b: labelled_token_logps(self.actor, b["input_ids"], b["attention_mask"], b["labels"]),
+                lambda b: labelled_token_logps(
+                    self.actor, b["input_ids"], b["attention_mask"], b["labels"], config.rollout.temperature
+                ),
                 rollout,
                 cfg.micro_batch_size,
                 device,

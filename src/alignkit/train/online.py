@@ -62,8 +62,9 @@ class RolloutConfig:
     max_new_tokens: int = 32
     """Longest response, in tokens."""
     temperature: float = 1.0
-    """Sampling temperature (> 0). 1.0 samples from the policy itself, which the ratio and the policy
-    gradient assume; other values (and top_p / top_k) sample from a reshaped policy, a known bias."""
+    """Sampling temperature (> 0). The trainers score log-probs (policy, old, reference) at the same
+    temperature, so the ratio and the gradient are those of the distribution that sampled (as TRL does);
+    top_p / top_k (off by default) reshape sampling further without that correction."""
     top_p: float = 1.0
     """Nucleus sampling cut-off (1.0: off)."""
     top_k: int = 0

@@ -36,6 +36,7 @@ from alignkit.losses.ppo import (
     ppo_value_loss,
 )
 from alignkit.losses.sft import sft_loss
+from alignkit.models.forward import tempered
 from alignkit.models.value import load_critic
 from alignkit.train.common import DataReport, make_optimizer, read_records
 from alignkit.train.engine import LoopResult, global_batch_indices
@@ -198,7 +199,9 @@ class PPOTrainer(OnlineTrainer):
 
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
-        self.reference = ReferencePolicy(actor, config.model, acc.device, acc.autocast)
+        self.reference = ReferencePolicy(
+            actor, config.model, acc.device, acc.autocast, config.rollout.temperature
+        )
         kwargs = {"dtype": config.model.dtype, "trust_remote_code": config.model.trust_remote_code}
         critics = {"value": (config.critic, config.reward, "reward")}
         if self.safe:
@@ -240,6 +243,7 @@ class PPOTrainer(OnlineTrainer):
         logits = model(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
         ).logits
+        logits = tempered(logits, self.config.rollout.temperature)  # the distribution that sampled
         logps = token_logps(logits, batch["labels"])
         mask = label_mask(batch["labels"])
         out = ppo_policy_loss(
@@ -281,6 +285,7 @@ class PPOTrainer(OnlineTrainer):
         logits = self.actor(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
         ).logits
+        logits = tempered(logits, self.config.rollout.temperature)
         mask = label_mask(batch["labels"])
         # only where a response token was chosen: position t - 1's distribution chose token t
         entropy = torch.zeros(mask.shape, dtype=torch.float32, device=logits.device)

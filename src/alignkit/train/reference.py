@@ -21,12 +21,18 @@ from alignkit.train.sections import ModelConfig
 
 class ReferencePolicy:
     def __init__(
-        self, policy: torch.nn.Module, model_cfg: ModelConfig, device: Any, autocast: Any = None
+        self,
+        policy: torch.nn.Module,
+        model_cfg: ModelConfig,
+        device: Any,
+        autocast: Any = None,
+        temperature: float = 1.0,
     ) -> None:
         """``autocast``: the accelerator's ``autocast`` context factory, so a separately loaded reference
         computes in the same mixed precision as the (prepared) policy and KL is 0 at equal weights."""
         self.policy = policy
         self.autocast = autocast or contextlib.nullcontext
+        self.temperature = temperature  # pi_ref at the sampling temperature, like the policy
         self.frozen: torch.nn.Module | None = None
         if not is_lora(policy):
             from alignkit.models.loading import load_causal_lm
@@ -40,7 +46,7 @@ class ReferencePolicy:
     @torch.no_grad()
     def token_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, T) reference log-probs of the labelled tokens (0 elsewhere)."""
-        args = (batch["input_ids"], batch["attention_mask"], batch["labels"])
+        args = (batch["input_ids"], batch["attention_mask"], batch["labels"], self.temperature)
         if self.frozen is not None:
             with self.autocast():
                 return labelled_token_logps(self.frozen, *args)

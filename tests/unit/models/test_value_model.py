@@ -145,3 +145,21 @@ def test_save_round_trip_reloads_as_a_plain_score_model(tokenizer, tmp_path: Pat
     assert_close(
         TokenValueModel(reloaded)(batch["input_ids"], batch["attention_mask"]), before, atol=1e-6, rtol=0
     )
+
+
+def test_labelled_token_logps_at_a_temperature_scores_the_tempered_softmax():
+    from alignkit.models.forward import labelled_token_logps
+
+    torch.manual_seed(0)
+    logits = torch.randn(1, 3, 5)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, input_ids, attention_mask, use_cache=False):
+            return type("Out", (), {"logits": logits})()
+
+    labels = torch.tensor([[-100, 2, 4]])
+    out = labelled_token_logps(Fixed(), torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3), labels, 0.5)
+    expected = torch.log_softmax(logits / 0.5, dim=-1)
+    assert out[0, 0] == 0
+    torch.testing.assert_close(out[0, 1], expected[0, 0, 2])
+    torch.testing.assert_close(out[0, 2], expected[0, 1, 4])
