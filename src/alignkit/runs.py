@@ -19,7 +19,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +131,51 @@ def plot_metrics(
         plt.close(fig)
         written.append(path)
     return written
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Put a completely written ``tmp`` folder in the place of ``final`` (the atomic step of a save)."""
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+
+
+def write_final_dir(run_dir: Path, write: Callable[[Path], None]) -> Path:
+    """``final/``, written into a temp folder by ``write`` and renamed once complete (main process only)."""
+    final = run_dir / "final"
+    tmp = run_dir / f"{TMP_PREFIX}final"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write(tmp)
+    replace_dir(tmp, final)
+    return final
+
+
+def write_checkpoint(
+    accelerator: Any,
+    run_dir: Path,
+    step: int,
+    keep: int,
+    write: Callable[[Path, Any], None],
+    gather: Callable[[], Any] = lambda: None,
+) -> Path:
+    """One checkpoint, the same way for every loop: accelerate's state (optimizers, schedules, RNG) plus
+    what ``write`` puts in the folder, all in a temp folder renamed once complete; only the last ``keep``
+    checkpoints stay. ``gather`` runs on every process (e.g. a ZeRO-3 state dict, a collective) and its
+    result is handed to ``write``, which runs on the main process.
+    """
+    root = run_dir / "checkpoints"
+    final = root / checkpoint_name(step)
+    tmp = root / f"{TMP_PREFIX}{final.name}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp / "state"))
+    gathered = gather()
+    if accelerator.is_main_process:
+        write(tmp, gathered)
+        replace_dir(tmp, final)
+        for old in checkpoint_dirs(run_dir)[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final

@@ -26,7 +26,6 @@ Design choices, and why:
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +35,12 @@ from typing import Any, NamedTuple
 import torch
 
 from alignkit.runs import (
-    TMP_PREFIX,
     MetricsLog,
     checkpoint_dirs,
-    checkpoint_name,
     plot_metrics,
     read_metrics,
+    write_checkpoint,
+    write_final_dir,
     write_json,
 )
 from alignkit.train.sections import TrainerConfig
@@ -286,24 +285,19 @@ class TrainLoop:
 
     def save_checkpoint(self) -> Path:
         acc = self.accelerator
-        root = self.run_dir / "checkpoints"
-        final = root / checkpoint_name(self.global_step)
-        tmp = root / f"{TMP_PREFIX}{final.name}"
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp / "state"))
-        state_dict = acc.get_state_dict(self.model)
-        if acc.is_main_process:
-            self.save_model(acc.unwrap_model(self.model), tmp, state_dict)
-            write_json(tmp / "trainer_state.json", self._state())
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            for old in checkpoint_dirs(self.run_dir)[: -self.cfg.keep_checkpoints]:
-                shutil.rmtree(old)
-        acc.wait_for_everyone()
-        return final
+
+        def write(folder: Path, state_dict: Any) -> None:
+            self.save_model(acc.unwrap_model(self.model), folder, state_dict)
+            write_json(folder / "trainer_state.json", self._state())
+
+        return write_checkpoint(
+            acc,
+            self.run_dir,
+            self.global_step,
+            self.cfg.keep_checkpoints,
+            write,
+            lambda: acc.get_state_dict(self.model),
+        )
 
     def _state(self) -> dict[str, Any]:
         """Written beside every checkpoint: enough to tell how the run was laid out."""
@@ -360,13 +354,12 @@ class TrainLoop:
         final_dir = self.run_dir / "final"
         state_dict = acc.get_state_dict(self.model)
         if acc.is_main_process:
-            tmp = self.run_dir / f"{TMP_PREFIX}final"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            self.save_model(acc.unwrap_model(self.model), tmp, state_dict)
-            write_json(tmp / "trainer_state.json", self._state())
-            shutil.rmtree(final_dir, ignore_errors=True)
-            tmp.rename(final_dir)
+
+            def write(folder: Path) -> None:
+                self.save_model(acc.unwrap_model(self.model), folder, state_dict)
+                write_json(folder / "trainer_state.json", self._state())
+
+            write_final_dir(self.run_dir, write)
             plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups)
             if self.writer is not None:
                 self.writer.close()

@@ -19,8 +19,8 @@ or the ratio is not exactly 1 on the first mini-batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,18 +37,18 @@ from alignkit.generate.base import Generator, SamplingConfig
 from alignkit.losses.lagrangian import lagrange_update
 from alignkit.losses.logprobs import label_mask
 from alignkit.runs import (
-    TMP_PREFIX,
     MetricsLog,
     checkpoint_dirs,
-    checkpoint_name,
     plot_metrics,
     read_metrics,
+    write_checkpoint,
+    write_final_dir,
     write_json,
 )
 from alignkit.score.base import Scorer, as_response, build_scorer
 from alignkit.train.common import DataReport, read_records
 from alignkit.train.engine import global_batch_indices, lr_lambda
-from alignkit.train.sections import DataConfig, DatasetConfig, RunConfig
+from alignkit.train.sections import DataConfig, DatasetConfig, RunConfig, check_optimisation
 
 # ----------------------------------------------------------------------------- configs
 
@@ -168,26 +168,9 @@ class OnlineTrainerConfig:
     grad_accum_steps = 1  # accumulation over micro-batches is done here, not by accelerate
 
     def validate(self, prefix: str) -> None:
-        for name in ("steps", "update_epochs", "mini_batch_size", "micro_batch_size", "log_every"):
+        check_optimisation(self, prefix)
+        for name in ("steps", "update_epochs", "mini_batch_size", "micro_batch_size"):
             check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
-        check(self.lr > 0, f"{prefix}lr", self.lr, "a positive number")
-        check(0 <= self.warmup_ratio < 1, f"{prefix}warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
-        check(len(self.adam_betas) == 2, f"{prefix}adam_betas", self.adam_betas, "two numbers")
-        for name in ("eval_every", "save_every"):
-            check(getattr(self, name) >= 0, f"{prefix}{name}", getattr(self, name), "an integer >= 0")
-        check(self.weight_decay >= 0, f"{prefix}weight_decay", self.weight_decay, "a number >= 0")
-        check(
-            self.keep_checkpoints > 0,
-            f"{prefix}keep_checkpoints",
-            self.keep_checkpoints,
-            "a positive integer",
-        )
-        check(
-            self.max_grad_norm is None or self.max_grad_norm > 0,
-            f"{prefix}max_grad_norm",
-            self.max_grad_norm,
-            "a positive number or null",
-        )
         check(0 <= self.seed < 2**31, f"{prefix}seed", self.seed, "an integer in [0, 2**31)")
 
 
@@ -522,7 +505,11 @@ def optimizer_step(
     sums: dict[str, float] = {}
     for i, batch in enumerate(micro):
         sync = i == len(micro) - 1
-        context = accelerator.no_sync(model) if not sync and accelerator.num_processes > 1 else _null()
+        context = (
+            accelerator.no_sync(model)
+            if not sync and accelerator.num_processes > 1
+            else contextlib.nullcontext()
+        )
         with context, accelerator.autocast():
             loss, metrics = trained.loss_fn(model, batch, normaliser)
             accelerator.backward(loss)
@@ -535,14 +522,6 @@ def optimizer_step(
     trained.scheduler.step()
     trained.optimizer.zero_grad(set_to_none=True)
     return sums
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def update_on_rollout(
@@ -681,23 +660,13 @@ class OnlineRun:
         )
 
     def save_checkpoint(self, extra: Mapping[str, Any]) -> Path:
-        acc = self.accelerator
-        root = self.run_dir / "checkpoints"
-        final = root / checkpoint_name(self.step)
-        tmp = root / f"{TMP_PREFIX}{final.name}"
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp / "state"))
-        if acc.is_main_process:
-            self._write_models(tmp, extra)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            for old in checkpoint_dirs(self.run_dir)[: -self.cfg.keep_checkpoints]:
-                shutil.rmtree(old)
-        acc.wait_for_everyone()
-        return final
+        return write_checkpoint(
+            self.accelerator,
+            self.run_dir,
+            self.step,
+            self.cfg.keep_checkpoints,
+            lambda folder, _: self._write_models(folder, extra),
+        )
 
     def maybe_checkpoint(self, extra: Mapping[str, Any]) -> None:
         if self.cfg.save_every and self.step % self.cfg.save_every == 0 and self.step < self.cfg.steps:
@@ -710,12 +679,7 @@ class OnlineRun:
             self.bar.close()
         final_dir = self.run_dir / "final"
         if acc.is_main_process:
-            tmp = self.run_dir / f"{TMP_PREFIX}final"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            self._write_models(tmp, extra)
-            shutil.rmtree(final_dir, ignore_errors=True)
-            tmp.rename(final_dir)
+            write_final_dir(self.run_dir, lambda folder: self._write_models(folder, extra))
             plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups)
             if self.writer is not None:
                 self.writer.close()

@@ -7,6 +7,7 @@ generator over the live policy, logging, checkpoints, final eval) is here, writt
 
 from __future__ import annotations
 
+import abc
 import math
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def refuse_sharded_engines(accelerator: Any) -> None:
         )
 
 
-class OnlineTrainer:
+class OnlineTrainer(abc.ABC):
     """Set-up and loop of an online RL run; one instance per run."""
 
     algorithm = "online RL"
@@ -141,14 +142,16 @@ class OnlineTrainer:
 
     # ----------------------------------------------------------------- for subclasses
     def read_extra_data(self, report: DataReport) -> None:
-        """Read any data beyond the prompts (PPO's pretraining mix)."""
+        """Read any data beyond the prompts (PPO's pretraining mix); none by default."""
+        return None
 
+    @abc.abstractmethod
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         """Load the other models, prepare everything; the policy's ``Trained`` comes first."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def step(self, step: int) -> dict[str, float]:
-        raise NotImplementedError
+        """Sample, score and update for one step; returns the step's metrics."""
 
     # ----------------------------------------------------------------- shared parts of a step
     @property

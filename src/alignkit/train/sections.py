@@ -7,7 +7,7 @@ means the same thing in every command. Field docs are the attribute docstrings (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from alignkit.config import check
 
@@ -128,15 +128,7 @@ class TrainerConfig:
     """Autocast precision (bf16 needs a GPU or a recent CPU)."""
 
     def validate(self, prefix: str) -> None:
-        check(self.lr > 0, f"{prefix}lr", self.lr, "a positive number")
-        check(self.weight_decay >= 0, f"{prefix}weight_decay", self.weight_decay, "a number >= 0")
-        check(
-            len(self.adam_betas) == 2,
-            f"{prefix}adam_betas",
-            self.adam_betas,
-            "two numbers, e.g. [0.9, 0.999]",
-        )
-        check(0 <= self.warmup_ratio < 1, f"{prefix}warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        check_optimisation(self, prefix)
         check(self.epochs > 0, f"{prefix}epochs", self.epochs, "a positive integer")
         check(
             self.max_steps is None or self.max_steps > 0,
@@ -144,33 +136,26 @@ class TrainerConfig:
             self.max_steps,
             "a positive integer",
         )
-        check(
-            self.micro_batch_size > 0,
-            f"{prefix}micro_batch_size",
-            self.micro_batch_size,
-            "a positive integer",
-        )
-        check(
-            self.grad_accum_steps > 0,
-            f"{prefix}grad_accum_steps",
-            self.grad_accum_steps,
-            "a positive integer",
-        )
-        check(
-            self.max_grad_norm is None or self.max_grad_norm > 0,
-            f"{prefix}max_grad_norm",
-            self.max_grad_norm,
-            "a positive number or null",
-        )
-        for name in ("eval_every", "save_every"):
-            check(getattr(self, name) >= 0, f"{prefix}{name}", getattr(self, name), "an integer >= 0")
-        check(self.log_every > 0, f"{prefix}log_every", self.log_every, "a positive integer")
-        check(
-            self.keep_checkpoints > 0,
-            f"{prefix}keep_checkpoints",
-            self.keep_checkpoints,
-            "a positive integer",
-        )
+        for name in ("micro_batch_size", "grad_accum_steps"):
+            check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
+
+
+def check_optimisation(cfg: Any, prefix: str) -> None:
+    """The optimiser, clipping, schedule and logging keys every loop config has (offline and online)."""
+    check(cfg.lr > 0, f"{prefix}lr", cfg.lr, "a positive number")
+    check(cfg.weight_decay >= 0, f"{prefix}weight_decay", cfg.weight_decay, "a number >= 0")
+    check(len(cfg.adam_betas) == 2, f"{prefix}adam_betas", cfg.adam_betas, "two numbers, e.g. [0.9, 0.999]")
+    check(0 <= cfg.warmup_ratio < 1, f"{prefix}warmup_ratio", cfg.warmup_ratio, "a number in [0, 1)")
+    check(
+        cfg.max_grad_norm is None or cfg.max_grad_norm > 0,
+        f"{prefix}max_grad_norm",
+        cfg.max_grad_norm,
+        "a positive number or null",
+    )
+    for name in ("eval_every", "save_every"):
+        check(getattr(cfg, name) >= 0, f"{prefix}{name}", getattr(cfg, name), "an integer >= 0")
+    for name in ("log_every", "keep_checkpoints"):
+        check(getattr(cfg, name) > 0, f"{prefix}{name}", getattr(cfg, name), "a positive integer")
 
 
 @dataclass

@@ -91,10 +91,11 @@ def test_fewer_prompts_than_a_step_needs_is_an_error():
 # ----------------------------------------------------------------------------- batch sizes
 
 
-def test_check_batch_sizes_accepts_an_even_split():
-    check_batch_sizes(
-        RolloutConfig(prompts_per_step=4, samples_per_prompt=2), OnlineTrainerConfig(mini_batch_size=4), 2
-    )
+def test_check_batch_sizes_accepts_an_even_split_and_only_that():
+    rollout = RolloutConfig(prompts_per_step=4, samples_per_prompt=2)  # 8 samples, 2 per process and prompt
+    assert check_batch_sizes(rollout, OnlineTrainerConfig(mini_batch_size=4), 2) is None
+    with pytest.raises(ConfigError, match="mini_batch_size=3"):
+        check_batch_sizes(rollout, OnlineTrainerConfig(mini_batch_size=3), 1)
 
 
 def test_check_batch_sizes_names_every_key_to_change():
@@ -489,10 +490,10 @@ def test_vllm_rollouts_without_vllm_say_what_to_install(monkeypatch):
     import sys
     import types
 
-    from alignkit.train.online_trainer import OnlineTrainer
+    from alignkit.train.grpo import GRPOTrainer
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError, installed or not
-    trainer = OnlineTrainer.__new__(OnlineTrainer)
+    trainer = GRPOTrainer.__new__(GRPOTrainer)  # no set-up: only the generator choice is under test
     trainer.config = types.SimpleNamespace(
         rollout=types.SimpleNamespace(backend="vllm", vllm_gpu_memory_utilization=0.3),
         model=types.SimpleNamespace(path="toyworld://models/tiny", dtype="float32", tokenizer=None),
