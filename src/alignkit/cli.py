@@ -199,16 +199,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "toyworld": _cmd_toyworld,
         "export": _cmd_export,
     }
-    try:
-        from alignkit.data.errors import DataError
+    from alignkit.data.errors import DataError
+    from alignkit.data.render import ChatTemplateError
 
-        user_errors: tuple[type[BaseException], ...] = (ConfigError, RunFolderError, DataError)
-    except ImportError:  # pragma: no cover - the data layer is part of the package
-        user_errors = (ConfigError, RunFolderError)
+    user_errors: tuple[type[BaseException], ...] = (ConfigError, RunFolderError, DataError, ChatTemplateError)
     try:
         return handlers[args.command](args)
     except user_errors as exc:
-        kind = {"ConfigError": "config error", "RunFolderError": "run folder", "DataError": "data error"}
+        kind = {
+            "ConfigError": "config error",
+            "RunFolderError": "run folder",
+            "DataError": "data error",
+            "ChatTemplateError": "chat template",
+        }
         print(f"alignkit: {kind.get(type(exc).__name__, 'error')}: {exc}", file=sys.stderr)
         return 2
 

@@ -228,6 +228,16 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 
 
+YAML_BOOL_WORDS = {False: ("no", "off", "false", "n"), True: ("yes", "on", "true", "y")}
+"""What YAML 1.1 turns into a boolean: ``mixed_precision=no`` arrives as False."""
+
+
+def _yaml_bool_word(value: bool, allowed: Sequence[Any]) -> Any:
+    """The choice a user meant when YAML read their word (no, off, yes ...) as a boolean."""
+    words = YAML_BOOL_WORDS[value]
+    return next((a for a in allowed if isinstance(a, str) and a.lower() in words), value)
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against type ``tp``; convert only where YAML is ambiguous (``3e-4`` is a str to YAML)."""
     origin = get_origin(tp)
@@ -251,6 +261,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
     if origin is Literal:
         allowed = get_args(tp)
+        if isinstance(value, bool) and value not in allowed:
+            value = _yaml_bool_word(value, allowed)
         if value not in allowed:
             close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -144,7 +144,7 @@ def evaluate_dpo(config: PreferenceEvalConfig, records: Sequence[Any]) -> EvalRe
     from alignkit.models.loading import load_causal_lm, load_tokenizer
     from alignkit.train.dpo_data import tokenize_pairs
 
-    tokenizer = load_tokenizer(config.model.path)
+    tokenizer = load_tokenizer(config.model.path, trust_remote_code=config.model.trust_remote_code)
     examples, _ = tokenize_pairs(records, tokenizer, config.max_length, config.label)
     pad = tokenizer.pad_token_id
 

@@ -36,14 +36,17 @@ from typing import Any
 import torch
 
 from alignkit.data.collate import pad_right
-from alignkit.data.render import render_prompt
+from alignkit.data.render import end_of_turn_ids, render_prompt
 from alignkit.generate.base import Completion, SamplingConfig
 from alignkit.models.forward import labelled_token_logps
 
 
 def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    """Tokens that end a response: the tokenizer's EOS plus any the generation config lists."""
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    """Tokens that end a response: the chat template's end-of-turn token and EOS (``end_of_turn_ids``),
+    plus any the model's generation config lists (Llama 3.1's ``<|eom_id|>``, Gemma's ``<end_of_turn>``)."""
+    ids = set(end_of_turn_ids(tokenizer)) if getattr(tokenizer, "chat_template", None) else set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if isinstance(configured, int):
         ids.add(configured)

@@ -27,22 +27,61 @@ def resolve_path(path: str) -> str:
     return path
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES: dict[str, Any] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "auto": "auto",
+}
+"""``auto`` loads the weights in the dtype the checkpoint's config names (``torch_dtype``/``dtype``)."""
 
 
-def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
+def load_tokenizer(
+    path: str,
+    *,
+    trust_remote_code: bool = False,
+    chat_template: str | None = None,
+    template_kwargs: dict[str, Any] | None = None,
+    reasoning_loss: bool = True,
+) -> Any:
+    """The tokenizer at ``path``, with a pad token, ready to render chats.
+
+    ``chat_template`` replaces the tokenizer's template (a ``.jinja`` file or the template text): the fix
+    for released templates that cannot yield an assistant mask (``alignkit.data.render``).
+    ``template_kwargs`` are passed to every render (e.g. ``enable_thinking: false`` for Qwen3).
+    """
     from transformers import AutoTokenizer
+
+    from alignkit.data.render import ChatOptions, set_chat_options
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_path(path), trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         # Padding is always masked out; reusing EOS is the common convention for decoder-only models.
         tokenizer.pad_token = tokenizer.eos_token
+    if chat_template:
+        tokenizer.chat_template = read_chat_template(chat_template)
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(
             f"tokenizer at {path!r} has no chat template; alignkit renders every record through one. "
-            "Use an instruct/chat tokenizer or set tokenizer.chat_template before training."
+            "Use an instruct/chat tokenizer or set model.chat_template=PATH.jinja."
         )
+    set_chat_options(tokenizer, ChatOptions(dict(template_kwargs or {}), reasoning_loss))
     return tokenizer
+
+
+def read_chat_template(value: str) -> str:
+    """A chat template given as a file path or as the template text itself."""
+    if "{{" in value or "{%" in value:
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        from alignkit.config import ConfigError
+
+        raise ConfigError(
+            f"model.chat_template={value!r} is neither a file nor Jinja template text; give the path of a "
+            ".jinja file (e.g. one of TRL's trl/chat_templates/*_training.jinja) or the template itself"
+        )
+    return path.read_text(encoding="utf-8")
 
 
 def adapter_base(path: str) -> str | None:

@@ -59,7 +59,7 @@ def quantization_kwargs(quantize: str, dtype: str) -> dict[str, Any]:
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=DTYPES[dtype],
+            bnb_4bit_compute_dtype=DTYPES[dtype] if dtype != "auto" else torch.bfloat16,
         )
     else:
         bnb = BitsAndBytesConfig(load_in_8bit=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from alignkit.config import dump_yaml
 from alignkit.runs import prepare_run_dir, write_json
-from alignkit.train.sections import DataConfig, DatasetConfig, RunConfig, TrainerConfig
+from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 
 def make_accelerator(cfg: TrainerConfig) -> Any:
@@ -67,6 +67,26 @@ def prepare_training(accelerator: Any, model: Any, cfg: TrainerConfig) -> tuple[
     optimizer = make_optimizer(model, cfg)
     configure_deepspeed(accelerator, cfg)
     return accelerator.prepare(model, optimizer)
+
+
+def load_run_tokenizer(model: ModelConfig, data: DataConfig | None = None) -> Any:
+    """The run's tokenizer with its chat options, its template checked on a probe chat before any work.
+
+    Called before the run folder exists, so a template that cannot mark assistant turns stops the run
+    with a ``ChatTemplateError`` that says how to fix it, and leaves nothing behind.
+    """
+    from alignkit.data.render import check_chat_template
+    from alignkit.models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(
+        model.tokenizer or model.path,
+        trust_remote_code=model.trust_remote_code,
+        chat_template=model.chat_template,
+        template_kwargs=model.chat_template_kwargs,
+        reasoning_loss=data.reasoning_loss if data is not None else True,
+    )
+    check_chat_template(tokenizer)
+    return tokenizer
 
 
 def start_run(run: RunConfig, config: Any, accelerator: Any) -> Path:

@@ -34,9 +34,16 @@ import torch
 from alignkit.config import check
 from alignkit.losses.dpo import PreferenceBatch, PreferenceLoss, PreferenceOutput
 from alignkit.models.forward import response_logps
-from alignkit.models.loading import load_causal_lm, load_tokenizer, save_pretrained
+from alignkit.models.loading import load_causal_lm, save_pretrained
 from alignkit.models.lora import disabled_adapter, load_trainable_causal_lm, model_quantize, trainable_summary
-from alignkit.train.common import DataReport, make_accelerator, prepare_training, read_records, start_run
+from alignkit.train.common import (
+    DataReport,
+    load_run_tokenizer,
+    make_accelerator,
+    prepare_training,
+    read_records,
+    start_run,
+)
 from alignkit.train.dpo_data import (
     collate_pairs,
     collate_unpaired,
@@ -203,10 +210,8 @@ def train(config: DPOConfig) -> LoopResult:
     """Run the configured preference optimisation: the same call ``alignkit train dpo`` makes."""
     loss = PreferenceLoss(config.loss)
     accelerator = make_accelerator(config.trainer)
+    tokenizer = load_run_tokenizer(config.model, config.data)
     run_dir = start_run(config.run, config, accelerator)
-    tokenizer = load_tokenizer(
-        config.model.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
-    )
     pad_id = tokenizer.pad_token_id
 
     # 1. Data: records -> pair examples (or KTO's unpaired examples with their mismatched KL sequences).

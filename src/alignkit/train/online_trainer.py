@@ -16,10 +16,10 @@ import torch
 
 from alignkit.config import ConfigError
 from alignkit.generate.hf import HFGenerator
-from alignkit.models.loading import load_tokenizer, save_pretrained
+from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.runs import read_metrics
-from alignkit.train.common import DataReport, make_accelerator, start_run
+from alignkit.train.common import DataReport, load_run_tokenizer, make_accelerator, start_run
 from alignkit.train.engine import LoopResult
 from alignkit.train.online import (
     LagrangeMultiplier,
@@ -72,10 +72,8 @@ class OnlineTrainer(abc.ABC):
         cfg = config.trainer
         acc = self.accelerator = make_accelerator(cfg)
         check_batch_sizes(config.rollout, cfg, acc.num_processes)
+        self.tokenizer = load_run_tokenizer(config.model, config.data)
         self.run_dir = start_run(config.run, config, acc)
-        self.tokenizer = load_tokenizer(
-            config.model.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
-        )
         refuse_sharded_engines(acc)
         report = DataReport()
         self.prompts = read_prompts(config.data, report)

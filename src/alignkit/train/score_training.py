@@ -30,7 +30,14 @@ from alignkit.models.score_model import (
     sequence_scores,
 )
 from alignkit.score.pairs import PairSpec
-from alignkit.train.common import DataReport, make_accelerator, prepare_training, read_records, start_run
+from alignkit.train.common import (
+    DataReport,
+    load_run_tokenizer,
+    make_accelerator,
+    prepare_training,
+    read_records,
+    start_run,
+)
 from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
@@ -129,12 +136,11 @@ def train_score_model(
     plot_groups: Mapping[str, list[str]],
 ) -> LoopResult:
     """Train a ``kind`` score model; ``to_pairs(records, source)`` validates and orders the records."""
-    from alignkit.models.loading import load_tokenizer
     from alignkit.models.lora import model_quantize, prepare_trainable_model
 
     accelerator = make_accelerator(trainer)
+    tokenizer = load_run_tokenizer(model, data)
     run_dir = start_run(run, config, accelerator)
-    tokenizer = load_tokenizer(model.tokenizer or model.path, trust_remote_code=model.trust_remote_code)
     score_model = new_score_model(
         model.path,
         tokenizer,

@@ -43,12 +43,18 @@ class ModelConfig:
     """Model to start from: a hub name, a local folder, or a toyworld:// path (built offline on first use)."""
     tokenizer: str | None = None
     """Tokenizer to use; defaults to the one saved with the model."""
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Dtype the weights are loaded in (mixed precision is trainer.mixed_precision)."""
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    """Dtype the weights are loaded in (mixed precision is trainer.mixed_precision); 'auto': the dtype the
+    checkpoint's config.json names (torch_dtype), as released checkpoints ship."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about 30% more compute."""
     trust_remote_code: bool = False
-    """Allow model code from the hub repository (only for models you trust)."""
+    """Allow model code from the hub repository (only for models you trust); never on unless set."""
+    chat_template: str | None = None
+    """Replace the tokenizer's chat template: a .jinja file or the template text (e.g. TRL's
+    trl/chat_templates/*_training.jinja for a template that renders history differently from prompts)."""
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Variables passed to the chat template on every render, e.g. {enable_thinking: false} for Qwen3."""
     lora: LoraConfig | None = None
     """Train a LoRA adapter on the frozen model instead of every weight (None: full fine-tuning).
     Set any key to turn it on (model.lora.r=16), or model.lora={} for the defaults."""
@@ -87,6 +93,9 @@ class DataConfig:
     """Skip malformed rows (counted and reported in the run folder) instead of stopping at the first one."""
     max_length: int = 512
     """Longest tokenized example; longer ones are truncated (the count is reported)."""
+    reasoning_loss: bool = True
+    """Whether <think>...</think> reasoning in assistant turns carries loss (false: only the answer and the
+    end-of-turn token do; needs <think> and </think> to be single tokens, as in Qwen3 / DeepSeek-R1)."""
 
     def validate(self, prefix: str) -> None:
         check(self.max_length > 0, f"{prefix}max_length", self.max_length, "a positive integer")

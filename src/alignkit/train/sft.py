@@ -20,10 +20,11 @@ from alignkit.data.collate import collate_lm
 from alignkit.data.render import render_conversation
 from alignkit.losses.logprobs import label_mask, token_logps
 from alignkit.losses.sft import sft_loss
-from alignkit.models.loading import load_tokenizer, save_pretrained
+from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.train.common import (
     DataReport,
+    load_run_tokenizer,
     make_accelerator,
     prepare_training,
     read_records,
@@ -71,10 +72,8 @@ def train(config: SFTConfig) -> LoopResult:
     from alignkit.data.records import Conversation
 
     accelerator = make_accelerator(config.trainer)
+    tokenizer = load_run_tokenizer(config.model, config.data)
     run_dir = start_run(config.run, config, accelerator)
-    tokenizer = load_tokenizer(
-        config.model.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
-    )
     report = DataReport()
     splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
     tokenized = {}
