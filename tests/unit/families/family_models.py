@@ -315,3 +315,48 @@ def save_family(family: Family, out: Path, seed: int = 0) -> Path:
     family_model(family, tokenizer, seed).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+ANSWERS = {
+    "say hello": "hello there",
+    "add 3 and 4": "The answer is 7.",
+    "reverse the word cat": "tac",
+    "name a color": "blue",
+}
+"""A tiny task each family's model memorises in a few dozen SFT steps."""
+
+
+def answer_reward(prompt: str, response: str) -> float:
+    """1 for the memorised answer to the prompt (after any reasoning), else 0: a rule reward for GRPO."""
+    from alignkit.data.reasoning import split_reasoning
+
+    answer = split_reasoning(response)[1]
+    return float(any(q in prompt and answer == a for q, a in ANSWERS.items()))
+
+
+def write_family_data(out: Path, *, thinking: bool = False) -> dict[str, Path]:
+    """SFT conversations and preference pairs over ``ANSWERS``, in TRL's conversational formats.
+
+    ``thinking``: answers open with a reasoning block, as a reasoning model's data does (DeepSeek-R1
+    distills' prompts open the block, so data without one would never match what they generate from).
+    """
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    sft, pairs = [], []
+    for question, answer in ANSWERS.items():
+        user = {"role": "user", "content": question}
+        if thinking:
+            answer = f"<think>\nLet me think.\n</think>\n\n{answer}"
+        sft.append({"messages": [user, {"role": "assistant", "content": answer}]})
+        pairs.append(
+            {
+                "prompt": [user],
+                "chosen": [{"role": "assistant", "content": answer}],
+                "rejected": [{"role": "assistant", "content": "I do not know"}],
+            }
+        )
+    files = {"sft": out / "sft.jsonl", "pairs": out / "pairs.jsonl"}
+    for name, rows in (("sft", sft * 8), ("pairs", pairs * 8)):
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return files
