@@ -70,10 +70,13 @@ def _assert_same_run(a: Path, b: Path, atol: float) -> None:
             torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0)
 
 
-def test_micro_batch_size_does_not_change_safe_rlhf(demo_run, tmp_path):
-    """Mini-batch 4 as one micro-batch of 4 or four of 1: same losses, lambda and weights (fp32 noise)."""
-    _safe_ppo(demo_run, tmp_path / "m4", "trainer.micro_batch_size=4")
-    _safe_ppo(demo_run, tmp_path / "m1", "trainer.micro_batch_size=1")
+@pytest.mark.parametrize("aggregation", ["token_mean", "sequence_mean"])
+def test_micro_batch_size_does_not_change_safe_rlhf(demo_run, tmp_path, aggregation):
+    """Mini-batch 4 as one micro-batch of 4 or four of 1: same losses, lambda and weights (fp32 noise),
+    for the token mean and for safe-rlhf's per-sequence mean."""
+    agg = f"ppo.aggregation={aggregation}"
+    _safe_ppo(demo_run, tmp_path / "m4", "trainer.micro_batch_size=4", agg)
+    _safe_ppo(demo_run, tmp_path / "m1", "trainer.micro_batch_size=1", agg)
     _assert_same_run(tmp_path / "m4", tmp_path / "m1", atol=2e-5)
 
 
@@ -162,12 +165,14 @@ def test_ppo_with_a_pretraining_mix_logs_its_loss(demo_run, tmp_path):
         load_config(config_cls, RECIPES / "ppo.yaml", [*overrides[:-3], "ptx=null"])
 
 
-def test_micro_batch_size_does_not_change_grpo_or_its_logged_loss(demo_run, tmp_path):
-    """GRPO's loss is normalised by the mini-batch's tokens: micro-batch 8 or 2 gives the same run."""
+@pytest.mark.parametrize("aggregation", ["token_mean", "sequence_mean"])
+def test_micro_batch_size_does_not_change_grpo_or_its_logged_loss(demo_run, tmp_path, aggregation):
+    """GRPO's loss is normalised by the mini-batch's tokens (or rows): micro-batch 8 or 2, same run."""
     config_cls, train = trainer_for("grpo")
     models = demo_run.out_dir
     for micro in (8, 2):
         overrides = [f"model.path={models / 'sft' / 'final'}", "monitor=null", "rollout.prompts_per_step=4",
+                     f"aggregation={aggregation}",
                      "rollout.samples_per_prompt=4", "trainer.mini_batch_size=8", "trainer.steps=2",
                      "data.eval.max_rows=8", f"trainer.micro_batch_size={micro}", "run.progress=false",
                      f"run.output_dir={tmp_path / str(micro)}"]  # fmt: skip

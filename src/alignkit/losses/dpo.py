@@ -157,7 +157,9 @@ def simpo(batch: PreferenceBatch, *, beta: float = 2.5, gamma: float = 1.4) -> P
     """SimPO (Meng et al. 2024, 2405.14734 eq. 6), reference-free and length-normalised.
 
     ``L = -log sigma(beta / |y_w| * log pi(y_w) - beta / |y_l| * log pi(y_l) - gamma)``. ``gamma`` is the
-    absolute target margin (align-anything's convention; TRL's ``simpo_gamma`` is ``gamma / beta``).
+    absolute target margin, as TRL's ``simpo_gamma`` (its CPO trainer subtracts ``simpo_gamma / beta`` inside
+    ``beta * (...)``, i.e. ``gamma`` itself) and align-anything's; the SimPO repository's own configs give
+    ``gamma_beta_ratio = gamma / beta`` instead.
     Rewards: ``beta / |y| * log pi(y)``. Shapes: ``(B,)`` in, ``(B,)`` losses out.
     """
     _check_paired(batch, "simpo")
@@ -186,6 +188,10 @@ def orpo(batch: PreferenceBatch, *, beta: float = 0.1) -> PreferenceOutput:
     ``P(y) = exp(log pi(y) / |y|)``, ``odds = P / (1 - P)``,
     ``L = NLL(y_w) - beta * log sigma(log odds(y_w) - log odds(y_l))`` with ``NLL(y_w) = -log pi(y_w) / |y_w|``
     (per-example token mean). Rewards: ``beta * log pi(y) / |y|`` (as TRL). Shapes: ``(B,)`` -> ``(B,)``.
+
+    The NLL term covers the chosen *response* only, as the SFT loss everywhere in alignkit does; TRL's
+    ORPOTrainer takes it over prompt + response ("computed over the full prompt and response"), so with
+    the same beta TRL's NLL term is an average over more, easier tokens and its loss values differ.
     """
     _check_paired(batch, "orpo")
     chosen_len, rejected_len = _require(batch, "orpo", "chosen_num_tokens", "rejected_num_tokens")

@@ -7,14 +7,13 @@ belong to prompt ``g`` (the order ``repeat_interleave`` gives). Advantages come 
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from alignkit.losses.logprobs import masked_mean
-from alignkit.losses.ppo import KLEstimator, clipped_surrogate, kl_penalty
+from alignkit.losses.ppo import Aggregation, KLEstimator, aggregate, clipped_surrogate, kl_penalty
 
 __all__ = [
     "GRPOAggregation",
@@ -77,16 +76,8 @@ def rloo_advantages(rewards: Tensor, group_size: int | None = None) -> Tensor:
     return (groups - leave_one_out).view_as(rewards)
 
 
-class GRPOAggregation(str, Enum):
-    """How :func:`grpo_loss` turns per-token losses into one number."""
-
-    TOKEN_MEAN = "token_mean"
-    """Sum over all valid tokens of the batch / ``num_tokens`` (default: their count). Every token weighs
-    the same, so long answers are not diluted (DAPO, 2503.14476); with a constant ``num_tokens``
-    (e.g. ``B * max_completion_length``) this is Dr. GRPO's aggregation."""
-    SEQUENCE_MEAN = "sequence_mean"
-    """Mean over sequences of each sequence's token mean, as written in the GRPO paper (eq. 3). A token of
-    a short answer weighs more than one of a long answer."""
+GRPOAggregation = Aggregation
+"""How :func:`grpo_loss` turns per-token losses into one number (the same choice PPO offers)."""
 
 
 class GRPOLossOutput(NamedTuple):
@@ -141,12 +132,7 @@ def grpo_loss(
     elif beta != 0:
         raise ValueError("grpo_loss with beta != 0 needs ref_token_logps")
     token_losses = token_losses + beta * kl
-    token_losses = torch.where(mask, token_losses, torch.zeros_like(token_losses))
-    if GRPOAggregation(aggregation) is GRPOAggregation.SEQUENCE_MEAN:
-        loss = masked_mean(token_losses, mask, dim=1).mean()
-    else:
-        count = mask.sum() if num_tokens is None else num_tokens
-        loss = token_losses.sum() / torch.as_tensor(count, dtype=token_losses.dtype).clamp(min=1)
+    loss = aggregate(token_losses, mask, aggregation, num_tokens)
     return GRPOLossOutput(
         loss=loss,
         kl=masked_mean(kl.detach(), mask),

@@ -17,10 +17,12 @@ from torch import Tensor
 from alignkit.losses.logprobs import masked_mean
 
 __all__ = [
+    "Aggregation",
     "GAEOutput",
     "KLEstimator",
     "PolicyLossOutput",
     "ValueLossOutput",
+    "aggregate",
     "clipped_surrogate",
     "explained_variance",
     "gae",
@@ -78,6 +80,32 @@ def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_eps: float) -> tup
     return torch.maximum(unclipped, clipped), (clipped > unclipped).detach()
 
 
+class Aggregation(str, Enum):
+    """How per-token losses become one number (PPO's policy and value losses, GRPO's loss)."""
+
+    TOKEN_MEAN = "token_mean"
+    """Sum over all valid tokens of the batch / ``num_tokens`` (default: their count). Every token weighs
+    the same, so long answers are not diluted (DAPO, 2503.14476; TRL, OpenRLHF); with a constant
+    ``num_tokens`` (e.g. ``B * max_completion_length``) this is Dr. GRPO's aggregation."""
+    SEQUENCE_MEAN = "sequence_mean"
+    """Mean over sequences of each sequence's token mean: safe-rlhf's ``masked_mean`` for PPO, and the
+    GRPO paper's eq. 3. A token of a short answer weighs more than one of a long answer."""
+
+
+def aggregate(
+    token_losses: Tensor,
+    mask: Tensor,
+    aggregation: Aggregation | str = Aggregation.TOKEN_MEAN,
+    num_tokens: float | Tensor | None = None,
+) -> Tensor:
+    """Scalar loss from ``(B, T)`` per-token losses; ``num_tokens`` is the token-mean normaliser only."""
+    mask = mask.bool()
+    token_losses = torch.where(mask, token_losses, torch.zeros_like(token_losses))
+    if Aggregation(aggregation) is Aggregation.SEQUENCE_MEAN:
+        return masked_mean(token_losses, mask, dim=1).mean()
+    return token_losses.sum() / _normaliser(mask, num_tokens, token_losses)
+
+
 def _normaliser(mask: Tensor, num_tokens: float | Tensor | None, like: Tensor) -> Tensor:
     count = mask.sum() if num_tokens is None else num_tokens
     return torch.as_tensor(count, dtype=like.dtype, device=like.device).detach().clamp(min=1)
@@ -109,8 +137,12 @@ def ppo_policy_loss(
     mask: Tensor,
     clip_eps: float = 0.2,
     num_tokens: float | Tensor | None = None,
+    aggregation: Aggregation | str = Aggregation.TOKEN_MEAN,
 ) -> PolicyLossOutput:
     """PPO clipped policy loss, ``L = -sum_valid min(q A, clip(q, 1 ± eps) A) / N``, ``q = pi / pi_old``.
+
+    That is the token mean (TRL, OpenRLHF); ``aggregation='sequence_mean'`` averages each sequence's
+    token mean instead, as safe-rlhf does (:class:`Aggregation`).
 
     Args:
         policy_token_logps: ``(B, T)`` current policy log-probs (gradient flows here only).
@@ -125,7 +157,7 @@ def ppo_policy_loss(
     log_ratio = policy_token_logps - old_token_logps.detach()
     ratio = torch.exp(log_ratio)
     losses, clipped = clipped_surrogate(ratio, advantages.detach().expand_as(ratio), clip_eps)
-    loss = torch.where(mask, losses, torch.zeros_like(losses)).sum() / _normaliser(mask, num_tokens, losses)
+    loss = aggregate(losses, mask, aggregation, num_tokens)
     log_ratio, ratio = log_ratio.detach(), ratio.detach()
     return PolicyLossOutput(
         loss=loss,
@@ -152,13 +184,14 @@ def ppo_value_loss(
     mask: Tensor,
     clip_range: float = 5.0,
     num_tokens: float | Tensor | None = None,
+    aggregation: Aggregation | str = Aggregation.TOKEN_MEAN,
 ) -> ValueLossOutput:
     """Clipped value loss, ``L = ½ sum_valid max((V - R)^2, (clip(V, V_old ± eps_v) - R)^2) / N``.
 
     Args:
         values: ``(B, T)`` current critic values (gradient flows here only).
         old_values: ``(B, T)`` values at rollout time. returns: ``(B, T)`` GAE returns. Both detached.
-        mask: ``(B, T)``. clip_range: ``eps_v`` (5.0). num_tokens: as in :func:`ppo_policy_loss`.
+        mask: ``(B, T)``. clip_range: ``eps_v`` (5.0). num_tokens, aggregation: as in :func:`ppo_policy_loss`.
     """
     mask = mask.bool()
     old_values, returns = old_values.detach(), returns.detach()
@@ -166,7 +199,7 @@ def ppo_value_loss(
     unclipped_error = (values - returns).square()
     clipped_error = (clipped_values - returns).square()
     losses = 0.5 * torch.maximum(unclipped_error, clipped_error)
-    loss = torch.where(mask, losses, torch.zeros_like(losses)).sum() / _normaliser(mask, num_tokens, losses)
+    loss = aggregate(losses, mask, aggregation, num_tokens)
     clipfrac = masked_mean((clipped_error > unclipped_error).to(losses.dtype).detach(), mask)
     return ValueLossOutput(loss, clipfrac)
 
@@ -208,7 +241,8 @@ def per_token_rewards(
     """KL-shaped per-token reward (InstructGPT eq. 2): ``r_t = -beta kl_t + 1[t = last] clip(s, ±clip)``.
 
     The sequence score goes on each row's *true* last response token (the last True in ``mask``), not
-    the last padded column. As in safe-rlhf, the score is clipped to ``±clip`` before it is added.
+    the last padded column. Only the score is clipped to ``±clip`` before it is added (safe-rlhf clips
+    the whole shaped per-token reward instead; with scores inside ``±clip`` and small KL they agree).
 
     Args:
         score: ``(B,)`` reward-model score of each response.

@@ -154,18 +154,15 @@ class GRPOTrainer(OnlineTrainer):
             aggregation=aggregation,
             num_tokens=normaliser,
         )
-        loss = out.loss
-        if aggregation is GRPOAggregation.SEQUENCE_MEAN:
-            # grpo_loss averaged this micro-batch's rows; re-weight to a mean over the mini-batch's rows.
-            loss = loss * batch["input_ids"].shape[0] / self.local_mini
+        loss = self.mini_batch_share(out.loss, batch, aggregation)
         with torch.no_grad():
             # only the distributions that chose a response token (position t - 1 chose token t)
             chosen = logits.detach()[:, :-1][mask[:, 1:]].unsqueeze(0)  # (1, N, V)
             metrics = token_weighted({"policy/kl": out.kl, "policy/clipfrac": out.clipfrac}, mask)
             metrics["entropy"] = float(entropy_from_logits(chosen).sum())
         # this micro-batch's share of the mini-batch loss, times the normaliser: summed and divided by the
-        # step's tokens it is the token-mean loss whatever the micro-batch size (sequence_mean: a proxy)
-        metrics["loss/policy"] = float(out.loss.detach()) * normaliser
+        # step's tokens it is the mini-batch loss (either aggregation) whatever the micro-batch size
+        metrics["loss/policy"] = float(loss.detach()) * normaliser
         return loss, metrics
 
     def step(self, step: int) -> dict[str, float]:

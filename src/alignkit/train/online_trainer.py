@@ -16,6 +16,7 @@ import torch
 
 from alignkit.config import ConfigError
 from alignkit.generate.hf import HFGenerator
+from alignkit.losses.ppo import Aggregation
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.runs import read_metrics
@@ -112,6 +113,16 @@ class OnlineTrainer(abc.ABC):
         if self.multiplier is not None and "lagrange" in self.online.extra_state:
             self.multiplier.load_state_dict(self.online.extra_state["lagrange"])
         self.generator = self._generator()
+
+    def mini_batch_share(
+        self, loss: torch.Tensor, batch: dict[str, torch.Tensor], aggregation: str
+    ) -> torch.Tensor:
+        """A micro-batch's part of the mini-batch loss. A token-mean loss already is one (its normaliser is
+        the mini-batch's token count); a sequence mean over this micro-batch's rows is re-weighted to a mean
+        over the mini-batch's rows, so micro-batching does not change the gradient."""
+        if Aggregation(aggregation) is Aggregation.SEQUENCE_MEAN:
+            return loss * batch["input_ids"].shape[0] / self.local_mini
+        return loss
 
     def _generator(self) -> Any:
         """The live policy through transformers, or a vLLM engine whose weights ``sample`` keeps in sync."""

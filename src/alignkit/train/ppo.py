@@ -81,6 +81,9 @@ class PPOLossConfig:
     """Normalise the actor's advantages over the rollout's tokens (all processes)."""
     ptx_coef: float = 0.0
     """Weight of the pretraining-mix NLL on `ptx` data added to the actor loss (0: off; safe-rlhf uses 16)."""
+    aggregation: Literal["token_mean", "sequence_mean"] = "token_mean"
+    """How the policy and value losses average tokens: token_mean (every response token of the mini-batch
+    weighs the same: TRL, OpenRLHF) or sequence_mean (mean of each response's token mean: safe-rlhf)."""
 
     def validate(self, prefix: str) -> None:
         check(self.kl_coef >= 0, f"{prefix}kl_coef", self.kl_coef, "a number >= 0")
@@ -246,12 +249,13 @@ class PPOTrainer(OnlineTrainer):
         logits = tempered(logits, self.config.rollout.temperature)  # the distribution that sampled
         logps = token_logps(logits, batch["labels"])
         mask = label_mask(batch["labels"])
+        ppo = self.config.ppo
         out = ppo_policy_loss(
-            logps, batch["old_logps"], batch["advantages"], mask, self.config.ppo.clip_eps, normaliser
+            logps, batch["old_logps"], batch["advantages"], mask, ppo.clip_eps, normaliser, ppo.aggregation
         )
         metrics = token_weighted({"policy/approx_kl": out.approx_kl, "policy/clipfrac": out.clipfrac}, mask)
-        metrics["loss/policy"] = float(out.loss.detach()) * normaliser
-        loss = out.loss
+        loss = self.mini_batch_share(out.loss, batch, ppo.aggregation)
+        metrics["loss/policy"] = float(loss.detach()) * normaliser
         if "ptx_input_ids" in batch:
             ptx_logits = model(
                 input_ids=batch["ptx_input_ids"], attention_mask=batch["ptx_attention_mask"], use_cache=False
@@ -271,11 +275,18 @@ class PPOTrainer(OnlineTrainer):
             values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             mask = label_mask(batch["labels"])
             out = ppo_value_loss(
-                values, batch[f"{prefix}values"], batch[f"{prefix}returns"], mask, clip, normaliser
+                values,
+                batch[f"{prefix}values"],
+                batch[f"{prefix}returns"],
+                mask,
+                clip,
+                normaliser,
+                self.config.ppo.aggregation,
             )
             metrics = token_weighted({f"{prefix}value/clipfrac": out.clipfrac}, mask)
-            metrics[f"loss/{prefix}value"] = float(out.loss.detach()) * normaliser
-            return out.loss, metrics
+            loss = self.mini_batch_share(out.loss, batch, self.config.ppo.aggregation)
+            metrics[f"loss/{prefix}value"] = float(loss.detach()) * normaliser
+            return loss, metrics
 
         return loss_fn
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from alignkit.config import check
 from alignkit.train.engine import LoopResult
 from alignkit.train.online import ScorerConfig
-from alignkit.train.ppo import PPOConfig, PPOTrainer
+from alignkit.train.ppo import PPOConfig, PPOLossConfig, PPOTrainer
 from alignkit.train.sections import RunConfig
 
 
@@ -19,6 +19,10 @@ from alignkit.train.sections import RunConfig
 class SafePPOConfig(PPOConfig):
     cost: ScorerConfig | None = field(default_factory=ScorerConfig)
     """The cost scorer (required): a cost model folder or a 'module:function' rule (cost > 0 = unsafe)."""
+    ppo: PPOLossConfig = field(default_factory=lambda: PPOLossConfig(kl_coef=0.01))
+    """The PPO objective. kl_coef defaults to 0.01, the value of safe-rlhf's ppo-lag script (its PPO script,
+    like our plain PPO, uses 0.02): the KL enters both the reward (-beta kl) and the cost (+beta kl) stream,
+    and the combined advantage (A_r - lambda A_c) / (1 + lambda) carries it once, with weight beta."""
     run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/safe-ppo"))
     """Where results go."""
 

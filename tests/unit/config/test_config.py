@@ -100,3 +100,24 @@ def test_show_config_lists_a_subclassed_config_with_blank_required_keys(capsys):
     assert "model:  # The policy (actor) to train" in out and "lagrange:  # The Lagrange multiplier" in out
     with pytest.raises(ConfigError, match="reward.path"):
         load_config(SafePPOConfig, None, ["cost.path=a:b"])
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("no", "no"), ("No", "no"), ("off", "no"), ("bf16", "bf16")])
+def test_yaml_boolean_words_are_the_choice_the_user_typed(tmp_path, typed, meant):
+    """YAML 1.1 reads `no` / `off` as False; a choice field takes the word the user meant."""
+    cfg = load_config(SFTConfig, None, [f"trainer.mixed_precision={typed}"])
+    assert cfg.trainer.mixed_precision == meant
+    cfg = load_config(SFTConfig, write(tmp_path, f"trainer:\n  mixed_precision: {typed}\n"))
+    assert cfg.trainer.mixed_precision == meant
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        load_config(SFTConfig, None, ["trainer.mixed_precision=yes"])
+
+
+def test_safe_rlhf_and_ppo_kl_defaults_follow_their_references():
+    """PPO: 0.02 (InstructGPT, safe-rlhf's ppo.sh). Safe RLHF: 0.01 (safe-rlhf's ppo-lag.sh), the KL being in
+    both the reward and the cost stream."""
+    from alignkit.train.ppo import PPOConfig
+    from alignkit.train.safe_ppo import SafePPOConfig
+
+    assert load_config(PPOConfig, None, ["reward.path=r"]).ppo.kl_coef == 0.02
+    assert load_config(SafePPOConfig, None, ["reward.path=r", "cost.path=c"]).ppo.kl_coef == 0.01

@@ -88,6 +88,21 @@ def test_simpo_by_hand():
     assert_close(out.chosen_rewards, t(-2, -4), atol=1e-6, rtol=0)
 
 
+def test_simpo_gamma_is_trls_simpo_gamma():
+    """TRL's CPO trainer (loss_type='simpo') computes -log sigma(beta * (r_w - r_l - simpo_gamma / beta))
+    with r = log pi / |y|; our gamma is that same simpo_gamma, not simpo_gamma / beta. beta 2, gamma 1:
+    r_w - r_l = [-1 + 2, -2 + 2] = [1, 0] -> -log sigma(2 * ([1, 0] - 0.5)) = [nls(1), nls(-1)]."""
+    batch = PreferenceBatch(
+        policy_chosen_logps=t(-2, -6),
+        policy_rejected_logps=t(-6, -2),
+        chosen_num_tokens=torch.tensor([2, 3]),
+        rejected_num_tokens=torch.tensor([3, 1]),
+    )
+    beta, simpo_gamma = 2.0, 1.0
+    trl = [nls(beta * (margin - simpo_gamma / beta)) for margin in (1.0, 0.0)]
+    assert_close(simpo(batch, beta=beta, gamma=simpo_gamma).losses, t(*trl), atol=1e-6, rtol=0)
+
+
 def test_orpo_by_hand():
     """beta (the paper's lambda) = 0.1.
 

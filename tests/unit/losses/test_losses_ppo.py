@@ -156,3 +156,25 @@ def test_explained_variance_by_hand():
     constant = torch.tensor([[2.0, 2.0, 2.0, -7.0]])
     assert_close(explained_variance(constant, returns, mask), torch.tensor(0.0), atol=1e-6, rtol=0)
     assert torch.isnan(explained_variance(returns, constant, mask))
+
+
+def test_sequence_mean_averages_each_response_first_as_safe_rlhf_does():
+    """Two rows, eps = 0.2, q = 1 everywhere (so the loss is -A per token).
+
+    row 0: A = [1, 1, 1] (3 tokens), row 1: A = [-2, (pad), (pad)] (1 token).
+    token mean:    -(1 + 1 + 1 - 2) / 4 = -0.25
+    sequence mean: (-(3 / 3) + 2 / 1) / 2 = 0.5
+    Value loss, V = 0, R = [[1, 1, 1], [3, -, -]]: token mean ½(1 + 1 + 1 + 9) / 4 = 1.5,
+    sequence mean ½((3 / 3) + 9 / 1) / 2 = 2.5.
+    """
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]], dtype=torch.bool)
+    zeros = torch.zeros(2, 3)
+    advantages = torch.tensor([[1.0, 1.0, 1.0], [-2.0, 7.0, 7.0]])
+    assert_close(ppo_policy_loss(zeros, zeros, advantages, mask).loss, torch.tensor(-0.25))
+    seq = ppo_policy_loss(zeros, zeros, advantages, mask, aggregation="sequence_mean")
+    assert_close(seq.loss, torch.tensor(0.5))
+    returns = torch.tensor([[1.0, 1.0, 1.0], [3.0, 50.0, 50.0]])
+    assert_close(ppo_value_loss(zeros, zeros, returns, mask).loss, torch.tensor(1.5))
+    assert_close(
+        ppo_value_loss(zeros, zeros, returns, mask, aggregation="sequence_mean").loss, torch.tensor(2.5)
+    )
