@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from alignkit.config import check
+from alignkit.data.reasoning import split_reasoning
 
 FinishReason = Literal["stop", "length"]
 
@@ -62,6 +63,16 @@ class Completion:
     reshape the distribution (so it is comparable with a training forward). None unless asked for."""
     finish_reason: FinishReason = "stop"
     """'stop': the model ended its turn; 'length': cut at max_new_tokens."""
+
+    @property
+    def reasoning(self) -> str:
+        """The ``<think>`` block's text of a reasoning model's response ('' when it has none)."""
+        return split_reasoning(self.text)[0]
+
+    @property
+    def answer(self) -> str:
+        """The response after its reasoning: what the user reads and a correctness check judges."""
+        return split_reasoning(self.text)[1]
 
 
 @runtime_checkable

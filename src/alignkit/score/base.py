@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from alignkit.data.reasoning import split_reasoning
 from alignkit.data.render import chat_dicts
 
 
@@ -64,6 +65,9 @@ class FunctionScorer:
     The function gets plain text: the prompt's last user message and the response's last assistant
     message. ``batched=False`` calls ``fn(prompt, response) -> float`` per pair; ``batched=True`` calls
     ``fn(prompts, responses) -> list[float]`` once per batch (e.g. to call a model or a service).
+    A function that declares a ``reasoning`` and/or ``answer`` parameter also gets the response split by
+    ``split_reasoning`` (``<think>`` block and answer; lists when batched): a correctness rule reads the
+    answer, a chain-of-thought monitor the reasoning.
     """
 
     def __init__(self, fn: Callable[..., Any], *, batched: bool = False, batch_size: int = 256) -> None:
@@ -71,6 +75,12 @@ class FunctionScorer:
         self.batched = batched
         self.batch_size = batch_size
         self.name = getattr(fn, "__qualname__", repr(fn))
+        self.split_parts = [p for p in ("reasoning", "answer") if p in _parameters(fn)]
+
+    def _split(self, responses: Sequence[str]) -> dict[str, Any]:
+        parts = [split_reasoning(r) for r in responses]
+        by_name = {"reasoning": [p[0] for p in parts], "answer": [p[1] for p in parts]}
+        return {name: by_name[name] for name in self.split_parts}
 
     @classmethod
     def from_path(cls, path: str, *, batched: bool = False, batch_size: int = 256) -> FunctionScorer:
@@ -84,14 +94,18 @@ class FunctionScorer:
         scores: list[float] = []
         for start in range(0, len(prompt_texts), self.batch_size):
             chunk = slice(start, start + self.batch_size)
+            split = self._split(response_texts[chunk])
             if self.batched:
-                out = list(self.fn(prompt_texts[chunk], response_texts[chunk]))
+                out = list(self.fn(prompt_texts[chunk], response_texts[chunk], **split))
                 if len(out) != len(prompt_texts[chunk]):
                     raise ValueError(
                         f"scorer {self.name} returned {len(out)} scores for {len(prompt_texts[chunk])} pairs"
                     )
             else:
-                out = [self.fn(p, r) for p, r in zip(prompt_texts[chunk], response_texts[chunk], strict=True)]
+                out = [
+                    self.fn(p, r, **{k: v[i] for k, v in split.items()})
+                    for i, (p, r) in enumerate(zip(prompt_texts[chunk], response_texts[chunk], strict=True))
+                ]
             scores += [self._number(value) for value in out]
         return torch.tensor(scores, dtype=torch.float32)
 
@@ -100,6 +114,30 @@ class FunctionScorer:
             return float(value)
         except (TypeError, ValueError) as err:
             raise ValueError(f"scorer {self.name} returned {value!r}; it must return a number") from err
+
+
+def _parameters(fn: Callable[..., Any]) -> set[str]:
+    import inspect
+
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # builtins without a signature
+        return set()
+
+
+class AnswerOnly:
+    """Scores the answer alone: each response's ``<think>`` block is removed before the wrapped Scorer sees
+    it. For reward models and rules trained or written on final answers, scoring a reasoning model."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    def score(self, prompts: Sequence[Sequence[Any]], responses: Sequence[Sequence[Any]]) -> torch.Tensor:
+        answers = [as_response(split_reasoning(message_text(r, "assistant"))[1]) for r in responses]
+        return self.scorer.score(prompts, answers)
+
+    def __getattr__(self, name: str) -> Any:  # kind, convention ... of the wrapped scorer
+        return getattr(self.scorer, name)
 
 
 def looks_like_function(path: str) -> bool:

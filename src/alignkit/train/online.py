@@ -45,7 +45,7 @@ from alignkit.runs import (
     write_final_dir,
     write_json,
 )
-from alignkit.score.base import Scorer, as_response, build_scorer
+from alignkit.score.base import AnswerOnly, Scorer, as_response, build_scorer
 from alignkit.train.common import DataReport, read_records
 from alignkit.train.engine import global_batch_indices, lr_lambda
 from alignkit.train.sections import DataConfig, DatasetConfig, RunConfig, check_optimisation
@@ -114,20 +114,24 @@ class RolloutConfig:
 class ScorerConfig:
     path: str = ""
     """A reward/cost model folder (`final/` of `alignkit train reward|cost`) or a Python function
-    'package.module:function' called as fn(prompt_text, response_text) -> float."""
+    'package.module:function' called as fn(prompt_text, response_text) -> float (a function that declares
+    `reasoning` / `answer` parameters also gets the response split at its </think>)."""
     batched: bool = False
     """For a function: call it once per batch as fn(prompts, responses) -> list of floats."""
     batch_size: int = 32
     """Pairs scored per forward (models) or per call (batched functions)."""
+    answer_only: bool = False
+    """Score only the answer of a reasoning model's response (its <think>...</think> block removed)."""
 
     def validate(self, prefix: str) -> None:
         check(bool(self.path), f"{prefix}path", self.path, "a score model folder or 'module:function'")
         check(self.batch_size > 0, f"{prefix}batch_size", self.batch_size, "a positive integer")
 
     def build(self, device: Any = None, max_length: int = 512) -> Scorer:
-        return build_scorer(
+        scorer = build_scorer(
             self.path, batched=self.batched, batch_size=self.batch_size, device=device, max_length=max_length
         )
+        return AnswerOnly(scorer) if self.answer_only else scorer
 
 
 @dataclass

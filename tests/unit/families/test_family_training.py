@@ -63,6 +63,8 @@ def test_family_trains_sft_reward_dpo_grpo_and_stops_on_its_end_of_turn_token(na
     assert sft_losses[-1] < 0.2 * sft_losses[0], sft_losses
 
     generator = HFGenerator.from_pretrained(str(sft_dir / "final"), device="cpu")
+    embeddings = generator.model.get_input_embeddings().weight
+    assert (generator.model.get_output_embeddings().weight.data_ptr() == embeddings.data_ptr()) == family.tied
     from alignkit.data.render import ChatOptions, set_chat_options
 
     set_chat_options(generator.tokenizer, ChatOptions(template_kwargs=family.template_kwargs))

@@ -238,3 +238,53 @@ def test_looks_like_function(tmp_path):
     folder.mkdir()
     assert not looks_like_function(str(folder))  # exists on disk: a model folder, colon or not
     assert looks_like_function(str(tmp_path / "missing:v2"))
+
+
+# ----------------------------------------------------------------------------- reasoning and answer
+
+THOUGHT = "<think>\nSmuggling is illegal; refuse.\n</think>\n\nI won't help with that."
+
+
+def test_split_reasoning_by_hand():
+    from alignkit.data.reasoning import split_reasoning
+
+    assert split_reasoning(THOUGHT) == ("Smuggling is illegal; refuse.", "I won't help with that.")
+    # DeepSeek-R1 distills: the prompt opened the block, the response only closes it
+    assert split_reasoning("plan\n</think>\n\nanswer") == ("plan", "answer")
+    assert split_reasoning("just an answer") == ("", "just an answer")
+    assert split_reasoning("<think>\nstill thinking") == ("still thinking", "")
+
+
+def test_completion_exposes_reasoning_and_answer():
+    from alignkit.generate.base import Completion
+
+    completion = Completion(prompt_index=0, text=THOUGHT)
+    assert completion.reasoning == "Smuggling is illegal; refuse."
+    assert completion.answer == "I won't help with that."
+
+
+def test_function_declaring_reasoning_and_answer_gets_them_per_pair_and_batched():
+    seen = []
+
+    def monitor(prompt: str, response: str, reasoning: str, answer: str) -> float:
+        seen.append((reasoning, answer))
+        return float("refuse" in reasoning) + 10 * float(answer == REFUSE)
+
+    out = FunctionScorer(monitor).score([user(HARMFUL)] * 2, [as_response(THOUGHT), as_response(COMPLY)])
+    assert out.tolist() == [11.0, 0.0]
+    assert seen == [("Smuggling is illegal; refuse.", REFUSE), ("", COMPLY)]
+
+    def batched(prompts, responses, answer):
+        return [len(a) for a in answer]
+
+    out = FunctionScorer(batched, batched=True).score([user(HARMFUL)], [as_response(THOUGHT)])
+    assert out.tolist() == [len(REFUSE)]
+
+
+def test_answer_only_scorer_hides_the_reasoning():
+    from alignkit.score.base import AnswerOnly
+
+    seen = []
+    scorer = AnswerOnly(FunctionScorer(lambda p, r: seen.append(r) or 0.0))
+    scorer.score([user(HARMFUL)], [as_response(THOUGHT)])
+    assert seen == [REFUSE]
