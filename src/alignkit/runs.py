@@ -31,17 +31,22 @@ class RunFolderError(RuntimeError):
     """The run folder cannot be used as asked (exists, or is not resumable)."""
 
 
+def check_run_dir(path: str | Path, *, overwrite: bool, resume: bool) -> None:
+    """Refuse, before any work or side effect, a run folder that holds an earlier run (unless asked)."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()) and not (overwrite or resume):
+        raise RunFolderError(
+            f"run folder {str(path)!r} already holds a run. Pass run.resume=true to continue it, "
+            "run.overwrite=true to replace it, or choose another run.output_dir."
+        )
+
+
 def prepare_run_dir(path: str | Path, *, overwrite: bool, resume: bool) -> Path:
     """Create (or reuse, when resuming) the run folder; refuse to clobber an earlier run."""
     path = Path(path)
-    if path.exists() and any(path.iterdir()):
-        if overwrite:
-            shutil.rmtree(path)
-        elif not resume:
-            raise RunFolderError(
-                f"run folder {str(path)!r} already holds a run. Pass run.resume=true to continue it, "
-                "run.overwrite=true to replace it, or choose another run.output_dir."
-            )
+    check_run_dir(path, overwrite=overwrite, resume=resume)
+    if path.exists() and any(path.iterdir()) and overwrite:
+        shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

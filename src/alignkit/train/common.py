@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alignkit.config import dump_yaml
-from alignkit.runs import prepare_run_dir, write_json
+from alignkit.runs import check_run_dir, prepare_run_dir, write_json
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 
@@ -69,7 +69,9 @@ def prepare_training(accelerator: Any, model: Any, cfg: TrainerConfig) -> tuple[
     return accelerator.prepare(model, optimizer)
 
 
-def load_run_tokenizer(model: ModelConfig, data: DataConfig | None = None) -> Any:
+def load_run_tokenizer(
+    model: ModelConfig, data: DataConfig | None = None, run: RunConfig | None = None
+) -> Any:
     """The run's tokenizer with its chat options, its template checked on a probe chat before any work.
 
     Called before the run folder exists, so a template that cannot mark assistant turns stops the run
@@ -77,6 +79,9 @@ def load_run_tokenizer(model: ModelConfig, data: DataConfig | None = None) -> An
     """
     from alignkit.data.render import check_chat_template
     from alignkit.models.loading import load_tokenizer
+
+    if run is not None:  # the cheapest check first: a run folder that must not be touched
+        check_run_dir(run.output_dir, overwrite=run.overwrite, resume=run.resume)
 
     tokenizer = load_tokenizer(
         model.tokenizer or model.path,

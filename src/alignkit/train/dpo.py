@@ -210,8 +210,7 @@ def train(config: DPOConfig) -> LoopResult:
     """Run the configured preference optimisation: the same call ``alignkit train dpo`` makes."""
     loss = PreferenceLoss(config.loss)
     accelerator = make_accelerator(config.trainer)
-    tokenizer = load_run_tokenizer(config.model, config.data)
-    run_dir = start_run(config.run, config, accelerator)
+    tokenizer = load_run_tokenizer(config.model, config.data, config.run)
     pad_id = tokenizer.pad_token_id
 
     # 1. Data: records -> pair examples (or KTO's unpaired examples with their mismatched KL sequences).
@@ -228,6 +227,8 @@ def train(config: DPOConfig) -> LoopResult:
             examples[name], report.truncated[name] = tokenize_unpaired(
                 records, tokenizer, config.data.max_length, config.preference, config.trainer.seed
             )
+    # The run folder is made only once the data and its template passed every check.
+    run_dir = start_run(config.run, config, accelerator)
     report.publish(accelerator, run_dir)
 
     # 2. Models: the policy is prepared for training; the reference never is (see dpo_reference).

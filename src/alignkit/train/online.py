@@ -36,6 +36,7 @@ from alignkit.data.render import IGNORE_INDEX, render_prompt
 from alignkit.generate.base import Generator, SamplingConfig
 from alignkit.losses.lagrangian import lagrange_update
 from alignkit.losses.logprobs import label_mask
+from alignkit.models.score_model import closing_token_id
 from alignkit.runs import (
     MetricsLog,
     checkpoint_dirs,
@@ -344,6 +345,7 @@ def build_rollout(
     completions = generator.generate(prompts, sampling, seed=seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     prompt_ids = [render_prompt(tokenizer, p) for p in prompts]
+    closing = closing_token_id(tokenizer)
     sequences, labels, sample_prompts = [], [], []
     for completion in completions:
         ids = prompt_ids[completion.prompt_index]
@@ -354,7 +356,7 @@ def build_rollout(
             )
         response = list(completion.token_ids)
         if not response:
-            response = [tokenizer.eos_token_id]  # an empty answer still ends its turn
+            response = [closing]  # an empty answer still ends its turn, with the template's own token
         sequences.append(ids + response)
         labels.append([IGNORE_INDEX] * len(ids) + response)
         sample_prompts.append(list(prompts[completion.prompt_index]))

@@ -73,7 +73,7 @@ class OnlineTrainer(abc.ABC):
         cfg = config.trainer
         acc = self.accelerator = make_accelerator(cfg)
         check_batch_sizes(config.rollout, cfg, acc.num_processes)
-        self.tokenizer = load_run_tokenizer(config.model, config.data)
+        self.tokenizer = load_run_tokenizer(config.model, config.data, config.run)
         self.run_dir = start_run(config.run, config, acc)
         refuse_sharded_engines(acc)
         report = DataReport()

@@ -139,17 +139,7 @@ def train_score_model(
     from alignkit.models.lora import model_quantize, prepare_trainable_model
 
     accelerator = make_accelerator(trainer)
-    tokenizer = load_run_tokenizer(model, data)
-    run_dir = start_run(run, config, accelerator)
-    score_model = new_score_model(
-        model.path,
-        tokenizer,
-        kind,
-        dtype=model.dtype,
-        trust_remote_code=model.trust_remote_code,
-        quantize=model_quantize(model),
-    )
-    pad_id = score_model.config.pad_token_id
+    tokenizer = load_run_tokenizer(model, data, run)
 
     report = DataReport()
     splits = {"train": data.train, **({"eval": data.eval} if data.eval else {})}
@@ -160,7 +150,18 @@ def train_score_model(
         tokenized[name], report.truncated[name], dropped[name] = tokenize_pairs(
             specs, tokenizer, data.max_length
         )
+    # The run folder is made only once the data and its template passed every check.
+    run_dir = start_run(run, config, accelerator)
     report.publish(accelerator, run_dir)
+    score_model = new_score_model(
+        model.path,
+        tokenizer,
+        kind,
+        dtype=model.dtype,
+        trust_remote_code=model.trust_remote_code,
+        quantize=model_quantize(model),
+    )
+    pad_id = score_model.config.pad_token_id
     if accelerator.is_main_process:
         for name, n in dropped.items():
             if n:

@@ -72,8 +72,7 @@ def train(config: SFTConfig) -> LoopResult:
     from alignkit.data.records import Conversation
 
     accelerator = make_accelerator(config.trainer)
-    tokenizer = load_run_tokenizer(config.model, config.data)
-    run_dir = start_run(config.run, config, accelerator)
+    tokenizer = load_run_tokenizer(config.model, config.data, config.run)
     report = DataReport()
     splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
     tokenized = {}
@@ -81,6 +80,8 @@ def train(config: SFTConfig) -> LoopResult:
         records = read_records(ds, config.data, report, name)
         require_records(records, Conversation, ds.source, ds.template)
         tokenized[name], report.truncated[name] = tokenize(records, tokenizer, config.data.max_length)
+    # The run folder is made only once the data and its template passed every check.
+    run_dir = start_run(config.run, config, accelerator)
     report.publish(accelerator, run_dir)
 
     model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks

@@ -118,3 +118,48 @@ def test_remote_code_runs_only_when_asked(tmp_path):
     with pytest.raises(Exception, match="trust_remote_code"):
         load_causal_lm(str(folder))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["sft", "reward", "dpo"])
+def test_a_template_that_cannot_mark_turns_stops_the_cli_before_any_side_effect(
+    saved, tmp_path, capsys, command
+):
+    """Mistral's released template moves a system message into the newest user turn, so a multi-turn chat
+    with one cannot be masked: exit 2, a message naming the turn and the fix, and no run folder."""
+    from alignkit.cli import main
+
+    system = {"role": "system", "content": "Be brief."}
+    turns = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "again"},
+    ]
+    data = tmp_path / "data.jsonl"
+    row = (
+        {"messages": [system, *turns, {"role": "assistant", "content": "hello again"}]}
+        if command == "sft"
+        else {
+            "prompt": [system, *turns],
+            "chosen": [{"role": "assistant", "content": "hello again"}],
+            "rejected": [{"role": "assistant", "content": "no"}],
+        }
+    )
+    data.write_text(json.dumps(row) + "\n")
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            command,
+            f"model.path={saved['mistral']}",
+            f"data.train.source={data}",
+            "data.eval=null",
+            *([] if command == "sft" else ["data.train.template=trl"]),
+            f"run.output_dir={out}",
+            "run.progress=false",
+        ]  # fmt: skip
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "chat template" in err and "assistant turn 1" in err and "model.chat_template" in err
+    assert "Traceback" not in err
+    assert not out.exists()

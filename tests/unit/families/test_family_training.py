@@ -9,6 +9,7 @@ model, DPO and GRPO each take a few steps and their loss moves; GRPO's rollouts 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from family_models import ANSWERS, FAMILIES, save_family, write_family_data
@@ -33,7 +34,7 @@ def test_family_trains_sft_reward_dpo_grpo_and_stops_on_its_end_of_turn_token(na
     from alignkit.data.reasoning import split_reasoning
     from alignkit.generate.base import SamplingConfig
     from alignkit.generate.hf import HFGenerator
-    from alignkit.train import dpo, grpo, reward, sft
+    from alignkit.train import dpo, grpo, ppo, reward, sft
 
     family = FAMILIES[name]
     data = write_family_data(tmp_path / "data", thinking=family.thinking)
@@ -143,3 +144,31 @@ def test_family_trains_sft_reward_dpo_grpo_and_stops_on_its_end_of_turn_token(na
     rows = [r for r in metrics(grpo_dir) if "reward/score" in r]
     assert len(rows) == 2
     assert all(r["finished_rate"] > 0.5 for r in rows), rows
+
+    # PPO against the family's reward model, its critic a value head on the same architecture
+    ppo_dir = tmp_path / "ppo"
+    ppo.train(
+        load_config(
+            ppo.PPOConfig,
+            None,
+            [
+                f"model.path={policy}",
+                *options,
+                f"reward.path={tmp_path / 'reward' / 'final'}",
+                f"data.train.source={data['pairs']}",
+                "data.train.template=trl",
+                "data.eval=null",
+                "rollout.prompts_per_step=8",
+                "rollout.max_new_tokens=40",
+                "rollout.temperature=0.5",
+                "trainer.steps=2",
+                "trainer.mini_batch_size=8",
+                "trainer.micro_batch_size=8",
+                f"run.output_dir={ppo_dir}",
+                *COMMON,
+            ],
+        )
+    )
+    rows = [r for r in metrics(ppo_dir) if "reward/score" in r]
+    assert len(rows) == 2 and all(r["finished_rate"] > 0.5 for r in rows), rows
+    assert all(math.isfinite(r["loss/value"]) and math.isfinite(r["loss/policy"]) for r in rows)
