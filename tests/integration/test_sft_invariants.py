@@ -26,6 +26,12 @@ def weights(run_dir):
     return load_file(str(run_dir / "final" / "model.safetensors"))
 
 
+MULTI_PROCESS_WEIGHT_ATOL = 1e-4
+"""Two processes sum gradients in another order than one; Adam divides by sqrt(v), so for weights whose
+gradients are near zero that rounding noise becomes a visible update: after 6 steps weights differ by up to
+3.4e-5 (losses by < 1e-5), the same at the last landed commit on this CPU."""
+
+
 def assert_same_weights(a, b, atol):
     wa, wb = weights(a), weights(b)
     # DeepSpeed's gathered state dict also lists tied weights (lm_head = embed_tokens) under both names.
@@ -123,7 +129,7 @@ def test_two_gloo_ddp_processes_match_one_process(tmp_path, one_process_run):
     assert state["distributed_type"].endswith("MULTI_CPU")
     a, b = losses(one_process_run), losses(out)
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
-    assert_same_weights(one_process_run, out, atol=1e-5)
+    assert_same_weights(one_process_run, out, atol=MULTI_PROCESS_WEIGHT_ATOL)
 
 
 @pytest.mark.slow
@@ -133,4 +139,4 @@ def test_deepspeed_zero2_on_two_cpu_processes_matches_one_process(tmp_path, one_
     assert state["distributed_type"].endswith("DEEPSPEED")
     a, b = losses(one_process_run), losses(out)
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
-    assert_same_weights(one_process_run, out, atol=1e-5)
+    assert_same_weights(one_process_run, out, atol=MULTI_PROCESS_WEIGHT_ATOL)

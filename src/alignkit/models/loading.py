@@ -15,6 +15,8 @@ from typing import Any
 import torch
 
 ADAPTER_CONFIG = "adapter_config.json"
+CHAT_KWARGS_FILE = "chat_template_kwargs.json"
+"""Saved beside the tokenizer: the chat-template variables the model was trained with."""
 TOYWORLD_SCHEME = "toyworld://"
 
 
@@ -48,7 +50,9 @@ def load_tokenizer(
 
     ``chat_template`` replaces the tokenizer's template (a ``.jinja`` file or the template text): the fix
     for released templates that cannot yield an assistant mask (``alignkit.data.render``).
-    ``template_kwargs`` are passed to every render (e.g. ``enable_thinking: false`` for Qwen3).
+    ``template_kwargs`` are passed to every render (e.g. ``enable_thinking: false`` for Qwen3); when not
+    given, those a run saved with the tokenizer (``CHAT_KWARGS_FILE``) apply, so a model trained without
+    thinking is rendered the same way by every later command.
     """
     from transformers import AutoTokenizer
 
@@ -65,7 +69,10 @@ def load_tokenizer(
             f"tokenizer at {path!r} has no chat template; alignkit renders every record through one. "
             "Use an instruct/chat tokenizer or set model.chat_template=PATH.jinja."
         )
-    set_chat_options(tokenizer, ChatOptions(dict(template_kwargs or {}), reasoning_loss))
+    if template_kwargs is None:
+        saved = Path(resolve_path(path)) / CHAT_KWARGS_FILE
+        template_kwargs = json.loads(saved.read_text()) if saved.is_file() else {}
+    set_chat_options(tokenizer, ChatOptions(dict(template_kwargs), reasoning_loss))
     return tokenizer
 
 
@@ -155,3 +162,8 @@ def save_pretrained(model: Any, tokenizer: Any, out_dir: Path, state_dict: Any =
     """
     model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    from alignkit.data.render import chat_options
+
+    template_kwargs = dict(chat_options(tokenizer).template_kwargs)
+    if template_kwargs:
+        (Path(out_dir) / CHAT_KWARGS_FILE).write_text(json.dumps(template_kwargs, indent=2) + "\n")

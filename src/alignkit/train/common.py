@@ -87,7 +87,7 @@ def load_run_tokenizer(
         model.tokenizer or model.path,
         trust_remote_code=model.trust_remote_code,
         chat_template=model.chat_template,
-        template_kwargs=model.chat_template_kwargs,
+        template_kwargs=model.chat_template_kwargs or None,  # None: what the checkpoint was trained with
         reasoning_loss=data.reasoning_loss if data is not None else True,
     )
     check_chat_template(tokenizer)

@@ -54,7 +54,9 @@ class ModelConfig:
     """Replace the tokenizer's chat template: a .jinja file or the template text (e.g. TRL's
     trl/chat_templates/*_training.jinja for a template that renders history differently from prompts)."""
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Variables passed to the chat template on every render, e.g. {enable_thinking: false} for Qwen3."""
+    """Variables passed to the chat template on every render, e.g. {enable_thinking: false} for Qwen3.
+    Saved with the trained model (chat_template_kwargs.json) and used again when loading it; {} here
+    keeps what the checkpoint saved."""
     lora: LoraConfig | None = None
     """Train a LoRA adapter on the frozen model instead of every weight (None: full fine-tuning).
     Set any key to turn it on (model.lora.r=16), or model.lora={} for the defaults."""

@@ -66,9 +66,10 @@ def test_family_trains_sft_reward_dpo_grpo_and_stops_on_its_end_of_turn_token(na
     generator = HFGenerator.from_pretrained(str(sft_dir / "final"), device="cpu")
     embeddings = generator.model.get_input_embeddings().weight
     assert (generator.model.get_output_embeddings().weight.data_ptr() == embeddings.data_ptr()) == family.tied
-    from alignkit.data.render import ChatOptions, set_chat_options
+    from alignkit.data.render import chat_options
 
-    set_chat_options(generator.tokenizer, ChatOptions(template_kwargs=family.template_kwargs))
+    # the SFT run saved its template variables with the tokenizer; a later load renders the same way
+    assert chat_options(generator.tokenizer).template_kwargs == family.template_kwargs
     eot = generator.tokenizer.convert_tokens_to_ids(family.eot)
     assert eot in generator.stops
     prompts = [[{"role": "user", "content": q}] for q in ANSWERS]
