@@ -69,6 +69,28 @@ class DataError(ValueError):
         self.got = got
 
 
+class TemplateError(DataError):
+    """The template itself cannot be built: an unknown name or option, a bad option value.
+
+    It is a ``DataError`` so every entry point (``load_records``, ``alignkit data inspect``, a
+    training run) reports it as one, but it has no file, row or field: only what to set instead.
+    """
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.file = ""
+        self.row = None
+        self.field = None
+        self.expected = ""
+        self.got = ""
+
+
+INVALID = "invalid"
+"""``SkippedRow.kind`` of a malformed row left out because the user asked to skip invalid rows."""
+EXCLUDED = "excluded"
+"""``SkippedRow.kind`` of a well-formed row a template leaves out on purpose (a tie): always reported."""
+
+
 @dataclass(frozen=True)
 class SkippedRow:
     """A row left out of a :class:`LoadResult`, and why.
@@ -82,6 +104,8 @@ class SkippedRow:
     field: str | None
     reason: str
     detail: str = ""
+    kind: str = INVALID
+    """:data:`INVALID` (skipped under ``skip_invalid``) or :data:`EXCLUDED` (left out on purpose)."""
 
     def __str__(self) -> str:
         where = f"{self.file} row {self.row}"

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from alignkit.data.errors import MissingField
 from alignkit.data.records import Preference
 from alignkit.data.templates import fields
-from alignkit.data.templates.base import RowContext, Template
+from alignkit.data.templates.base import OPTION_HINT, RowContext, Template
 
 _RATE_1 = "_rate_1"
 
@@ -44,7 +44,9 @@ class AlignAnythingTI2T(Template):
         field = "overall_response" if self.dimension == "overall" else f"{self.dimension}_rate_1"
         if self.dimension not in labels:
             raise MissingField(
-                field, f"the verdict for dimension '{self.dimension}' (template option dimension=)"
+                field,
+                f"the verdict for dimension '{self.dimension}' (choose a rated dimension of this row with "
+                f"template option dimension, set {OPTION_HINT})",
             )
         winner = fields.pick_winner(labels, self.dimension, field)
         return Preference(

@@ -15,6 +15,9 @@ from typing import Any, ClassVar
 
 from alignkit.data.records import Record
 
+OPTION_HINT = "in a config as data.<train|eval>.options.<option>, or as --option <option>=<value> for `alignkit data inspect`"
+"""Where a template option is set, for every error message that tells the user to set one."""
+
 
 @dataclass(frozen=True)
 class RowContext:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from alignkit.data.errors import MissingField, RowError
 from alignkit.data.records import Conversation, Message, Preference
 from alignkit.data.templates import fields
-from alignkit.data.templates.base import RowContext, Template
+from alignkit.data.templates.base import OPTION_HINT, RowContext, Template
 
 LOCAL_DIMENSIONS: tuple[str, ...] = (
     "local_image_text_consistency",
@@ -93,7 +93,9 @@ class InterMT(Template):
         field = f"{'local_' if self.dimension in LOCAL_DIMENSIONS else ''}overall_preference.{self.dimension}"
         if self.dimension not in labels:
             raise MissingField(
-                field, f"a 1|2|0 verdict for '{self.dimension}' (set template option dimension=)"
+                field,
+                f"a 1|2|0 verdict for '{self.dimension}' (choose a judged dimension with template option "
+                f"dimension, set {OPTION_HINT})",
             )
         winner = fields.pick_winner(labels, self.dimension, field)
         return Preference(
