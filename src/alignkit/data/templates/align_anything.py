@@ -37,9 +37,11 @@ class AlignAnythingTI2T(Template):
         if "refinement" in row:
             refined = (fields.assistant(fields.text(row, "refinement")),)
             original = (fields.assistant(fields.text(row, "response")),)
+            fields.distinct(refined, original, "refinement", "response")
             return Preference(prompt, refined, original)
 
         responses = {k: (fields.assistant(fields.text(row, f"response_{k}")),) for k in (1, 2)}
+        fields.distinct(responses[2], responses[1], "response_2", "response_1")
         labels = self._labels(row)
         field = "overall_response" if self.dimension == "overall" else f"{self.dimension}_rate_1"
         if self.dimension not in labels:

@@ -35,6 +35,7 @@ class BeaverTailsV(Template):
             self._response(row, "response_1", "is_response_1_safe", category),
             self._response(row, "response_2", "is_response_2_safe", category),
         )
+        fields.distinct(responses[1].messages, responses[0].messages, "response_2", "response_1")
         better_id = fields.integer(row, "more_helpful_response_id", (1, 2)) - 1
         safer_id = fields.integer(row, "safer_response_id", (1, 2)) - 1
         check_safer_is_safe(responses, safer_id, "safer_response_id")

@@ -8,6 +8,7 @@ booleans are also accepted as text ("1", "true") because CSV cells and some data
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -80,6 +81,17 @@ def boolean(row: Mapping[str, Any], key: str) -> bool:
     return as_bool(get(row, key, "true or false"), key)
 
 
+def number(row: Mapping[str, Any], key: str) -> float:
+    """A real number (ratings, scores); text that reads as one is accepted, like integers are."""
+    value = get(row, key, "a number")
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise RowError(key, "a number", describe(value))
+    return float(value)
+
+
 def _decoded(value: Any, ctx: RowContext) -> Any:
     """Decode a JSON-encoded CSV cell that should hold a list or dict; leave anything else alone."""
     if ctx.json_strings and isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
@@ -132,10 +144,12 @@ def image_part(value: Any, name: str, ctx: RowContext) -> ContentPart:
         value.save(buffer, format="PNG")
         return ContentPart("image", data=buffer.getvalue())
     if isinstance(value, (bytes, bytearray)) and value:
-        return ContentPart("image", data=bytes(value))
+        return _readable_image(ContentPart("image", data=bytes(value)), name, "the embedded bytes")
     if isinstance(value, Mapping):
         if value.get("bytes"):
-            return ContentPart("image", data=bytes(value["bytes"]))
+            return _readable_image(
+                ContentPart("image", data=bytes(value["bytes"])), f"{name}.bytes", "the bytes"
+            )
         if value.get("path"):
             return image_part(value["path"], f"{name}.path", ctx)
         raise RowError(name, expected, "a dict with neither 'bytes' nor 'path'")
@@ -147,8 +161,24 @@ def image_part(value: Any, name: str, ctx: RowContext) -> ContentPart:
             path = ctx.base_dir / path
         if not path.is_file():
             raise RowError(name, "an existing image file", f"{value!r} (no file at {path})")
-        return ContentPart("image", path=str(path))
+        return _readable_image(ContentPart("image", path=str(path)), name, repr(value))
     raise RowError(name, expected, describe(value))
+
+
+def _readable_image(part: ContentPart, name: str, shown: str) -> ContentPart:
+    """``part`` if PIL can identify its image, so a ``.png`` that is not one fails now, not mid-training.
+
+    Only the header is read (PIL opens lazily): cheap enough to do for every row.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(part.path if part.data is None else io.BytesIO(part.data)):
+            pass
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        reason = "not an image file" if isinstance(error, UnidentifiedImageError) else str(error)
+        raise RowError(name, "an image PIL can read (PNG, JPEG, WebP, ...)", f"{shown}: {reason}") from None
+    return part
 
 
 def image_list(value: Any, name: str, ctx: RowContext) -> tuple[ContentPart, ...]:
@@ -215,8 +245,31 @@ def messages(
         if role not in ROLES:
             raise RowError(f"{name}[{i}].role", "system, user or assistant", describe(role))
         get(item, "content", "a string or a list of content blocks", f"{name}[{i}]")
-        result.append(Message(role, content(item["content"], f"{name}[{i}].content", ctx, images)))
+        message = Message(role, content(item["content"], f"{name}[{i}].content", ctx, images))
+        if role != "system" and is_empty(message):
+            raise RowError(
+                f"{name}[{i}].content", f"a non-empty {role} turn (text or media)", "an empty turn"
+            )
+        result.append(message)
     return tuple(result)
+
+
+def is_empty(message: Message) -> bool:
+    """No text but whitespace and no media: a turn that says nothing (an empty reply is no response)."""
+    return not message.text().strip() and not message.media()
+
+
+def _said(turns: Messages) -> tuple:
+    return tuple((m.role, m.text().strip(), m.media()) for m in turns)
+
+
+def distinct(first: Messages, second: Messages, name: str, other: str) -> None:
+    """Refuse a pair whose two responses say the same thing: it holds no preference to learn.
+
+    Compared after stripping surrounding whitespace, which no model is asked to prefer.
+    """
+    if _said(first) == _said(second):
+        raise RowError(name, f"a response different from '{other}'", f"the same response as '{other}'")
 
 
 def user(value: str | tuple) -> Message:
@@ -258,6 +311,7 @@ def split_pair(
             raise RowError(name, "a conversation sharing a prompt with the other response", "no shared turns")
         if n == len(conversation) or conversation[n].role != "assistant":
             raise RowError(name, "an assistant turn after the shared prompt", "none")
+    distinct(chosen[n:], rejected[n:], names[1], names[0])
     return chosen[:n], chosen[n:], rejected[n:]
 
 

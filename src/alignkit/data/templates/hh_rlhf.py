@@ -3,6 +3,9 @@
 Each of ``chosen``/``rejected`` is "\\n\\nHuman: ...\\n\\nAssistant: ..." text. As TRL and safe-rlhf do,
 the prompt is the text both share up to its last "\\n\\nAssistant:"; the rest of each transcript is
 its response. The prompt is then split into user/assistant turns, so multi-turn context survives.
+A response must be that one last reply: transcripts that differ before their last Assistant turn, or
+end on a Human turn, hold no single pair of replies to compare and are refused, as are identical
+transcripts and empty replies.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class HhRlhf(Template):
     def parse(self, row: Mapping[str, Any], ctx: RowContext) -> Preference:
         chosen = fields.text(row, "chosen")
         rejected = fields.text(row, "rejected")
+        if chosen.strip() == rejected.strip():
+            raise RowError("rejected", "a transcript different from 'chosen'", "the same transcript")
         n = 0
         while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
             n += 1
@@ -55,8 +60,30 @@ class HhRlhf(Template):
         prompt = parse_transcript(chosen[:cut], "chosen")
         if not prompt or prompt[-1].role != "user":
             raise RowError("chosen", "a prompt ending with a Human turn", repr(chosen[:end][-40:]))
+        replies = {
+            name: _last_reply(text, end, name) for name, text in (("chosen", chosen), ("rejected", rejected))
+        }
         return Preference(
             prompt,
-            (Message("assistant", chosen[end:].strip()),),
-            (Message("assistant", rejected[end:].strip()),),
+            (Message("assistant", replies["chosen"]),),
+            (Message("assistant", replies["rejected"]),),
         )
+
+
+def _last_reply(transcript: str, start: int, field: str) -> str:
+    """The reply after the shared prompt: one non-empty Assistant turn that ends the transcript."""
+    reply = transcript[start:]
+    markers = _TURN.findall(reply)
+    if markers:
+        ends_on_human = parse_transcript(transcript, field)[-1].role == "user"
+        got = (
+            "a transcript ending on a Human turn"
+            if ends_on_human
+            else "a transcript that differs from the other before its last Assistant turn"
+        )
+        raise RowError(
+            field, "a transcript whose last turn is the only one that differs: an Assistant reply", got
+        )
+    if not reply.strip():
+        raise RowError(field, "a non-empty last Assistant reply", "an empty reply")
+    return reply.strip()

@@ -82,6 +82,7 @@ class InterMT(Template):
         responses = {
             k: (fields.assistant(_turn_content(pair, f"response_{k}", "paired_convs", ctx)),) for k in (1, 2)
         }
+        fields.distinct(responses[2], responses[1], "paired_convs.response_2", "paired_convs.response_1")
 
         labels: dict[str, int] = {}
         for key in LABEL_FIELDS:

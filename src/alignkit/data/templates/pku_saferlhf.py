@@ -55,6 +55,27 @@ def check_safer_is_safe(responses: tuple[ResponseSafety, ResponseSafety], safer_
         )
 
 
+def check_safety_labels(
+    safety: ResponseSafety, severity_field: str, category_field: str, safe_because: str, unsafe_because: str
+) -> None:
+    """A response's labels must agree: safe means severity 0 and no harm category; unsafe, severity 1-3.
+
+    A row that says both (safe, yet severe or harmful) would teach the cost model two signs for one
+    response, so it is refused like BeaverTails' is_safe/category contradictions; ``*_because`` names
+    the label that makes the other one wrong.
+    """
+    if safety.is_safe and safety.severity:
+        raise RowError(severity_field, f"0, since {safe_because}", repr(safety.severity))
+    if safety.is_safe and safety.harm_categories:
+        raise RowError(
+            category_field,
+            f"no harm category flagged, since {safe_because}",
+            f"{', '.join(safety.harm_categories)} flagged",
+        )
+    if not safety.is_safe and safety.severity == 0:
+        raise RowError(severity_field, f"1, 2 or 3, since {unsafe_because}", "0")
+
+
 @dataclass
 class PkuSafeRlhf(Template):
     """Pairs of responses with helpfulness and harmlessness rankings -> ``SafetyPreference``."""
@@ -65,6 +86,7 @@ class PkuSafeRlhf(Template):
     def parse(self, row: Mapping[str, Any], ctx: RowContext) -> SafetyPreference:
         prompt = (fields.user(fields.text(row, "prompt")),)
         responses = (self._response(row, 0, ctx), self._response(row, 1, ctx))
+        fields.distinct(responses[1].messages, responses[0].messages, "response_1", "response_0")
         better_id = fields.integer(row, "better_response_id", (0, 1))
         safer_id = fields.integer(row, "safer_response_id", (0, 1))
         check_safer_is_safe(responses, safer_id, "safer_response_id")
@@ -80,12 +102,20 @@ class PkuSafeRlhf(Template):
             )
         if f"response_{i}_severity_level" in row:
             severity = fields.integer(row, f"response_{i}_severity_level", SEVERITIES)
-        return ResponseSafety(
+        safety = ResponseSafety(
             (fields.assistant(fields.text(row, f"response_{i}")),),
             is_safe=fields.boolean(row, f"is_response_{i}_safe"),
             harm_categories=categories,
             severity=severity,
         )
+        check_safety_labels(
+            safety,
+            f"response_{i}_severity_level",
+            f"response_{i}_harm_category",
+            f"is_response_{i}_safe is true",
+            f"is_response_{i}_safe is false",
+        )
+        return safety
 
 
 @dataclass
@@ -116,4 +146,11 @@ class PkuSafeRlhfQa(Template):
                 categories.append(HARM_CATEGORIES[index])
         severity = fields.integer(row, "severity_category", SEVERITIES)
         safety = ResponseSafety(response, not categories, tuple(categories), severity)
+        check_safety_labels(
+            safety,
+            "severity_category",
+            "safety_category",
+            "safety_category marks the response safe ([-1])",
+            "safety_category names a harm category",
+        )
         return SafetyLabel(prompt, safety)

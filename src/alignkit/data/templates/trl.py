@@ -20,6 +20,12 @@ shape, so a row of another shape is an error rather than a different record type
 ``prompt`` column a preference has an *implicit prompt*: the shared start of chosen and rejected.
 Vision rows may hold an ``images`` column whose entries fill ``{"type": "image"}`` placeholders in
 order; images left over are put before the text of the first user turn.
+
+``trl`` never guesses: a row with a prompt and part of another shape (``chosen`` without
+``rejected``, ``label`` without ``completion``) is refused rather than read as a bare prompt, and so is
+TRL's stepwise-supervision shape (``prompt, completions, labels``), which alignkit does not train on.
+A preference whose ``chosen`` and ``rejected`` both start with the ``prompt`` (the implicit-prompt
+format with a prompt column left in) is refused too: the model would be taught to repeat the prompt.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from alignkit.data.errors import RowError
+from alignkit.data.errors import MissingField, RowError
 from alignkit.data.records import (
     Conversation,
     Message,
@@ -52,16 +58,75 @@ SHAPES: dict[str, tuple[str, ...]] = {
 }
 
 
+PARTIAL_SHAPES = ("preference", "unpaired", "completion")
+"""Shapes whose columns beside ``prompt`` mean a row is not prompt-only, even with one missing."""
+STEPWISE = "completions"
+"""The column of TRL's stepwise-supervision format (prompt, completions, labels)."""
+
+
 def detect_shape(row: Mapping[str, Any]) -> str:
-    """The first TRL shape whose columns the row has."""
+    """The first TRL shape whose columns the row has; a row that is half of one shape is an error."""
+    if STEPWISE in row:
+        raise RowError(
+            STEPWISE,
+            "one of the TRL formats alignkit reads: (prompt,) chosen, rejected | prompt, completion(, label) "
+            "| messages | text | prompt (stepwise supervision, with 'completions' and 'labels', is not one)",
+            "a stepwise-supervision row",
+        )
     for shape, columns in SHAPES.items():
         if all(column in row for column in columns):
+            if shape == "prompt":
+                _refuse_partial(row)
             return shape
     raise RowError(
         "columns",
         "the columns of a TRL format: (prompt,) chosen, rejected | prompt, completion(, label) | messages | text | prompt",
         f"columns {sorted(row)}",
     )
+
+
+def _refuse_partial(row: Mapping[str, Any]) -> None:
+    """A prompt row that also has some columns of another shape is that shape with a column missing."""
+    for shape in PARTIAL_SHAPES:
+        columns = SHAPES[shape]
+        present = [c for c in columns if c in row and c != "prompt"]
+        if present:
+            missing = next(c for c in columns if c not in row)
+            raise MissingField(
+                missing,
+                f"a value: the row has {', '.join(map(repr, present))} of TRL's {shape} format "
+                f"({', '.join(columns)}), so it is not a prompt-only row",
+            )
+
+
+def _check_not_repeating(
+    row: Mapping[str, Any], prompt: Messages, chosen: Messages, rejected: Messages
+) -> None:
+    """Refuse a pair whose responses start with the whole prompt: the prompt column was left in them.
+
+    Conversational: a response's first turns are the prompt's turns. Standard strings: *both* texts
+    start with the prompt text, since one reply may quote a short prompt, but two replies that both do
+    are the implicit-prompt format with a prompt column added.
+    """
+    if isinstance(row["chosen"], str) and isinstance(row["rejected"], str):
+        head = row["prompt"].strip() if isinstance(row["prompt"], str) else None
+        repeats = (
+            ["chosen"]
+            if head and all(row[k].lstrip().startswith(head) for k in ("chosen", "rejected"))
+            else []
+        )
+    else:
+        sides = (("chosen", chosen), ("rejected", rejected))
+        repeats = [
+            name for name, turns in sides if len(turns) >= len(prompt) and turns[: len(prompt)] == prompt
+        ]
+    if repeats:
+        raise RowError(
+            repeats[0],
+            "only the response (the 'prompt' column holds the prompt; without a 'prompt' column the "
+            "shared start of chosen and rejected is the prompt)",
+            "a response that starts with the prompt",
+        )
 
 
 def _turns(value: Any, name: str, ctx: RowContext, role: str, images: Iterator[Any]) -> Messages:
@@ -82,6 +147,11 @@ def _implicit_prompt(chosen: str, rejected: str) -> tuple[str, str, str]:
         raise RowError(
             "chosen", "text sharing a prompt prefix with rejected (no 'prompt' column)", "no shared prefix"
         )
+    for name, rest in (("chosen", chosen[n:]), ("rejected", rejected[n:])):
+        if not rest.strip():
+            raise RowError(
+                name, "a response after the prompt it shares with the other side", "nothing after it"
+            )
     return chosen[:n], chosen[n:], rejected[n:]
 
 
@@ -121,6 +191,8 @@ class Trl(Template):
         if shape == "preference":
             chosen = _turns(row["chosen"], "chosen", ctx, "assistant", images)
             rejected = _turns(row["rejected"], "rejected", ctx, "assistant", images)
+            fields.distinct(rejected, chosen, "rejected", "chosen")
+            _check_not_repeating(row, prompt, chosen, rejected)
             return Preference(prompt, chosen, rejected)
         completion = _turns(row["completion"], "completion", ctx, "assistant", images)
         if shape == "unpaired":
@@ -131,6 +203,10 @@ class Trl(Template):
     def _implicit(row: Mapping[str, Any], ctx: RowContext, images: Iterator[Any]) -> Preference:
         chosen, rejected = row["chosen"], row["rejected"]
         if isinstance(chosen, str) and isinstance(rejected, str):
+            if chosen.strip() == rejected.strip():
+                raise RowError(
+                    "rejected", "a response different from 'chosen'", "the same response as 'chosen'"
+                )
             prompt, chosen_text, rejected_text = _implicit_prompt(chosen, rejected)
             return Preference(
                 (Message("user", prompt),),
