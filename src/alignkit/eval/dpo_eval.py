@@ -89,7 +89,7 @@ def evaluate_dpo_policy(
     model DPO started from) is given, ``implicit_reward_accuracy`` and ``implicit_reward_margin``
     (mean ``beta * (rho_w - rho_l)``). Pairs whose response is truncated away are left out.
     """
-    examples, _ = tokenize_pairs(records, tokenizer, max_length, label)
+    examples, _, _ = tokenize_pairs(records, tokenizer, max_length, label)
     pad = tokenizer.pad_token_id
     policy_logps = pair_logps(policy, examples, pad, batch_size=batch_size)
     ref_logps = None if reference is None else pair_logps(reference, examples, pad, batch_size=batch_size)

@@ -145,7 +145,7 @@ def evaluate_dpo(config: PreferenceEvalConfig, records: Sequence[Any]) -> EvalRe
     from alignkit.train.dpo_data import tokenize_pairs
 
     tokenizer = load_tokenizer(config.model.path, trust_remote_code=config.model.trust_remote_code)
-    examples, _ = tokenize_pairs(records, tokenizer, config.max_length, config.label)
+    examples, _, _ = tokenize_pairs(records, tokenizer, config.max_length, config.label)
     pad = tokenizer.pad_token_id
 
     def logps_of(path: str) -> Any:
@@ -202,7 +202,12 @@ def run(config: PreferenceEvalConfig) -> dict[str, Any]:
     (out / "config.yaml").write_text(dump_yaml(config))
     ds = config.data
     loaded = load_records(
-        resolve_path(ds.source), ds.template, split=ds.split, column_map=ds.column_map or None
+        resolve_path(ds.source),
+        ds.template,
+        split=ds.split,
+        column_map=ds.column_map or None,
+        subset=ds.subset,
+        **ds.options,
     )
     records = list(loaded.records)[: ds.max_rows]
     result = EVALUATORS[config.kind](config, records)

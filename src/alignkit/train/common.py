@@ -5,14 +5,16 @@ Kept apart from the loop (``engine.py``) because it is about *starting* a run: n
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alignkit.config import dump_yaml
+from alignkit.data.errors import EXCLUDED, INVALID
 from alignkit.runs import check_run_dir, prepare_run_dir, write_json
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
@@ -112,25 +114,51 @@ def start_run(run: RunConfig, config: Any, accelerator: Any) -> Path:
     return path
 
 
+NO_RESPONSE_ROOM = "the prompt fills data.max_length, leaving no response token (raise data.max_length)"
+"""Why a tokenized example is dropped: nothing of its response fits, so there is nothing to learn or score."""
+
+
 @dataclass
 class DataReport:
-    """Everything reading the data left out or changed, so nothing is ever dropped silently."""
+    """Everything reading the data left out or changed, so nothing is ever dropped silently.
+
+    ``skipped``: rows that became no record, each with its file, row, field, reason and ``kind``
+    (``invalid``: malformed, skipped under data.skip_invalid; ``excluded``: left out on purpose, e.g. a
+    tie). ``truncated``: examples cut to data.max_length, per split. ``dropped``: examples left out
+    after tokenizing, per split and reason. ``warnings``: anything suspicious about the data as a whole
+    (an eval set that repeats the training set).
+    """
 
     read: dict[str, int] = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     truncated: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    _seen: dict[str, set[Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def drop(self, split: str, count: int, reason: str = NO_RESPONSE_ROOM) -> None:
+        """Count ``count`` examples of ``split`` left out after reading, for ``reason``."""
+        if count:
+            reasons = self.dropped.setdefault(split, {})
+            reasons[reason] = reasons.get(reason, 0) + count
 
     def summary(self) -> str:
         lines = [f"read {n} records from {split}" for split, n in self.read.items()]
-        if self.skipped:
-            reasons: dict[str, int] = {}
-            for row in self.skipped:
-                reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
-            lines.append(f"skipped {len(self.skipped)} invalid rows (data.skip_invalid=true):")
-            lines += [f"  {n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+        for kind, heading in (
+            (EXCLUDED, "left out {n} rows on purpose (reported, never trained on):"),
+            (INVALID, "skipped {n} invalid rows (data.skip_invalid=true):"),
+        ):
+            rows = [row for row in self.skipped if row.get("kind", INVALID) == kind]
+            if rows:
+                reasons = Counter(_reason_key(row) for row in rows)
+                lines.append(heading.format(n=len(rows)))
+                lines += [f"  {n} x {reason}" for reason, n in reasons.most_common()]
         lines += [
             f"truncated {n} {split} examples to data.max_length" for split, n in self.truncated.items() if n
         ]
+        for split, reasons in self.dropped.items():
+            lines += [f"dropped {n} {split} examples: {reason}" for reason, n in reasons.items()]
+        lines += [f"warning: {text}" for text in self.warnings]
         return "\n".join(lines)
 
     def publish(self, accelerator: Any, run_dir: Path) -> None:
@@ -142,13 +170,63 @@ class DataReport:
     def save(self, run_dir: Path) -> None:
         write_json(
             run_dir / "data_report.json",
-            {"read": self.read, "skipped": self.skipped, "truncated": self.truncated},
+            {
+                "read": self.read,
+                "skipped": self.skipped,
+                "truncated": self.truncated,
+                "dropped": self.dropped,
+                "warnings": self.warnings,
+            },
         )
+
+    def compare_with_train(self, split: str, records: Sequence[Any]) -> None:
+        """Remember the training records; warn when the eval split repeats them.
+
+        An eval set equal to (or inside) the training set measures memory, not generalisation, and is
+        the usual result of pointing eval at the training file; records are compared by content, their
+        origin aside, so the same rows in two files count as repeats too.
+        """
+        if split == "train":
+            self._seen["train"] = {_content_key(record) for record in records}
+            return
+        train = self._seen.get("train")
+        if not train or not records:
+            return
+        repeated = sum(_content_key(record) in train for record in records)
+        if repeated == len(records):
+            self.warnings.append(
+                f"every one of the {len(records)} {split} records is also a training record: {split} metrics "
+                f"will measure memorisation; point data.{split} at held-out data"
+            )
+        elif repeated:
+            self.warnings.append(
+                f"{repeated} of the {len(records)} {split} records are also training records: their {split} "
+                "metrics measure memorisation"
+            )
+
+
+def _reason_key(row: Mapping[str, Any]) -> str:
+    return row["reason"] if row.get("field") is None else f"field '{row['field']}': {row['reason']}"
+
+
+def _content_key(record: Any) -> Any:
+    """What a record says, without where it came from (records are frozen, hashable dataclasses)."""
+    if dataclasses.is_dataclass(record) and any(f.name == "origin" for f in dataclasses.fields(record)):
+        record = dataclasses.replace(record, origin=None)
+    try:
+        hash(record)
+    except TypeError:
+        return repr(record)
+    return record
 
 
 def read_records(ds: DatasetConfig, data: DataConfig, report: DataReport, name: str) -> list[Any]:
-    """Records of one dataset section; invalid rows raise, or are recorded in ``report`` when skipping."""
-    from alignkit.data import load_records
+    """Records of one dataset section; invalid rows raise, or are recorded in ``report`` when skipping.
+
+    Reading nothing is an error: a split whose every row was skipped leaves nothing to train or
+    evaluate on, and saying so now beats a run of zero steps.
+    """
+    from alignkit.data import DataError, load_records
     from alignkit.models.loading import resolve_path
 
     result = load_records(
@@ -157,26 +235,25 @@ def read_records(ds: DatasetConfig, data: DataConfig, report: DataReport, name: 
         split=ds.split,
         skip_invalid=data.skip_invalid,
         column_map=ds.column_map or None,
+        subset=ds.subset,
+        **ds.options,
     )
     records = list(result.records)
     if ds.max_rows is not None:
         records = records[: ds.max_rows]
+    if not records:
+        raise DataError(
+            ds.source,
+            None,
+            None,
+            f"at least one {name} record",
+            f"none: all {result.rows_read} rows were left out\n{result.format_skipped()}",
+        )
     report.read[name] = len(records)
-    report.skipped += [_skipped_dict(s) for s in result.skipped]
+    report.skipped += [row.to_dict() for row in result.skipped]
+    if name in ("train", "eval"):
+        report.compare_with_train(name, records)
     return records
-
-
-def _skipped_dict(row: Any) -> dict[str, Any]:
-    if hasattr(row, "_asdict"):
-        return {
-            k: str(v) if not isinstance(v, (int, float, str, type(None))) else v
-            for k, v in row._asdict().items()
-        }
-    if hasattr(row, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return json.loads(json.dumps(asdict(row), default=str))
-    return {"reason": str(row)}
 
 
 def require_records(records: Sequence[Any], kind: type, source: str, template: str) -> None:

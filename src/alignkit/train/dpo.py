@@ -220,13 +220,14 @@ def train(config: DPOConfig) -> LoopResult:
     for name, ds in splits.items():
         records = read_records(ds, config.data, report, name)
         if loss.paired:
-            examples[name], report.truncated[name] = tokenize_pairs(
+            examples[name], report.truncated[name], dropped = tokenize_pairs(
                 records, tokenizer, config.data.max_length, config.preference
             )
         else:
-            examples[name], report.truncated[name] = tokenize_unpaired(
+            examples[name], report.truncated[name], dropped = tokenize_unpaired(
                 records, tokenizer, config.data.max_length, config.preference, config.trainer.seed
             )
+        report.drop(name, dropped)
     # The run folder is made only once the data and its template passed every check.
     run_dir = start_run(config.run, config, accelerator)
     report.publish(accelerator, run_dir)

@@ -89,18 +89,23 @@ def to_unpaired(records: Sequence[Any], label: PreferenceLabel) -> list[Unpaired
 
 def tokenize_pairs(
     records: Sequence[Any], tokenizer: Any, max_length: int, label: PreferenceLabel
-) -> tuple[list[PairExample], int]:
-    """Pair examples, and how many pairs were truncated. A pair whose response was cut away entirely
-    (prompt longer than ``max_length``) is dropped: it has nothing to compare; it counts as truncated."""
-    examples, truncated = [], 0
+) -> tuple[list[PairExample], int, int]:
+    """(pair examples, how many kept pairs were truncated, how many pairs were dropped).
+
+    A pair with a response cut away entirely (the prompt fills ``max_length``) has nothing to compare,
+    so it is dropped, and counted apart from truncation so the data report can say why.
+    """
+    examples, truncated, dropped = [], 0, 0
     for record in records:
         pair = to_preference(record, label)
         chosen = render_response(tokenizer, pair.prompt, pair.chosen, max_length)
         rejected = render_response(tokenizer, pair.prompt, pair.rejected, max_length)
+        if chosen.num_loss_tokens == 0 or rejected.num_loss_tokens == 0:
+            dropped += 1
+            continue
         truncated += chosen.truncated or rejected.truncated
-        if chosen.num_loss_tokens > 0 and rejected.num_loss_tokens > 0:
-            examples.append(PairExample(chosen, rejected))
-    return examples, truncated
+        examples.append(PairExample(chosen, rejected))
+    return examples, truncated, dropped
 
 
 def mismatched_partners(prompts: Sequence[str], seed: int) -> list[int]:
@@ -125,19 +130,22 @@ def mismatched_partners(prompts: Sequence[str], seed: int) -> list[int]:
 
 def tokenize_unpaired(
     records: Sequence[Any], tokenizer: Any, max_length: int, label: PreferenceLabel, seed: int
-) -> tuple[list[UnpairedExample], int]:
-    """KTO examples, each with its mismatched KL sequence, and how many were truncated."""
+) -> tuple[list[UnpairedExample], int, int]:
+    """(KTO examples with their mismatched KL sequences, how many kept were truncated, how many dropped
+    because their completion or KL sequence has no token left within ``max_length``)."""
     unpaired = to_unpaired(records, label)
     keys = [repr([m.to_chat_dict() for m in u.prompt]) for u in unpaired]
     partners = mismatched_partners(keys, seed)
-    examples, truncated = [], 0
+    examples, truncated, dropped = [], 0, 0
     for u, j in zip(unpaired, partners, strict=True):
         completion = render_response(tokenizer, u.prompt, u.completion, max_length)
         kl = render_response(tokenizer, u.prompt, unpaired[j].completion, max_length)
+        if completion.num_loss_tokens == 0 or kl.num_loss_tokens == 0:
+            dropped += 1
+            continue
         truncated += completion.truncated
-        if completion.num_loss_tokens > 0 and kl.num_loss_tokens > 0:
-            examples.append(UnpairedExample(completion, u.desirable, kl))
-    return examples, truncated
+        examples.append(UnpairedExample(completion, u.desirable, kl))
+    return examples, truncated, dropped
 
 
 def _ref_column(examples: Sequence[PairExample | UnpairedExample], index: int) -> torch.Tensor:

@@ -144,12 +144,10 @@ def train_score_model(
     report = DataReport()
     splits = {"train": data.train, **({"eval": data.eval} if data.eval else {})}
     tokenized: dict[str, list[ScoredPair]] = {}
-    dropped: dict[str, int] = {}
     for name, ds in splits.items():
         specs = to_pairs(read_records(ds, data, report, name), f"{ds.source} (template {ds.template})")
-        tokenized[name], report.truncated[name], dropped[name] = tokenize_pairs(
-            specs, tokenizer, data.max_length
-        )
+        tokenized[name], report.truncated[name], dropped = tokenize_pairs(specs, tokenizer, data.max_length)
+        report.drop(name, dropped)  # written to data_report.json and printed with the summary
     # The run folder is made only once the data and its template passed every check.
     run_dir = start_run(run, config, accelerator)
     report.publish(accelerator, run_dir)
@@ -162,12 +160,6 @@ def train_score_model(
         quantize=model_quantize(model),
     )
     pad_id = score_model.config.pad_token_id
-    if accelerator.is_main_process:
-        for name, n in dropped.items():
-            if n:
-                accelerator.print(
-                    f"dropped {n} {name} pairs whose prompt leaves no response token in max_length"
-                )
 
     # Activation checkpointing and LoRA/QLoRA exactly as every trainer does them (models/lora.py).
     score_model = prepare_trainable_model(score_model, model)

@@ -69,14 +69,39 @@ class DatasetConfig:
     template: str = "trl"
     """How rows become records: a template name (see `alignkit data templates`)."""
     split: str = "train"
-    """Which split to read."""
+    """Which split to read. A single file is split 'train' only, unless its name says otherwise
+    (test.jsonl is split 'test'): point eval at its own file or at a folder holding test.jsonl."""
+    subset: str | None = None
+    """The hub dataset's subset (its config name), e.g. alpaca-7b for PKU-Alignment/PKU-SafeRLHF."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Template options, e.g. {dimension: helpfulness} for intermt or align-anything-ti2t
+    (`alignkit data templates` lists each template's options)."""
     column_map: dict[str, str] = field(default_factory=dict)
     """For template 'columns': record field -> column name in the data."""
     max_rows: int | None = None
     """Read at most this many records (None: all)."""
 
     def validate(self, prefix: str) -> None:
+        from alignkit.data.templates import TemplateError, get_template
+
         check(bool(self.source), f"{prefix}source", self.source, "a dataset name, file or folder")
+        # The template, its options and column map are checked with the config, before anything is loaded.
+        try:
+            get_template(self.template)
+        except TemplateError as exc:
+            check(False, f"{prefix}template", self.template, f"a template name ({exc})")
+        try:
+            get_template(self.template, **self.options)
+        except TemplateError as exc:
+            check(False, f"{prefix}options", self.options, f"options template {self.template!r} has ({exc})")
+        check(
+            self.template != "columns" or bool(self.column_map),
+            f"{prefix}column_map",
+            self.column_map,
+            "for template 'columns', record field -> column, e.g. {prompt: instruction, chosen: good, "
+            "rejected: bad}",
+        )
+        check(self.subset != "", f"{prefix}subset", self.subset, "a subset name, or null for none")
         check(
             self.max_rows is None or self.max_rows > 0,
             f"{prefix}max_rows",

@@ -80,6 +80,7 @@ def train(config: SFTConfig) -> LoopResult:
         records = read_records(ds, config.data, report, name)
         require_records(records, Conversation, ds.source, ds.template)
         tokenized[name], report.truncated[name] = tokenize(records, tokenizer, config.data.max_length)
+        report.drop(name, len(records) - len(tokenized[name]))  # conversations with no assistant token left
     # The run folder is made only once the data and its template passed every check.
     run_dir = start_run(config.run, config, accelerator)
     report.publish(accelerator, run_dir)

@@ -67,7 +67,7 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def pairs(tokenizer) -> list[PairExample]:
     records = load_records(resolve_path("toyworld://data/safe_pref"), "pku-saferlhf").records[:8]
-    examples, _ = tokenize_pairs(records, tokenizer, 64, "helpfulness")
+    examples, _, _ = tokenize_pairs(records, tokenizer, 64, "helpfulness")
     return examples
 
 
