@@ -72,6 +72,14 @@ def _build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--column", action="append", default=[], metavar="FIELD=COLUMN", help="for template 'columns'"
     )
+    inspect.add_argument("--subset", default=None, help="the hub dataset's subset (config), e.g. alpaca-7b")
+    inspect.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template option, e.g. dimension=helpfulness (VALUE is read as YAML)",
+    )
     data_sub.add_parser("templates", help="list dataset templates")
 
     demo = sub.add_parser("demo", help="the whole loop on the offline toy world")
@@ -130,23 +138,41 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from alignkit.data import TEMPLATES, inspect_dataset
+    import dataclasses
+
+    import yaml
+
+    from alignkit.data import TEMPLATES, get_template, inspect_dataset
     from alignkit.models.loading import resolve_path
 
     if args.data_command == "templates":
         for name in sorted(TEMPLATES):
-            print(name)
+            options = [f"{f.name}={f.default!r}" for f in dataclasses.fields(TEMPLATES[name])]
+            print(f"{name}  (options: {', '.join(options)})" if options else name)
         return 0
-    column_map = dict(item.split("=", 1) for item in args.column) if args.column else None
+    column_map = _pairs(args.column, "--column", "prompt=instruction") or None
+    options = _pairs(args.option, "--option", "dimension=helpfulness")
+    template = get_template(args.template, **{name: yaml.safe_load(value) for name, value in options.items()})
     report = inspect_dataset(
         resolve_path(args.source),
-        args.template,
+        template,
         split=args.split,
         skip_invalid=args.skip_invalid,
         column_map=column_map,
+        subset=args.subset,
     )
     print(report.format())
     return 0
+
+
+def _pairs(items: Sequence[str], flag: str, example: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as a dict; one without ``=`` is a data error naming the flag."""
+    from alignkit.data.errors import TemplateError
+
+    bad = [item for item in items if "=" not in item or item.startswith("=")]
+    if bad:
+        raise TemplateError(f"{flag} {bad[0]!r}: expected NAME=VALUE, e.g. {flag} {example}")
+    return dict(item.split("=", 1) for item in items)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -212,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "DataError": "data error",
             "ChatTemplateError": "chat template",
         }
-        print(f"alignkit: {kind.get(type(exc).__name__, 'error')}: {exc}", file=sys.stderr)
+        name = next(
+            (c.__name__ for c in type(exc).__mro__ if c.__name__ in kind), ""
+        )  # TemplateError: a DataError
+        print(f"alignkit: {kind.get(name, 'error')}: {exc}", file=sys.stderr)
         return 2
 
 
