@@ -1,7 +1,8 @@
 """The ``alignkit`` command: ``alignkit train|data|demo|toyworld|export ... --config file.yaml key=value ...``.
 
 Every ``train`` command is a config dataclass plus a ``train(config)`` function; the CLI only parses,
-validates and reports errors in words a user can act on (exit status 2 for bad input).
+validates and reports errors in words a user can act on: exit status 2 for bad input (config, data, run
+folder), 1 for a run stopped by a fault (Ctrl-C, a full disk), never a traceback for either.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def _cmd_toyworld(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from alignkit.config import ConfigError
-    from alignkit.runs import RunFolderError
+    from alignkit.runs import RunFailure, RunFolderError
 
     parser = _build_parser()
     # Overrides may come before or after --config; argparse leaves the later ones over, so collect them.
@@ -243,6 +244,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # TemplateError: a DataError
         print(f"alignkit: {kind.get(name, 'error')}: {exc}", file=sys.stderr)
         return 2
+    except (RunFailure, KeyboardInterrupt, OSError) as exc:
+        message = _fault_message(exc)
+        if message is None:
+            raise
+        print(f"alignkit: {message}", file=sys.stderr)
+        return 1
+
+
+def _fault_message(exc: BaseException) -> str | None:
+    """The line for a run stopped by a fault, or None for an error that is not one (it propagates).
+
+    Training loops raise ``RunInterrupted`` / ``DiskFullError`` with the last checkpoint in the message;
+    this also covers Ctrl-C and a full disk outside a loop (loading, evaluation, the demo's reports).
+    """
+    from alignkit.runs import DiskFullError, RunFailure, RunInterrupted, is_disk_full
+
+    if isinstance(exc, RunInterrupted):
+        return f"interrupted: {exc}"
+    if isinstance(exc, DiskFullError):
+        return f"disk full: {exc}"
+    if isinstance(exc, RunFailure):
+        return f"error: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)."
+    if is_disk_full(exc):
+        assert isinstance(exc, OSError)
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        return f"disk full: {exc.strerror}{where}. Free some space and run the command again."
+    return None
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ ORACLE_COLUMNS = (
     ("harmful_compliance_rate", "harmful compliance ↓"),
     ("harmful_refusal_rate", "harmful refusals ↑"),
     ("ideal_rate", "oracle accuracy ↑"),
-    ("reward_model_score", "reward-model score"),
+    ("reward_model_score", "reward-model score ↑"),
     ("cost_model_score", "cost-model score ↓"),
 )
 

@@ -7,10 +7,11 @@ Kept apart from ``demo.py`` (which runs the stages) because it only reads what t
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from alignkit.eval.report import Figure, Section, Table, line_plot, write_report
+from alignkit.eval.report import Figure, Section, Table, highlight_by_arrows, line_plot, write_report
 from alignkit.runs import read_metrics
 
 CURVES = {
@@ -52,9 +53,36 @@ def _series(run_dir: Path, key: str) -> tuple[list[float], list[float]]:
     return [float(r["step"]) for r in rows], [float(r[key]) for r in rows]
 
 
+REFERENCE_STAGES = ("random init",)
+"""Rows shown for scale but not in the race: an untrained model "wins" harmful compliance by babbling."""
+
+
+def policies_table(oracle: Mapping[str, Mapping[str, float]]) -> Table:
+    """The per-stage table; each column with an arrow bolds its best trained stage."""
+    from alignkit.demo import ORACLE_COLUMNS
+
+    columns = ["stage", *(title for _, title in ORACLE_COLUMNS)]
+    rows = [
+        [stage, *(metrics.get(key, float("nan")) for key, _ in ORACLE_COLUMNS)]
+        for stage, metrics in oracle.items()
+    ]
+    return Table(
+        "Policies: greedy answers to the held-out prompts",
+        columns,
+        rows,
+        note=(
+            "Oracle metrics from the toy world's annotators; reward/cost-model scores from the demo's own "
+            "score models on the same answers. Oracle accuracy: right answers to benign requests and "
+            "refusals of harmful ones. Bold: the best trained stage per column (by its arrow); "
+            f"{', '.join(REFERENCE_STAGES)} is shown for scale only."
+        ),
+        highlight=highlight_by_arrows(columns),
+        unranked={i for i, stage in enumerate(oracle) if stage in REFERENCE_STAGES},
+    )
+
+
 def write_demo_report(result: Any, cost_limit: float) -> Path:
     """Plots from the RL stages' metrics, then ``report.html`` in the demo folder."""
-    from alignkit.demo import ORACLE_COLUMNS
 
     out: Path = result.out_dir
     figures_dir = out / "plots" / "report"
@@ -81,27 +109,7 @@ def write_demo_report(result: Any, cost_limit: float) -> Path:
         )
         figures.append(Figure(title, path))
 
-    columns = ["stage", *(title for _, title in ORACLE_COLUMNS)]
-    rows = [
-        [stage, *(metrics.get(key, float("nan")) for key, _ in ORACLE_COLUMNS)]
-        for stage, metrics in result.oracle.items()
-    ]
-    policies = Table(
-        "Policies: greedy answers to the held-out prompts",
-        columns,
-        rows,
-        note=(
-            "Oracle metrics from the toy world's annotators; reward/cost-model scores from the demo's own "
-            "score models on the same answers. Oracle accuracy: right answers to benign requests and "
-            "refusals of harmful ones."
-        ),
-        highlight={
-            "benign accuracy ↑": "higher",
-            "benign helpfulness ↑": "higher",
-            "harmful compliance ↓": "lower",
-            "oracle accuracy ↑": "higher",
-        },
-    )
+    policies = policies_table(result.oracle)
     score_models = Table(
         "Score models", ["model", "held-out metric"], [[k, v] for k, v in result.score_models.items()]
     )

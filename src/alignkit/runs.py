@@ -9,32 +9,153 @@ Layout::
     <output_dir>/final/             the final model (HF layout)
     <output_dir>/plots/*.png        curves drawn at the end
     <output_dir>/tensorboard/       event files
+    <output_dir>/.lock              who writes the folder now (pid + host); gone when the run ends
 
 A run never overwrites an existing folder unless asked (``overwrite``), and ``resume`` continues one.
+One folder has one writer: the process that prepares it holds ``.lock`` until it is done, so a second
+process can neither resume nor overwrite a live run. A lock whose process is gone (``kill -9``, a crash)
+is stale and is taken over.
 """
 
 from __future__ import annotations
 
+import atexit
+import datetime
+import errno
 import json
 import math
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 CHECKPOINT_PREFIX = "step-"
 TMP_PREFIX = ".tmp-"
+LOCK_FILE = ".lock"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class RunFolderError(RuntimeError):
-    """The run folder cannot be used as asked (exists, or is not resumable)."""
+    """The run folder cannot be used as asked (exists, is in use, or is not resumable)."""
+
+
+class RunFailure(RuntimeError):
+    """A run stopped by a fault rather than a user mistake (Ctrl-C, a full disk): the CLI exits 1."""
+
+
+class RunInterrupted(RunFailure):
+    """Ctrl-C stopped the run; the message says where the last checkpoint is and how to resume."""
+
+
+class DiskFullError(RunFailure):
+    """The disk filled up while the run wrote its folder; the message says what is still intact."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+# ----------------------------------------------------------------------------- one writer per folder
+
+
+def _is_launch_main_process() -> bool:
+    """Rank 0 of a launch (``accelerate launch``/torchrun/deepspeed set ``RANK``; a plain run has none).
+
+    Only that process takes the lock; the others of the same launch write nothing to the folder's top
+    level and must not mistake their own main process's lock for a second run.
+    """
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def lock_owner(path: str | Path) -> dict[str, Any] | None:
+    """Who holds the run folder's lock, if a *live* process other than this one does; else None.
+
+    A lock of a process that is gone from this host is stale. A lock from another host cannot be checked
+    and counts as live (the message tells the user how to remove it).
+    """
+    try:
+        owner = json.loads((Path(path) / LOCK_FILE).read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable or foreign content: nobody to wait for
+        return None
+    if host == socket.gethostname() and (pid == os.getpid() or not _process_alive(pid)):
+        return None
+    return owner
+
+
+def _refuse_if_locked(path: Path) -> None:
+    owner = lock_owner(path)
+    if owner is not None:
+        raise RunFolderError(
+            f"run folder {str(path)!r} is in use by process {owner['pid']} on host {owner['host']!r} "
+            f"(since {owner.get('started', '?')}); two processes writing one run folder would mix their "
+            "steps and checkpoints. Wait for that run to finish (or stop it), or choose another "
+            f"run.output_dir. If that process is gone for good, delete {str(path / LOCK_FILE)!r}."
+        )
+
+
+_held_locks: set[Path] = set()
+
+
+def acquire_run_lock(path: Path) -> None:
+    """Write ``path/.lock`` naming this process, atomically; refuse if a live process holds it."""
+    lock = path / LOCK_FILE
+    tmp = path / f"{TMP_PREFIX}lock-{os.getpid()}"
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}))
+    try:
+        try:
+            os.link(tmp, lock)  # creates the lock with its content in one step, or fails if it exists
+        except FileExistsError:
+            _refuse_if_locked(path)
+            os.replace(tmp, lock)  # stale (or already ours): take it over
+    finally:
+        tmp.unlink(missing_ok=True)
+    _held_locks.add(path.resolve())
+
+
+def release_run_lock(path: str | Path) -> None:
+    """Remove the folder's lock if this process holds it (the end of a run, or an error)."""
+    path = Path(path).resolve()
+    lock = path / LOCK_FILE
+    _held_locks.discard(path)
+    try:
+        if json.loads(lock.read_text()).get("pid") == os.getpid():
+            lock.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+@atexit.register
+def _release_all_run_locks() -> None:
+    for path in list(_held_locks):
+        release_run_lock(path)
+
+
+# ----------------------------------------------------------------------------- preparing the folder
 
 
 def check_run_dir(path: str | Path, *, overwrite: bool, resume: bool) -> None:
-    """Refuse, before any work or side effect, a run folder that holds an earlier run (unless asked)."""
+    """Refuse, before any work or side effect, a run folder that a live run is writing, or that holds an
+    earlier run (unless asked to resume or overwrite it)."""
     path = Path(path)
-    if path.exists() and any(path.iterdir()) and not (overwrite or resume):
+    if _is_launch_main_process():
+        _refuse_if_locked(path)
+    if path.exists() and any(p.name != LOCK_FILE for p in path.iterdir()) and not (overwrite or resume):
         raise RunFolderError(
             f"run folder {str(path)!r} already holds a run. Pass run.resume=true to continue it, "
             "run.overwrite=true to replace it, or choose another run.output_dir."
@@ -42,13 +163,34 @@ def check_run_dir(path: str | Path, *, overwrite: bool, resume: bool) -> None:
 
 
 def prepare_run_dir(path: str | Path, *, overwrite: bool, resume: bool) -> Path:
-    """Create (or reuse, when resuming) the run folder; refuse to clobber an earlier run."""
+    """Create (or reuse, when resuming) the run folder and take its lock; refuse to clobber an earlier
+    run or to share a live one. Overwriting empties the folder only once the lock is ours."""
     path = Path(path)
     check_run_dir(path, overwrite=overwrite, resume=resume)
-    if path.exists() and any(path.iterdir()) and overwrite:
-        shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
+    acquire_run_lock(path)
+    if overwrite:
+        for child in path.iterdir():
+            if child.name != LOCK_FILE:
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    if resume:
+        for dead in remove_dead_temp_dirs(path):
+            print(f"resume: removed {dead}, left unfinished by an interrupted save")
     return path
+
+
+def remove_dead_temp_dirs(run_dir: Path) -> list[Path]:
+    """Delete the temp folders of saves that never finished (a crash, a full disk); returns them.
+
+    Called by the process that holds the lock, so no live save can own them.
+    """
+    dead = []
+    for parent in (run_dir, run_dir / "checkpoints"):
+        if parent.is_dir():
+            dead += [p for p in parent.iterdir() if p.name.startswith(TMP_PREFIX) and p.is_dir()]
+    for p in dead:
+        shutil.rmtree(p, ignore_errors=True)
+    return dead
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -73,17 +215,14 @@ def checkpoint_name(step: int) -> str:
 
 class MetricsLog:
     """Append-only ``metrics.jsonl``; on resume, entries after the checkpoint's step are cut so the
-    curve of a resumed run is the curve of an uninterrupted one."""
+    curve of a resumed run is the curve of an uninterrupted one (a last line torn by a crash mid-write
+    goes too: it can only belong to a step after the checkpoint)."""
 
     def __init__(self, path: Path, *, resume_step: int | None = None) -> None:
         self.path = path
         if resume_step is not None and path.exists():
-            kept = [
-                line
-                for line in path.read_text().splitlines()
-                if line and json.loads(line)["step"] <= resume_step
-            ]
-            path.write_text("".join(line + "\n" for line in kept))
+            kept = [r for r in read_metrics(path) if r.get("step", 0) <= resume_step]
+            path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
         elif resume_step is None and path.exists():
             path.unlink()
 
@@ -100,9 +239,23 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl``. A torn *last* line (a write cut by a crash or a full disk) is
+    left out; a bad line anywhere else means the file was damaged, and is an error naming it."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    records = []
+    for i, (n, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1:
+                break
+            raise RunFolderError(
+                f"{path}, line {n}: not a JSON object ({exc.msg}); only the last line can be cut short by a "
+                "crash, so the file was edited or damaged. Fix or delete that line and run again."
+            ) from None
+    return records
 
 
 def plot_metrics(
@@ -149,8 +302,13 @@ def write_final_dir(run_dir: Path, write: Callable[[Path], None]) -> Path:
     final = run_dir / "final"
     tmp = run_dir / f"{TMP_PREFIX}final"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    write(tmp)
+    try:
+        tmp.mkdir()
+        write(tmp)
+    except OSError as exc:
+        if is_disk_full(exc):  # free what the failed save took; the previous final/ stays as it was
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     replace_dir(tmp, final)
     return final
 
@@ -162,25 +320,116 @@ def write_checkpoint(
     keep: int,
     write: Callable[[Path, Any], None],
     gather: Callable[[], Any] = lambda: None,
+    weights_in: Iterable[tuple[Any, str]] = (),
 ) -> Path:
-    """One checkpoint, the same way for every loop: accelerate's state (optimizers, schedules, RNG) plus
-    what ``write`` puts in the folder, all in a temp folder renamed once complete; only the last ``keep``
-    checkpoints stay. ``gather`` runs on every process (e.g. a ZeRO-3 state dict, a collective) and its
-    result is handed to ``write``, which runs on the main process.
+    """One checkpoint, the same way for every loop: what ``write`` puts in the folder (the HF-layout
+    models and ``trainer_state.json``) plus accelerate's state (optimizers, schedules, RNG), all in a temp
+    folder renamed once complete; only the last ``keep`` checkpoints stay. ``gather`` runs on every
+    process (e.g. a ZeRO-3 state dict, a collective) and its result is handed to ``write``, which runs on
+    the main process. ``weights_in`` pairs each prepared model with the subfolder ``write`` saves it to
+    ('' for the checkpoint itself), so accelerate's state does not store those weights a second time.
+
+    A full disk leaves no temp folder behind where it can be removed, and never touches the previous
+    checkpoints: they are pruned only after the new one is complete.
     """
+    from alignkit.train.lean_state import save_state
+
     root = run_dir / "checkpoints"
     final = root / checkpoint_name(step)
     tmp = root / f"{TMP_PREFIX}{final.name}"
+    try:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        gathered = gather()
+        if accelerator.is_main_process:
+            write(tmp, gathered)
+        accelerator.wait_for_everyone()  # the weights are on disk before save_state leaves them out
+        save_state(accelerator, tmp, weights_in)
+    except OSError as exc:
+        if is_disk_full(exc) and accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp / "state"))
-    gathered = gather()
-    if accelerator.is_main_process:
-        write(tmp, gathered)
         replace_dir(tmp, final)
         for old in checkpoint_dirs(run_dir)[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
+
+
+# ----------------------------------------------------------------------------- faults while running
+
+
+def last_checkpoint_note(run_dir: Path) -> str:
+    """Where a stopped run can continue from, in words a user can act on."""
+    found = checkpoint_dirs(run_dir)
+    if not found:
+        return (
+            f"No checkpoint of {str(run_dir)!r} was saved yet (trainer.save_every), so there is nothing to "
+            "resume: run again with run.overwrite=true to start over."
+        )
+    latest = found[-1]
+    step = int(latest.name[len(CHECKPOINT_PREFIX) :])
+    return (
+        f"The last complete checkpoint is {str(latest)!r} (step {step}): continue from it by running the "
+        "same command with run.resume=true."
+    )
+
+
+class StopOnInterrupt:
+    """Ctrl-C asks the loop to stop after the current step (``requested``) instead of stopping at once.
+
+    Used when the run should save a checkpoint on Ctrl-C: only a step boundary has a consistent state
+    (weights, optimizer, RNG), so the step in flight is finished first. A second Ctrl-C stops at once.
+    Off (and a plain ``KeyboardInterrupt`` stops the loop where it is) unless ``enabled``.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        import threading
+
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        import signal
+
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum: int, frame: Any) -> None:
+        import signal
+        import sys
+
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+        print(
+            "\nalignkit: Ctrl-C: saving a checkpoint after this step, then stopping (Ctrl-C again to stop "
+            "now)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self.enabled and not self.requested:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def stopped_run(run_dir: Path, step: int, total: int, exc: BaseException) -> BaseException:
+    """What a training loop raises in place of ``exc`` (Ctrl-C, a full disk, anything else unchanged)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return RunInterrupted(f"interrupted after {step} of {total} steps. {last_checkpoint_note(run_dir)}")
+    if is_disk_full(exc):
+        assert isinstance(exc, OSError)
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return DiskFullError(
+            f"the disk is full ({exc.strerror}{where}) after {step} of {total} steps. Checkpoints are written "
+            "to a temp folder and renamed once whole, so the ones already there are intact. "
+            f"{last_checkpoint_note(run_dir)} Free some space first."
+        )
+    return exc

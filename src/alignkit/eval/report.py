@@ -49,16 +49,27 @@ figcaption { font-size: 0.85rem; color: #555; }
 """
 
 
+ARROWS = {"↑": "higher", "↓": "lower"}
+"""A column title ending in one of these says which way is better; :func:`highlight_by_arrows` reads it."""
+
+
 @dataclass
 class Table:
     """A titled table. ``highlight`` maps a column to ``"higher"`` or ``"lower"``: the best cell(s) of that
-    column are bolded so the winner is visible without reading every number."""
+    column are bolded so the winner is visible without reading every number. Rows listed in ``unranked``
+    (a reference point such as an untrained model) are shown but never compete for bold."""
 
     title: str
     columns: list[str]
     rows: list[list[Any]]
     note: str = ""
     highlight: dict[str, str] = field(default_factory=dict)
+    unranked: set[int] = field(default_factory=set)
+
+
+def highlight_by_arrows(columns: Sequence[str]) -> dict[str, str]:
+    """``Table.highlight`` for every column whose title ends in ↑ (higher is better) or ↓ (lower is)."""
+    return {c: ARROWS[c.rstrip()[-1]] for c in columns if c.rstrip()[-1:] in ARROWS}
 
 
 @dataclass
@@ -98,7 +109,8 @@ def _format_cell(value: Any) -> str:
 
 
 def _best_rows(table: Table, column: str, direction: str) -> set[int]:
-    """Row indices holding the best number of ``column``; ties all win, missing and non-numbers never do."""
+    """Row indices holding the best number of ``column``; ties all win; missing cells, non-numbers and
+    ``unranked`` rows never do."""
     if direction not in ("higher", "lower"):
         raise ValueError(
             f"table {table.title!r}: highlight for {column!r} must be 'higher' or 'lower', got {direction!r}"
@@ -111,7 +123,10 @@ def _best_rows(table: Table, column: str, direction: str) -> set[int]:
     values = {
         i: row[j]
         for i, row in enumerate(table.rows)
-        if isinstance(row[j], (int, float)) and not isinstance(row[j], bool) and not _is_missing(row[j])
+        if i not in table.unranked
+        and isinstance(row[j], (int, float))
+        and not isinstance(row[j], bool)
+        and not _is_missing(row[j])
     }
     if not values:
         return set()
@@ -256,6 +271,39 @@ def line_plot(
     :func:`alignkit.runs.plot_metrics` so report figures and run-folder plots look alike. matplotlib is
     imported here, with the Agg backend, so importing this module stays cheap and works headless.
     """
+    import matplotlib.pyplot as plt
+
+    fig = draw_line_plot(
+        series, title=title, xlabel=xlabel, ylabel=ylabel, hline=hline, hline_label=hline_label
+    )
+    try:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+TITLE_WIDTH = 58
+"""Characters per title line: a longer title is wrapped, as the figure is only 6 inches wide."""
+
+
+def draw_line_plot(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    hline: float | None = None,
+    hline_label: str = "",
+) -> Any:
+    """The matplotlib figure :func:`line_plot` saves (the caller closes it).
+
+    Everything stays inside the figure, so the PNG fits the report's column as drawn: a long title is
+    wrapped, and the legend sits below the axes (inside them it would cover the curves), with
+    constrained layout making room for both.
+    """
     if not series:
         raise ValueError(f"line_plot {title!r}: no series to draw")
     for name, (xs, ys) in series.items():
@@ -263,26 +311,22 @@ def line_plot(
             raise ValueError(
                 f"line_plot {title!r}: series {name!r} has {len(xs)} x values and {len(ys)} y values"
             )
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    try:
-        for name, (xs, ys) in series.items():
-            ax.plot(list(xs), list(ys), label=name, marker="o" if len(xs) < 20 else None, markersize=3)
-        if hline is not None:
-            ax.axhline(hline, color="black", linestyle="--", linewidth=1, label=hline_label or None)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100, layout="constrained")
+    for name, (xs, ys) in series.items():
+        ax.plot(list(xs), list(ys), label=name, marker="o" if len(xs) < 20 else None, markersize=3)
+    if hline is not None:
+        ax.axhline(hline, color="black", linestyle="--", linewidth=1, label=hline_label or None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title("\n".join(textwrap.wrap(title, TITLE_WIDTH)))
+    ax.grid(alpha=0.3)
+    entries = len(ax.get_legend_handles_labels()[1])
+    fig.legend(loc="outside lower center", ncols=min(2, entries), fontsize="small", frameon=False)
+    return fig

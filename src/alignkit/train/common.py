@@ -96,18 +96,40 @@ def load_run_tokenizer(
     return tokenizer
 
 
+def changed_keys(saved_yaml: str, new_yaml: str) -> list[str]:
+    """Dotted keys whose values differ between two saved configs, ``run.*`` left out: where and how a
+    run is kept (run.resume itself, progress...) is no change to what it trains."""
+    import yaml
+
+    def flat(data: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(data, dict):
+            return {prefix[:-1]: data}
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(flat(v, f"{prefix}{k}."))
+        return out
+
+    old, new = flat(yaml.safe_load(saved_yaml)), flat(yaml.safe_load(new_yaml))
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return [k for k in keys if not k.startswith("run.")]
+
+
 def start_run(run: RunConfig, config: Any, accelerator: Any) -> Path:
-    """Create the run folder (refusing to clobber one) and save the resolved config in it."""
+    """Create the run folder (refusing to clobber one, or to share it with a live run: the main process
+    takes its lock) and save the resolved config in it."""
     path = Path(run.output_dir)
     if accelerator.is_main_process:
         prepare_run_dir(path, overwrite=run.overwrite, resume=run.resume)
         saved = path / "config.yaml"
         text = dump_yaml(config)
-        if run.resume and saved.exists() and saved.read_text() != text:
-            (path / "config.resumed.yaml").write_text(text)
-            accelerator.print(
-                f"resume: the config differs from {saved}; the new one is saved as config.resumed.yaml"
-            )
+        if run.resume and saved.exists():  # config.yaml stays what started the run
+            changed = changed_keys(saved.read_text(), text)
+            if changed:
+                (path / "config.resumed.yaml").write_text(text)
+                accelerator.print(
+                    f"resume: the config differs from {saved} in {', '.join(changed)}; the new one is saved "
+                    "as config.resumed.yaml"
+                )
         else:
             saved.write_text(text)
     accelerator.wait_for_everyone()

@@ -276,6 +276,7 @@ def train(config: DPOConfig) -> LoopResult:
             "grad_norm": ["grad_norm"],
         },
         resume=config.run.resume,
+        save_on_interrupt=config.run.save_on_interrupt,
         tensorboard=config.run.tensorboard,
         progress=config.run.progress,
     )

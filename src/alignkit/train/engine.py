@@ -17,7 +17,12 @@ Design choices, and why:
   no sampler state, and any process count sees the same global batches.
 - **Checkpoints are atomic.** They are written into ``.tmp-step-N`` and renamed once complete, so a
   ``kill -9`` mid-save leaves no checkpoint that looks whole. Resume restores model, optimizer,
-  scheduler and RNG state (accelerate's ``save_state``) and cuts ``metrics.jsonl`` back to that step.
+  scheduler and RNG state (accelerate's ``save_state``, the weights read back from the checkpoint's HF
+  layout rather than stored twice: ``lean_state.py``) and cuts ``metrics.jsonl`` back to that step.
+- **Faults stop the run in words.** Ctrl-C and a full disk end the loop with ``RunInterrupted`` /
+  ``DiskFullError`` naming the last complete checkpoint and how to resume (the CLI exits 1, no
+  traceback); with ``run.save_on_interrupt`` a single-process run first finishes the step in flight and
+  saves it. The run folder's lock is released however the loop ends.
 - **One backend-agnostic path.** DDP, FSDP and DeepSpeed are accelerate's; the loop only calls
   ``accelerator.backward``/``accumulate``. DeepSpeed steps its optimizer inside ``backward`` and clips
   from its own config, which ``configure_deepspeed`` fills from ours.
@@ -36,13 +41,17 @@ import torch
 
 from alignkit.runs import (
     MetricsLog,
+    StopOnInterrupt,
     checkpoint_dirs,
     plot_metrics,
     read_metrics,
+    release_run_lock,
+    stopped_run,
     write_checkpoint,
     write_final_dir,
     write_json,
 )
+from alignkit.train.lean_state import load_state
 from alignkit.train.sections import TrainerConfig
 
 
@@ -141,6 +150,7 @@ class TrainLoop:
         save_model: Callable[[torch.nn.Module, Path, Mapping[str, Any] | None], None],
         plot_groups: Mapping[str, list[str]],
         resume: bool = False,
+        save_on_interrupt: bool = False,
         tensorboard: bool = True,
         progress: bool = True,
         extra_eval: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
@@ -156,6 +166,7 @@ class TrainLoop:
         self.plot_groups = plot_groups
         self.extra_eval = extra_eval
         self.progress = progress
+        self.save_on_interrupt = save_on_interrupt
         self.world = accelerator.num_processes
         self.rank = accelerator.process_index
         self.global_batch = cfg.micro_batch_size * cfg.grad_accum_steps * self.world
@@ -278,7 +289,7 @@ class TrainLoop:
             self.accelerator.print(f"resume: no complete checkpoint in {self.run_dir}, starting from step 0")
             return 0
         latest = found[-1]
-        self.accelerator.load_state(str(latest / "state"))
+        load_state(self.accelerator, latest)
         step = int(latest.name.split("-")[-1])
         self.accelerator.print(f"resume: continuing from {latest} (step {step})")
         return step
@@ -297,6 +308,7 @@ class TrainLoop:
             self.cfg.keep_checkpoints,
             write,
             lambda: acc.get_state_dict(self.model),
+            weights_in=[(self.model, "")],
         )
 
     def _state(self) -> dict[str, Any]:
@@ -320,6 +332,20 @@ class TrainLoop:
                         self.writer.add_scalar(k, v, self.global_step)
 
     def run(self) -> LoopResult:
+        """Train to the last step, then write ``final/`` and the plots. Ctrl-C and a full disk end it with
+        an error that says where the last checkpoint is; the folder's lock is released in every case."""
+        try:
+            with StopOnInterrupt(self.save_on_interrupt and self.world == 1) as stop:
+                return self._run(stop)
+        except (KeyboardInterrupt, OSError) as exc:
+            raise stopped_run(self.run_dir, self.global_step, self.total_steps, exc) from None
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            if self.accelerator.is_main_process:
+                release_run_lock(self.run_dir)
+
+    def _run(self, stop: StopOnInterrupt) -> LoopResult:
         acc = self.accelerator
         bar = None
         if self.progress and acc.is_main_process:
@@ -327,27 +353,32 @@ class TrainLoop:
 
             bar = tqdm(total=self.total_steps, initial=self.global_step, desc="train", dynamic_ncols=True)
         start = time.perf_counter()
-        while self.global_step < self.total_steps:
-            record = self.train_step(self.global_step)
-            self.global_step += 1
-            record["epoch"] = self.global_step / self.steps_per_epoch
-            last = self.global_step == self.total_steps
-            if self.cfg.eval_every and self.global_step % self.cfg.eval_every == 0 and not last:
-                record.update(self.evaluate())
-            if (
-                self.global_step % self.cfg.log_every == 0
-                or last
-                or any(k.startswith("eval") for k in record)
-            ):
-                record["elapsed_s"] = time.perf_counter() - start
-                self.log(record)
+        try:
+            while self.global_step < self.total_steps:
+                record = self.train_step(self.global_step)
+                self.global_step += 1
+                record["epoch"] = self.global_step / self.steps_per_epoch
+                last = self.global_step == self.total_steps
+                if self.cfg.eval_every and self.global_step % self.cfg.eval_every == 0 and not last:
+                    record.update(self.evaluate())
+                if (
+                    self.global_step % self.cfg.log_every == 0
+                    or last
+                    or any(k.startswith("eval") for k in record)
+                ):
+                    record["elapsed_s"] = time.perf_counter() - start
+                    self.log(record)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}")
+                saved = self.cfg.save_every and self.global_step % self.cfg.save_every == 0 and not last
+                if saved or (stop.requested and not last):
+                    self.save_checkpoint()
+                if stop.requested and not last:
+                    raise KeyboardInterrupt
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if self.cfg.save_every and self.global_step % self.cfg.save_every == 0 and not last:
-                self.save_checkpoint()
-        if bar is not None:
-            bar.close()
+                bar.close()
         final_eval = self.evaluate()
         if final_eval:
             self.log(final_eval)
@@ -361,7 +392,5 @@ class TrainLoop:
 
             write_final_dir(self.run_dir, write)
             plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups)
-            if self.writer is not None:
-                self.writer.close()
         acc.wait_for_everyone()
         return LoopResult(self.global_step, read_metrics(self.metrics.path), final_dir)

@@ -42,6 +42,7 @@ from alignkit.runs import (
     checkpoint_dirs,
     plot_metrics,
     read_metrics,
+    release_run_lock,
     write_checkpoint,
     write_final_dir,
     write_json,
@@ -49,6 +50,7 @@ from alignkit.runs import (
 from alignkit.score.base import AnswerOnly, Scorer, as_response, build_scorer
 from alignkit.train.common import DataReport, read_records
 from alignkit.train.engine import global_batch_indices, lr_lambda
+from alignkit.train.lean_state import load_state
 from alignkit.train.sections import DataConfig, DatasetConfig, RunConfig, check_optimisation
 
 # ----------------------------------------------------------------------------- configs
@@ -628,7 +630,7 @@ class OnlineRun:
             self.accelerator.print(f"resume: no complete checkpoint in {self.run_dir}, starting from step 0")
             return 0, {}
         latest = found[-1]
-        self.accelerator.load_state(str(latest / "state"))
+        load_state(self.accelerator, latest)
         state = json.loads((latest / "trainer_state.json").read_text())
         self.accelerator.print(f"resume: continuing from {latest} (step {state['global_step']})")
         return int(state["global_step"]), state.get("extra", {})
@@ -672,23 +674,32 @@ class OnlineRun:
             self.step,
             self.cfg.keep_checkpoints,
             lambda folder, _: self._write_models(folder, extra),
+            weights_in=[(item.model, item.folder) for item in self.saved],
         )
 
-    def maybe_checkpoint(self, extra: Mapping[str, Any]) -> None:
-        if self.cfg.save_every and self.step % self.cfg.save_every == 0 and self.step < self.cfg.steps:
+    def maybe_checkpoint(self, extra: Mapping[str, Any], *, stop_requested: bool = False) -> None:
+        """The periodic checkpoint, or one because Ctrl-C asked to save and stop (never after the last
+        step, which writes ``final/`` instead)."""
+        periodic = self.cfg.save_every and self.step % self.cfg.save_every == 0
+        if (periodic or stop_requested) and self.step < self.cfg.steps:
             self.save_checkpoint(extra)
+
+    def close(self) -> None:
+        """Progress bar, TensorBoard and the folder's lock: released however the run ended."""
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.accelerator.is_main_process:
+            release_run_lock(self.run_dir)
 
     def finish(self, extra: Mapping[str, Any]) -> Path:
         """Write ``final/`` atomically and the plots; returns the final folder."""
         acc = self.accelerator
-        if self.bar is not None:
-            self.bar.close()
         final_dir = self.run_dir / "final"
         if acc.is_main_process:
             write_final_dir(self.run_dir, lambda folder: self._write_models(folder, extra))
             plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups)
-            if self.writer is not None:
-                self.writer.close()
         acc.wait_for_everyone()
         return final_dir
 

@@ -19,7 +19,7 @@ from alignkit.generate.hf import HFGenerator
 from alignkit.losses.ppo import Aggregation
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
-from alignkit.runs import read_metrics
+from alignkit.runs import StopOnInterrupt, read_metrics, stopped_run
 from alignkit.train.common import DataReport, load_run_tokenizer, make_accelerator, start_run
 from alignkit.train.engine import LoopResult
 from alignkit.train.online import (
@@ -247,17 +247,28 @@ class OnlineTrainer(abc.ABC):
         return {"lagrange": self.multiplier.state_dict()} if self.multiplier is not None else {}
 
     def run(self) -> LoopResult:
+        """Steps to the last, then ``final/``. Ctrl-C and a full disk end it with an error that says where
+        the last checkpoint is (``run.save_on_interrupt`` saves one first, on a single process)."""
         run, cfg = self.online, self.config.trainer
-        while run.step < cfg.steps:
-            record = self.step(run.step)
-            record["lr"] = self.trained[0].scheduler.get_last_lr()[0]
-            run.step += 1
-            if run.step == cfg.steps or (cfg.eval_every and run.step % cfg.eval_every == 0):
-                record.update(self.evaluate())
-            postfix = {k: record[k] for k in ("reward/score", "kl", "lagrange/lambda") if k in record}
-            run.log(record, postfix)
-            run.maybe_checkpoint(self.extra_state())
-        final_dir = run.finish(self.extra_state())
+        save_on_interrupt = self.config.run.save_on_interrupt and self.accelerator.num_processes == 1
+        try:
+            with StopOnInterrupt(save_on_interrupt) as stop:
+                while run.step < cfg.steps:
+                    record = self.step(run.step)
+                    record["lr"] = self.trained[0].scheduler.get_last_lr()[0]
+                    run.step += 1
+                    if run.step == cfg.steps or (cfg.eval_every and run.step % cfg.eval_every == 0):
+                        record.update(self.evaluate())
+                    postfix = {k: record[k] for k in ("reward/score", "kl", "lagrange/lambda") if k in record}
+                    run.log(record, postfix)
+                    run.maybe_checkpoint(self.extra_state(), stop_requested=stop.requested)
+                    if stop.requested and run.step < cfg.steps:
+                        raise KeyboardInterrupt
+                final_dir = run.finish(self.extra_state())
+        except (KeyboardInterrupt, OSError) as exc:
+            raise stopped_run(self.run_dir, run.step, cfg.steps, exc) from None
+        finally:
+            run.close()
         name = self.constrained_name() if self.safe else self.algorithm
         self.accelerator.print(f"{name} done: {run.step} steps; policy in {Path(final_dir)}")
         return LoopResult(run.step, read_metrics(run.metrics.path), final_dir)

@@ -185,6 +185,7 @@ def train_score_model(
         save_model=lambda m, path, sd: save_score_model(m, tokenizer, path, sd),
         plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"], **plot_groups},
         resume=run.resume,
+        save_on_interrupt=run.save_on_interrupt,
         tensorboard=run.tensorboard,
         progress=run.progress,
     )

@@ -202,6 +202,9 @@ class RunConfig:
     """Delete an existing run folder of the same name and start over."""
     resume: bool = False
     """Continue the run in output_dir from its latest complete checkpoint."""
+    save_on_interrupt: bool = False
+    """On Ctrl-C, finish the step in flight and save a checkpoint before stopping (single-process runs;
+    off by default, as in TRL: Ctrl-C stops at once and the last periodic checkpoint is where to resume)."""
     tensorboard: bool = True
     """Also write TensorBoard event files (metrics.jsonl and PNG plots are always written)."""
     progress: bool = True

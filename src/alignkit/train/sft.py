@@ -106,6 +106,7 @@ def train(config: SFTConfig) -> LoopResult:
         save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),  # adapter only with LoRA
         plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"]},
         resume=config.run.resume,
+        save_on_interrupt=config.run.save_on_interrupt,
         tensorboard=config.run.tensorboard,
         progress=config.run.progress,
     )

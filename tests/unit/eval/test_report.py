@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from alignkit.eval.report import PNG_SIGNATURE, Figure, Section, Table, line_plot, write_report
+from alignkit.eval.report import (
+    PNG_SIGNATURE,
+    Figure,
+    Section,
+    Table,
+    draw_line_plot,
+    highlight_by_arrows,
+    line_plot,
+    write_report,
+)
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -192,3 +201,81 @@ def test_failed_rename_removes_temp_file(tmp_path: Path, monkeypatch: pytest.Mon
         write_report(target, "t", [Section(heading="s", text="new")])
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
     assert target.read_text() == "previous report"
+
+
+def test_unranked_rows_never_bold_and_arrows_give_the_direction(tmp_path: Path) -> None:
+    columns = ["stage", "accuracy ↑", "compliance ↓", "score"]
+    assert highlight_by_arrows(columns) == {"accuracy ↑": "higher", "compliance ↓": "lower"}
+    table = Table(
+        title="t",
+        columns=columns,
+        rows=[["random init", 0.9, 0.0, 5.0], ["sft", 0.5, 0.3, 1.0], ["ppo", 0.7, 0.2, 2.0]],
+        highlight=highlight_by_arrows(columns),
+        unranked={0},
+    )
+    page = _write(tmp_path, [Section(heading="s", tables=[table])])
+    assert _cells(page) == [
+        ["random init", "0.900", "0.000", "5.000"],
+        ["sft", "0.500", "0.300", "1.000"],
+        ["ppo", "<strong>0.700</strong>", "<strong>0.200</strong>", "2.000"],
+    ]
+
+
+def test_demo_policies_table_bolds_the_best_trained_stage_of_every_arrow_column(tmp_path: Path) -> None:
+    """The random-init model refuses nothing and complies with nothing (it babbles): it must not win."""
+    from alignkit.demo import ORACLE_COLUMNS
+    from alignkit.demo_report import policies_table
+
+    def stage(accuracy: float, compliance: float, reward: float, cost: float) -> dict[str, float]:
+        values = dict.fromkeys((key for key, _ in ORACLE_COLUMNS), 0.5)
+        values.update(
+            benign_accuracy=accuracy, harmful_compliance_rate=compliance,
+            reward_model_score=reward, cost_model_score=cost,
+        )  # fmt: skip
+        return values
+
+    oracle = {
+        "random init": stage(0.0, 0.0, -9.0, -9.0),
+        "SFT": stage(0.6, 0.4, 0.1, 0.3),
+        "Safe RLHF": stage(0.7, 0.1, 0.2, -0.5),
+    }
+    table = policies_table(oracle)
+    titles = [title for _, title in ORACLE_COLUMNS]
+    assert all(table.highlight.get(t) in ("higher", "lower") for t in titles), table.highlight
+    rows = _cells(_write(tmp_path, [Section(heading="s", tables=[table])]))
+    column = {t: i + 1 for i, t in enumerate(titles)}
+    assert not any("<strong>" in cell for cell in rows[0])  # random init
+    for title in ("benign accuracy ↑", "harmful compliance ↓", "reward-model score ↑", "cost-model score ↓"):
+        assert rows[2][column[title]].startswith("<strong>"), title
+        assert not rows[1][column[title]].startswith("<strong>"), title
+
+
+def test_line_plot_keeps_a_long_title_and_the_legend_inside_the_figure() -> None:
+    """Nothing is clipped when the PNG is saved, and the legend does not sit on the curves."""
+    import matplotlib.pyplot as plt
+
+    steps = list(range(30))
+    series = {
+        name: (steps, [i * s for s in steps]) for i, name in enumerate(["PPO (watched)", "Safe RLHF", "J_C"])
+    }
+    fig = draw_line_plot(
+        series,
+        title="GRPO: rule reward (oracle's ideal answer) of the sampled groups, a long title",
+        xlabel="step",
+        ylabel="cost-model score (< 0 safe)",
+        hline=0.0,
+        hline_label="cost limit",
+    )
+    try:
+        renderer = fig.canvas.get_renderer()
+        fig.canvas.draw()
+        page = fig.bbox
+        ax = fig.axes[0]
+        texts = [ax.title, ax.xaxis.label, ax.yaxis.label, *fig.legends[0].get_texts()]
+        for text in texts:
+            box = text.get_window_extent(renderer)
+            assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, (text.get_text(), box, page)
+            assert page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1, (text.get_text(), box, page)
+        assert not fig.legends[0].get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+    finally:
+        plt.close(fig)
