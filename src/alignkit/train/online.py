@@ -46,7 +46,14 @@ from alignkit.runs import (
     write_final_dir,
     write_json,
 )
-from alignkit.score.base import AnswerOnly, Scorer, as_response, build_scorer
+from alignkit.score.base import (
+    AnswerOnly,
+    Scorer,
+    as_response,
+    build_scorer,
+    import_function,
+    looks_like_function,
+)
 from alignkit.train.common import DataReport, read_records
 from alignkit.train.engine import global_batch_indices, lr_lambda
 from alignkit.train.sections import DataConfig, DatasetConfig, RunConfig, check_optimisation
@@ -128,6 +135,23 @@ class ScorerConfig:
         check(bool(self.path), f"{prefix}path", self.path, "a score model folder or 'module:function'")
         check(self.batch_size > 0, f"{prefix}batch_size", self.batch_size, "a positive integer")
 
+    def check_source(self, key: str, kind: str | None) -> None:
+        """Before any run folder: the function must import, the folder must hold a score model of ``kind``
+        (None: either kind, as for a monitor)."""
+        from alignkit.models.score_model import check_score_model
+
+        if looks_like_function(self.path):
+            try:
+                import_function(self.path)
+            except ValueError as err:
+                raise ConfigError(f"{key}.path: {err}") from None
+            return
+        elsewhere = {
+            "reward": "; a cost model belongs in cost.path",
+            "cost": "; a reward model belongs in reward.path",
+        }
+        check_score_model(self.path, f"{key}.path", kind, elsewhere.get(kind or "", ""))
+
     def build(self, device: Any = None, max_length: int = 512) -> Scorer:
         scorer = build_scorer(
             self.path, batched=self.batched, batch_size=self.batch_size, device=device, max_length=max_length
@@ -172,11 +196,25 @@ class OnlineTrainerConfig:
 
     grad_accum_steps = 1  # accumulation over micro-batches is done here, not by accelerate
 
+    KEY_HINTS = {
+        "max_steps": (
+            "steps",
+            "online trainers (ppo, safe-ppo, grpo) count rollouts with trainer.steps, each followed by its "
+            "updates; trainer.max_steps is the offline trainers' (sft, reward, cost, dpo) optimizer step count",
+        ),
+        "epochs": ("steps", "online trainers run trainer.steps rollouts; they have no passes over a dataset"),
+        "grad_accum_steps": (
+            "mini_batch_size",
+            "online trainers accumulate micro-batches of trainer.micro_batch_size into each optimizer step's "
+            "trainer.mini_batch_size samples by themselves",
+        ),
+    }
+    """Keys another command spells differently: unknown-key errors point at the key meant here."""
+
     def validate(self, prefix: str) -> None:
         check_optimisation(self, prefix)
         for name in ("steps", "update_epochs", "mini_batch_size", "micro_batch_size"):
             check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
-        check(0 <= self.seed < 2**31, f"{prefix}seed", self.seed, "an integer in [0, 2**31)")
 
 
 @dataclass
@@ -254,7 +292,10 @@ def prompt_messages(record: Any) -> list[Any]:
         return messages
     prompt = getattr(record, "prompt", None)
     if prompt is None:
-        raise ValueError(f"{type(record).__name__} records carry no prompt to roll out from")
+        raise ConfigError(
+            f"{type(record).__name__} records carry no prompt to roll out from; choose a template whose "
+            "records have one (e.g. trl-prompt, pku-saferlhf)"
+        )
     return list(prompt)
 
 

@@ -6,10 +6,12 @@ means the same thing in every command. Field docs are the attribute docstrings (
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from alignkit.config import check
+from alignkit.config import ConfigError, check
 
 
 @dataclass
@@ -77,11 +79,25 @@ class DatasetConfig:
 
     def validate(self, prefix: str) -> None:
         check(bool(self.source), f"{prefix}source", self.source, "a dataset name, file or folder")
+        check_template_name(self.template, f"{prefix}template")
         check(
             self.max_rows is None or self.max_rows > 0,
             f"{prefix}max_rows",
             self.max_rows,
             "a positive integer",
+        )
+
+
+def check_template_name(name: str, key: str) -> None:
+    """An unknown template is a config error, found when the config is read (before any run folder)."""
+    from alignkit.data import TEMPLATES
+
+    if name not in TEMPLATES:
+        close = difflib.get_close_matches(name, list(TEMPLATES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise ConfigError(
+            f"{key}={name!r} is not a dataset template{hint} Templates: {', '.join(sorted(TEMPLATES))} "
+            "(`alignkit data templates` lists them; `alignkit data inspect SOURCE --template NAME` tries one)"
         )
 
 
@@ -138,6 +154,15 @@ class TrainerConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """Autocast precision (bf16 needs a GPU or a recent CPU)."""
 
+    KEY_HINTS = {
+        "steps": (
+            "max_steps",
+            "offline trainers (sft, reward, cost, dpo) count optimizer steps with trainer.max_steps or "
+            "trainer.epochs; trainer.steps is the online trainers' (ppo, safe-ppo, grpo) count of rollouts",
+        )
+    }
+    """Keys another command spells differently: unknown-key errors point at the key meant here."""
+
     def validate(self, prefix: str) -> None:
         check_optimisation(self, prefix)
         check(self.epochs > 0, f"{prefix}epochs", self.epochs, "a positive integer")
@@ -151,11 +176,21 @@ class TrainerConfig:
             check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
 
 
+SEED_LIMIT = 2**31
+"""Seeds must lie in [0, SEED_LIMIT): what every RNG the loops seed (torch, numpy, random) accepts."""
+
+
 def check_optimisation(cfg: Any, prefix: str) -> None:
-    """The optimiser, clipping, schedule and logging keys every loop config has (offline and online)."""
+    """The optimiser, clipping, schedule, logging and seed keys every loop config has (offline and online)."""
     check(cfg.lr > 0, f"{prefix}lr", cfg.lr, "a positive number")
     check(cfg.weight_decay >= 0, f"{prefix}weight_decay", cfg.weight_decay, "a number >= 0")
-    check(len(cfg.adam_betas) == 2, f"{prefix}adam_betas", cfg.adam_betas, "two numbers, e.g. [0.9, 0.999]")
+    check(
+        len(cfg.adam_betas) == 2 and all(0 <= beta < 1 for beta in cfg.adam_betas),
+        f"{prefix}adam_betas",
+        cfg.adam_betas,
+        "two numbers in [0, 1), e.g. [0.9, 0.999]",
+    )
+    check(0 <= cfg.seed < SEED_LIMIT, f"{prefix}seed", cfg.seed, "an integer in [0, 2**31)")
     check(0 <= cfg.warmup_ratio < 1, f"{prefix}warmup_ratio", cfg.warmup_ratio, "a number in [0, 1)")
     check(
         cfg.max_grad_norm is None or cfg.max_grad_norm > 0,
@@ -170,11 +205,36 @@ def check_optimisation(cfg: Any, prefix: str) -> None:
 
 
 @dataclass
-class RunConfig:
+class OutputConfig:
+    """Where a command writes its folder: the ``run.*`` keys every command has (eval has only these)."""
+
     output_dir: str = "runs/run"
     """The run folder: config, metrics, checkpoints, plots. Never overwritten unless overwrite=true."""
     overwrite: bool = False
     """Delete an existing run folder of the same name and start over."""
+
+    def validate(self, prefix: str) -> None:
+        check(bool(self.output_dir), f"{prefix}output_dir", self.output_dir, "a folder path")
+        check_output_dir(self.output_dir, f"{prefix}output_dir")
+
+
+def check_output_dir(path: str, key: str) -> None:
+    """A run folder must be (or become) a folder: neither it nor a parent may be an existing file."""
+    folder = Path(path).expanduser()
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = (
+                    "is a file" if candidate == folder else f"is inside {str(candidate)!r}, which is a file"
+                )
+                raise ConfigError(
+                    f"{key}={path!r} {where}; a run folder must be a folder: choose another path"
+                )
+            return
+
+
+@dataclass
+class RunConfig(OutputConfig):
     resume: bool = False
     """Continue the run in output_dir from its latest complete checkpoint."""
     tensorboard: bool = True
@@ -183,7 +243,7 @@ class RunConfig:
     """Show a progress bar."""
 
     def validate(self, prefix: str) -> None:
-        check(bool(self.output_dir), f"{prefix}output_dir", self.output_dir, "a folder path")
+        super().validate(prefix)
         check(
             not (self.overwrite and self.resume),
             f"{prefix}resume",
