@@ -152,7 +152,9 @@ def load_tokenizer(
     if chat_template:
         tokenizer.chat_template = read_chat_template(chat_template)
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        from alignkit.data.render import ChatTemplateError
+
+        raise ChatTemplateError(
             f"tokenizer at {path!r} has no chat template; alignkit renders every record through one. "
             "Use an instruct/chat tokenizer or set model.chat_template=PATH.jinja."
         )
@@ -185,7 +187,12 @@ def adapter_base(path: str) -> str | None:
         return None
     base = json.loads(config.read_text()).get("base_model_name_or_path")
     if not base:
-        raise ValueError(f"{config} names no base_model_name_or_path, so its base model cannot be loaded")
+        from alignkit.config import ConfigError
+
+        raise ConfigError(
+            f"{config} names no base_model_name_or_path, so its base model cannot be loaded; write the base "
+            "model's folder or hub name there"
+        )
     return str(base)
 
 
