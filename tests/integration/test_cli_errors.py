@@ -154,6 +154,7 @@ def _cases() -> list[tuple[str, list[str], int, list[str]]]:
         ("reward-wrong-records", ["train", "reward", "data.train.source=toyworld://data/sft", "data.train.template=trl", "data.eval=null"], 2, ["Preference"]),
         ("online-batch-split", [*ppo, "rollout.prompts_per_step=3", "trainer.mini_batch_size=2"], 2, ["trainer.mini_batch_size=2"]),
         ("online-too-few-prompts", [*grpo, "data.train.max_rows=3"], 2, ["rollout.prompts_per_step"]),
+        ("online-vllm-with-lora", [*grpo, "rollout.backend=vllm", "model.lora.r=8"], 2, ["rollout.backend=vllm", "model.lora"]),
         ("run-folder-used", ["train", "sft", "run.output_dir={used_run}"], 2, ["run.overwrite=true"]),
         # --- the command line itself
         ("no-command", [], 2, ["COMMAND"]),

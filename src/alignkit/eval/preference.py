@@ -37,7 +37,7 @@ class PreferenceEvalConfig:
     """What the model is: a reward model (helpfulness ranking), a cost model (safety ranking and signs),
     or a DPO-trained policy (ranking by its implicit reward beta * (rho_w - rho_l))."""
     reference: str | None = None
-    """kind=dpo: the reference policy pi_ref DPO started from (e.g. the SFT final/); None: log-prob accuracy only."""
+    """kind=dpo: the reference policy pi_ref DPO started from (e.g. the SFT final/); null: log-prob accuracy only."""
     beta: float = 0.1
     """kind=dpo: the beta the policy was trained with (scales the implicit reward)."""
     label: Literal["helpfulness", "safety"] = "helpfulness"

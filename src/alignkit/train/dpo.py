@@ -73,7 +73,7 @@ class DPOConfig:
     """The policy to train (required): an SFT model such as runs/toyworld-sft/final (see
     examples/toyworld/dpo.yaml), never a random-init one; it is also the reference unless ref_model_path."""
     ref_model_path: str | None = None
-    """Reference model pi_ref; None: a frozen copy of model.path (with LoRA: the base, adapter disabled)."""
+    """Reference model pi_ref; null: a frozen copy of model.path (with LoRA: the base, adapter disabled)."""
     data: DataConfig = field(
         default_factory=lambda: DataConfig(
             train=DatasetConfig(source="toyworld://data/safe_pref", template="pku-saferlhf")
@@ -83,7 +83,7 @@ class DPOConfig:
     loss: LossName = "dpo"
     """Which preference loss (alignkit.losses.dpo): dpo, ipo, simpo, orpo (reference-free) or kto (unpaired)."""
     beta: float | None = None
-    """The loss's beta; None: its own default (dpo/ipo/kto 0.1, simpo 2.5, orpo's lambda 0.1)."""
+    """The loss's beta; null: its own default (dpo/ipo/kto 0.1, simpo 2.5, orpo's lambda 0.1)."""
     label_smoothing: float = 0.0
     """cDPO: assumed probability that a label is flipped, in [0, 0.5) (loss=dpo only)."""
     simpo_gamma: float = 1.4

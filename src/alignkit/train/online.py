@@ -80,7 +80,7 @@ class RolloutConfig:
     generation_batch_size: int = 64
     """Rows per generate call on each process (memory knob only; results do not depend on it)."""
     missing_eos_penalty: float | None = None
-    """Subtracted from the reward of responses cut at max_new_tokens (None: no penalty)."""
+    """Subtracted from the reward of responses cut at max_new_tokens (null: no penalty)."""
     backend: Literal["hf", "vllm"] = "hf"
     """Who samples: 'hf' (the live policy through transformers) or 'vllm' (a vLLM engine on the GPU,
     the policy's weights pushed into it before every rollout; needs `pip install 'alignkit[vllm]'`)."""
@@ -180,7 +180,7 @@ class OnlineTrainerConfig:
     micro_batch_size: int = 8
     """Samples per forward/backward on one process (memory knob only)."""
     max_grad_norm: float | None = 1.0
-    """Clip each model's gradient norm to this (None: no clipping)."""
+    """Clip each model's gradient norm to this (null: no clipping)."""
     eval_every: int = 0
     """Score greedy answers to data.eval prompts every this many steps (0: only at the end)."""
     save_every: int = 0
@@ -228,7 +228,7 @@ class LagrangeConfig:
     lambda_lr: float = 0.1
     """Learning rate of log lambda."""
     lambda_max: float | None = 5.0
-    """Upper bound on lambda (None: none)."""
+    """Upper bound on lambda (null: none)."""
     delay_steps: int = 0
     """Steps before lambda starts to move."""
     window: int = 128

@@ -60,7 +60,7 @@ class ModelConfig:
     Saved with the trained model (chat_template_kwargs.json) and used again when loading it; {} here
     keeps what the checkpoint saved."""
     lora: LoraConfig | None = None
-    """Train a LoRA adapter on the frozen model instead of every weight (None: full fine-tuning).
+    """Train a LoRA adapter on the frozen model instead of every weight (null: full fine-tuning).
     Set any key to turn it on (model.lora.r=16), or model.lora={} for the defaults."""
 
 
@@ -75,7 +75,7 @@ class DatasetConfig:
     column_map: dict[str, str] = field(default_factory=dict)
     """For template 'columns': record field -> column name in the data."""
     max_rows: int | None = None
-    """Read at most this many records (None: all)."""
+    """Read at most this many records (null: all)."""
 
     def validate(self, prefix: str) -> None:
         check(bool(self.source), f"{prefix}source", self.source, "a dataset name, file or folder")
@@ -106,7 +106,7 @@ class DataConfig:
     train: DatasetConfig = field(default_factory=DatasetConfig)
     """Training data."""
     eval: DatasetConfig | None = None
-    """Held-out data for periodic evaluation (None: no eval)."""
+    """Held-out data for periodic evaluation (null: no eval)."""
     skip_invalid: bool = False
     """Skip malformed rows (counted and reported in the run folder) instead of stopping at the first one."""
     max_length: int = 512
@@ -140,7 +140,7 @@ class TrainerConfig:
     grad_accum_steps: int = 1
     """Micro-batches accumulated per optimizer step. Global batch = micro_batch_size x grad_accum_steps x processes."""
     max_grad_norm: float | None = 1.0
-    """Clip the global gradient norm to this (None: no clipping)."""
+    """Clip the global gradient norm to this (null: no clipping)."""
     eval_every: int = 0
     """Evaluate every this many optimizer steps (0: only at the end)."""
     save_every: int = 0
