@@ -243,14 +243,18 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from alignkit.demo import run_demo
+    from alignkit.train.sections import check_output_dir
 
+    check_output_dir(args.out, "--out")
     run_demo(args.out, overwrite=args.overwrite)
     return EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from alignkit.models.export import export_merged
+    from alignkit.train.sections import check_output_dir
 
+    check_output_dir(args.out, "--out")
     out = export_merged(args.merge, args.out, dtype=args.dtype, overwrite=args.overwrite)
     print(f"merged checkpoint written to {out}")
     return EXIT_OK
@@ -258,7 +262,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_toyworld(args: argparse.Namespace) -> int:
     from alignkit import toyworld
+    from alignkit.train.sections import check_output_dir
 
+    if args.out:
+        check_output_dir(args.out, "--out")
     folder = toyworld.build(Path(args.out)).root if args.out else toyworld.resolve("toyworld://")
     print(f"toy world ready in {folder}")
     return EXIT_OK

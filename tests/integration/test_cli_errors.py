@@ -40,9 +40,13 @@ def paths(tmp_path_factory) -> dict[str, Path]:
     (root / "run_folder" / "final").mkdir(parents=True)
     (root / "used_run").mkdir()
     (root / "used_run" / "config.yaml").write_text("{}\n")
+    (root / "adapter").mkdir()
+    (root / "adapter" / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "/gone/base"})
+    )
     tokenizer = load_tokenizer(TINY)
     save_pretrained(new_score_model(TINY, tokenizer, "reward"), tokenizer, root / "rm" / "final")
-    names = ("bad.yaml", "latin1.yaml", "list.yaml", "a_file", "empty", "run_folder", "used_run")
+    names = ("bad.yaml", "latin1.yaml", "list.yaml", "a_file", "empty", "run_folder", "used_run", "adapter")
     return {name.replace(".", "_"): root / name for name in names} | {
         "reward_model": root / "rm" / "final",
         "root": root,
@@ -112,6 +116,7 @@ def _cases() -> list[tuple[str, list[str], int, list[str]]]:
         ("model-hub-offline", ["train", "cost", "model.path=Qwen/Qwen2.5-0.5B-Instruct"], 2, ["HF_HUB_OFFLINE"]),
         ("model-relative-path", ["train", "sft", "model.path=runs/nope/final"], 2, ["no such folder", "working"]),
         ("model-toyworld-typo", ["train", "sft", "model.path=toyworld://models/tinyy"], 2, ["toy world", "tiny"]),
+        ("adapter-base-missing", ["train", "sft", "model.path={adapter}"], 2, ["base_model_name_or_path", "/gone/base"]),
         ("tokenizer-empty", ["train", "sft", "model.tokenizer={empty}"], 2, ["model.tokenizer=", "tokenizer"]),
         ("chat-template-missing", ["train", "sft", "model.chat_template=nope.jinja"], 2, ["model.chat_template"]),
         ("dpo-reference-missing", [*dpo, "ref_model_path={root}/nope"], 2, ["ref_model_path="]),
@@ -162,6 +167,9 @@ def _cases() -> list[tuple[str, list[str], int, list[str]]]:
         ("stray-argument", ["train", "sft", "oops"], 2, ["'oops'", "key.sub=value"]),
         ("inspect-template", ["data", "inspect", "toyworld://data/sft", "--template", "nosuch"], 2, ["--template"]),
         ("inspect-column", ["data", "inspect", "x.csv", "--template", "columns", "--column", "prompt"], 2, ["--column"]),
+        ("demo-out-is-file", ["demo", "--out", "{a_file}"], 2, ["--out=", "is a file"]),
+        ("export-out-is-file", ["export", "--merge", "{empty}", "--out", "{a_file}"], 2, ["--out=", "is a file"]),
+        ("toyworld-out-in-file", ["toyworld", "build", "--out", "{a_file}/world"], 2, ["--out=", "a_file"]),
         ("export-no-adapter", ["export", "--merge", "{empty}", "--out", "{root}/merged"], 2, ["export"]),
     ]  # fmt: skip
 

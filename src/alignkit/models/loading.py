@@ -23,7 +23,7 @@ TOYWORLD_SCHEME = "toyworld://"
 
 MODEL_FILES = ("config.json", ADAPTER_CONFIG)
 """A folder holding one of these is a model (or a LoRA adapter on one) ``from_pretrained`` can load."""
-TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
 """A folder holding one of these has a tokenizer ``AutoTokenizer`` can load."""
 HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 """What a Hugging Face hub repository name can look like (``gpt2``, ``Qwen/Qwen2.5-7B-Instruct``)."""
@@ -57,6 +57,10 @@ def check_model_source(
     if local.is_dir():
         if not any((local / name).is_file() for name in files):
             raise ConfigError(_not_a_model_folder(path, key, local, files, what))
+        base = adapter_base(str(local)) if files == MODEL_FILES else None
+        if base is not None:  # a LoRA adapter loads with its base merged in: that base must be there too
+            where = f"base_model_name_or_path (in {local / ADAPTER_CONFIG}, the LoRA adapter at {key})"
+            check_model_source(base, where)
         return
     if local.exists():
         raise ConfigError(
