@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = next(label for cls, label in known.items() if isinstance(exc, cls))
         print(f"alignkit: {kind}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as exc:  # noqa: BLE001 - the one place every other failure is put in words
+    except Exception as exc:  # the one place every other failure is put in words
         if os.environ.get("ALIGNKIT_DEBUG"):
             raise
         where = traceback.extract_tb(exc.__traceback__)[-1]
