@@ -1,34 +1,75 @@
-"""The ``alignkit`` command: ``alignkit train|data|demo|toyworld|export ... --config file.yaml key=value ...``.
+"""The ``alignkit`` command line: train, evaluate, inspect data, run the demo, export, build the toy world.
 
-Every ``train`` command is a config dataclass plus a ``train(config)`` function; the CLI only parses,
-validates and reports errors in words a user can act on: exit status 2 for bad input (config, data, run
-folder), 1 for a run stopped by a fault (Ctrl-C, a full disk), never a traceback for either.
+Every ``train`` and ``eval`` command is a config dataclass plus a function; the CLI only parses, checks
+and reports. A failure never ends in a Python traceback: a mistake in the command, a config, a path or the
+data exits with status 2 and one paragraph naming the key, file or row and what to do; a run stopped by a
+fault (Ctrl-C, a full disk) or failing while running exits with status 1 and says what failed and, for a
+training run, where its last checkpoint is (``ALIGNKIT_DEBUG=1`` re-raises with the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-# command -> (module, config class). Adding a trainer is one line here plus its module.
-TRAINERS: dict[str, tuple[str, str]] = {
-    "sft": ("alignkit.train.sft", "SFTConfig"),
-    "reward": ("alignkit.train.reward", "RewardConfig"),
-    "cost": ("alignkit.train.cost", "CostConfig"),
-    "dpo": ("alignkit.train.dpo", "DPOConfig"),
-    "ppo": ("alignkit.train.ppo", "PPOConfig"),
-    "safe-ppo": ("alignkit.train.safe_ppo", "SafePPOConfig"),
-    "grpo": ("alignkit.train.grpo", "GRPOConfig"),
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+"""0: done; 1: a failure while running (e.g. out of memory, a network error); 2: a mistake in the command,
+config, paths or data, found before any work (nothing was written)."""
+
+# command -> (module, config class, what it does). Adding a trainer is one line here plus its module.
+TRAINERS: dict[str, tuple[str, str, str]] = {
+    "sft": ("alignkit.train.sft", "SFTConfig", "supervised fine-tuning on conversations"),
+    "reward": ("alignkit.train.reward", "RewardConfig", "a reward model on preference pairs (Bradley-Terry)"),
+    "cost": ("alignkit.train.cost", "CostConfig", "a Safe RLHF cost model on safety-labelled pairs"),
+    "dpo": ("alignkit.train.dpo", "DPOConfig", "DPO, IPO, SimPO, ORPO or KTO, starting from an SFT policy"),
+    "ppo": (
+        "alignkit.train.ppo",
+        "PPOConfig",
+        "PPO-RLHF against a reward scorer (Safe RLHF with a cost one)",
+    ),
+    "safe-ppo": (
+        "alignkit.train.safe_ppo",
+        "SafePPOConfig",
+        "Safe RLHF: PPO-Lagrangian, a cost scorer required",
+    ),
+    "grpo": (
+        "alignkit.train.grpo",
+        "GRPOConfig",
+        "GRPO, Dr. GRPO or RLOO with any scorer (cost: constrained)",
+    ),
 }
 
 
-# evaluation -> (module, config class); the module's ``run(config)`` does the work.
-EVALUATIONS: dict[str, tuple[str, str]] = {
-    "preference": ("alignkit.eval.preference", "PreferenceEvalConfig"),
+# evaluation -> (module, config class, what it measures); the module's ``run(config)`` does the work.
+EVALUATIONS: dict[str, tuple[str, str, str]] = {
+    "preference": (
+        "alignkit.eval.preference",
+        "PreferenceEvalConfig",
+        "held-out pair accuracy of a reward, cost or DPO model",
+    ),
 }
+
+OTHER_COMMANDS = {
+    "data inspect": "validate a dataset through a template; print counts and a sample",
+    "data templates": "list the dataset templates",
+    "demo": "the whole loop on the offline toy world (SFT, reward, cost, DPO, PPO, Safe RLHF, GRPO)",
+    "export": "merge a LoRA run into a plain Hugging Face checkpoint",
+    "toyworld build": "build the offline toy world (models and data used by toyworld:// paths)",
+}
+
+EPILOG = """exit status:
+  0  done
+  1  a failure while running (out of memory, a network error ...); the message says what failed
+  2  a mistake in the command, config, a path or the data, found before any work; the message names
+     the key, file or row and what to do
+
+Set ALIGNKIT_DEBUG=1 to see the Python traceback of a failure."""
 
 
 def trainer_for(name: str) -> tuple[type, Any]:
@@ -41,29 +82,69 @@ def _evaluation(name: str) -> tuple[type, Any]:
     return getattr(module, EVALUATIONS[name][1]), module.run
 
 
+def _command_list() -> str:
+    """Every command with one plain line of text: the top of ``alignkit --help``."""
+    rows = [(f"train {name}", help_) for name, (_, _, help_) in TRAINERS.items()]
+    rows += [(f"eval {name}", help_) for name, (_, _, help_) in EVALUATIONS.items()]
+    rows += list(OTHER_COMMANDS.items())
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  alignkit {name:<{width}}  {help_}" for name, help_ in rows)
+
+
+def _choices_text(table: dict[str, tuple[str, str, str]]) -> str:
+    width = max(len(name) for name in table)
+    return "\n".join(f"  {name:<{width}}  {help_}" for name, (_, _, help_) in table.items())
+
+
+CONFIGURED_USAGE = (
+    "--config FILE.yaml   YAML config (optional); then key.sub=value overrides, read as YAML values\n"
+    "                     (null, false, 3e-4, [0.9, 0.95]) and applied after the file\n"
+    "--show-config        print the resolved config as YAML (with every key's doc) and exit"
+)
+
+
+def _add_configured(
+    sub: Any, name: str, help_: str, table: dict[str, tuple[str, str, str]], what: str
+) -> None:
+    """``train`` and ``eval``: a choice of command, ``--config``, ``--show-config`` and overrides."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = sub.add_parser(
+        name,
+        help=help_,
+        description=f"{help_}.\n\n{what}s:\n{_choices_text(table)}\n\n{CONFIGURED_USAGE}",
+        formatter_class=formatter,
+        epilog=EPILOG,
+    )
+    parser.add_argument(what, choices=list(table), metavar=what.upper(), help=f"one of: {', '.join(table)}")
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML config file")
+    parser.add_argument(
+        "--show-config", action="store_true", help="print the resolved config as YAML and exit"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.lr=3e-4"
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="alignkit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="train a model")
-    train.add_argument("algorithm", choices=sorted(TRAINERS))
-    train.add_argument("--config", help="YAML config file")
-    train.add_argument(
-        "--show-config", action="store_true", help="print the resolved config and every key's doc"
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="alignkit",
+        description="Align language models with human feedback.\n\ncommands:\n" + _command_list(),
+        epilog=EPILOG,
+        formatter_class=formatter,
     )
-    train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.lr=3e-4")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    evaluate = sub.add_parser("eval", help="evaluate a model; writes report.json and plots")
-    evaluate.add_argument("evaluation", choices=sorted(EVALUATIONS))
-    evaluate.add_argument("--config", help="YAML config file")
-    evaluate.add_argument(
-        "--show-config", action="store_true", help="print the resolved config and every key's doc"
+    _add_configured(sub, "train", "train a model", TRAINERS, "algorithm")
+    _add_configured(
+        sub, "eval", "evaluate a model; prints its figures and writes report.json", EVALUATIONS, "evaluation"
     )
-    evaluate.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.path=runs/reward/final")
 
-    data = sub.add_parser("data", help="inspect and validate datasets")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    inspect = data_sub.add_parser("inspect", help="validate a dataset and print counts and a sample")
+    data = sub.add_parser(
+        "data", help="inspect and validate datasets", epilog=EPILOG, formatter_class=formatter
+    )
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    inspect = data_sub.add_parser("inspect", help=OTHER_COMMANDS["data inspect"])
     inspect.add_argument("source", help="hub name, local file or folder, or toyworld:// path")
     inspect.add_argument("--template", required=True, help="template name (see `alignkit data templates`)")
     inspect.add_argument("--split", default="train")
@@ -81,13 +162,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a template option, e.g. dimension=helpfulness (VALUE is read as YAML)",
     )
-    data_sub.add_parser("templates", help="list dataset templates")
+    data_sub.add_parser("templates", help=OTHER_COMMANDS["data templates"])
 
-    demo = sub.add_parser("demo", help="the whole loop on the offline toy world")
+    demo = sub.add_parser("demo", help=OTHER_COMMANDS["demo"], epilog=EPILOG, formatter_class=formatter)
     demo.add_argument("--out", default="runs/demo", help="run folder for the demo")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo run in --out")
 
-    export = sub.add_parser("export", help="write a LoRA run as a plain Hugging Face checkpoint")
+    export = sub.add_parser("export", help=OTHER_COMMANDS["export"], epilog=EPILOG, formatter_class=formatter)
     export.add_argument(
         "--merge",
         required=True,
@@ -98,25 +179,30 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
-    toy = sub.add_parser("toyworld", help="build the offline toy world")
-    toy.add_argument("action", choices=["build"])
+    toy = sub.add_parser(
+        "toyworld", help=OTHER_COMMANDS["toyworld build"], epilog=EPILOG, formatter_class=formatter
+    )
+    toy.add_argument("action", choices=["build"], metavar="build")
     toy.add_argument("--out", default=None, help="folder (default: the cache used by toyworld:// paths)")
     return parser
 
 
 def _print_config(config: Any, prefix: str = "") -> None:
+    """The config as YAML that reads back as the same config (``null``, ``false``), each key's doc as a
+    comment: paste it into a file for ``--config``, or a value after ``key=`` on the command line."""
     import dataclasses
 
-    from alignkit.config import field_docs
+    from alignkit.config import field_docs, yaml_inline
 
     docs = field_docs(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        doc = docs.get(f.name, "")
         if dataclasses.is_dataclass(value):
-            print(f"{prefix}{f.name}:  # {docs.get(f.name, '')}")
+            print(f"{prefix}{f.name}:  # {doc}")
             _print_config(value, prefix + "  ")
         else:
-            print(f"{prefix}{f.name}: {value!r}  # {docs.get(f.name, '')}")
+            print(f"{prefix}{f.name}: {yaml_inline(value)}  # {doc}")
 
 
 def _run_configured(config_cls: type, fn: Any, args: argparse.Namespace) -> int:
@@ -124,10 +210,10 @@ def _run_configured(config_cls: type, fn: Any, args: argparse.Namespace) -> int:
 
     if args.show_config:  # show the keys even while required ones (e.g. reward.path) are still blank
         _print_config(load_config(config_cls, args.config, args.overrides, validate=False))
-        return 0
+        return EXIT_OK
     config = load_config(config_cls, args.config, args.overrides)
     fn(config)
-    return 0
+    return EXIT_OK
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -145,12 +231,14 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
     from alignkit.data import TEMPLATES, get_template, inspect_dataset
     from alignkit.models.loading import resolve_path
+    from alignkit.train.sections import check_template_name
 
     if args.data_command == "templates":
         for name in sorted(TEMPLATES):
             options = [f"{f.name}={f.default!r}" for f in dataclasses.fields(TEMPLATES[name])]
             print(f"{name}  (options: {', '.join(options)})" if options else name)
-        return 0
+        return EXIT_OK
+    check_template_name(args.template, "--template")
     column_map = _pairs(args.column, "--column", "prompt=instruction") or None
     options = _pairs(args.option, "--option", "dimension=helpfulness")
     template = get_template(args.template, **{name: yaml.safe_load(value) for name, value in options.items()})
@@ -163,7 +251,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         subset=args.subset,
     )
     print(report.format())
-    return 0
+    return EXIT_OK
 
 
 def _pairs(items: Sequence[str], flag: str, example: str) -> dict[str, str]:
@@ -178,38 +266,62 @@ def _pairs(items: Sequence[str], flag: str, example: str) -> dict[str, str]:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from alignkit.demo import run_demo
+    from alignkit.train.sections import check_output_dir
 
+    check_output_dir(args.out, "--out")
     run_demo(args.out, overwrite=args.overwrite)
-    return 0
+    return EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from alignkit.models.export import ExportError, export_merged
+    from alignkit.models.export import export_merged
+    from alignkit.train.sections import check_output_dir
 
-    try:
-        out = export_merged(args.merge, args.out, dtype=args.dtype, overwrite=args.overwrite)
-    except ExportError as exc:
-        print(f"alignkit: export: {exc}", file=sys.stderr)
-        return 2
+    check_output_dir(args.out, "--out")
+    out = export_merged(args.merge, args.out, dtype=args.dtype, overwrite=args.overwrite)
     print(f"merged checkpoint written to {out}")
-    return 0
+    return EXIT_OK
 
 
 def _cmd_toyworld(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from alignkit import toyworld
+    from alignkit.train.sections import check_output_dir
 
-    world = toyworld.build(Path(args.out)) if args.out else toyworld.resolve("toyworld://")
-    print(f"toy world ready in {getattr(world, 'root', world)}")
-    return 0
+    if args.out:
+        check_output_dir(args.out, "--out")
+    folder = toyworld.build(Path(args.out)).root if args.out else toyworld.resolve("toyworld://")
+    print(f"toy world ready in {folder}")
+    return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+HANDLERS = {
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "data": _cmd_data,
+    "demo": _cmd_demo,
+    "toyworld": _cmd_toyworld,
+    "export": _cmd_export,
+}
+
+
+def user_errors() -> dict[type[BaseException], str]:
+    """Exception type -> the word printed before its message: mistakes a user makes, exit status 2."""
     from alignkit.config import ConfigError
-    from alignkit.runs import RunFailure, RunFolderError
+    from alignkit.data.errors import DataError
+    from alignkit.data.render import ChatTemplateError
+    from alignkit.models.export import ExportError
+    from alignkit.runs import RunFolderError
 
-    parser = _build_parser()
+    return {
+        ConfigError: "config error",
+        RunFolderError: "run folder",
+        DataError: "data error",
+        ChatTemplateError: "chat template",
+        ExportError: "export",
+    }
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     # Overrides may come before or after --config; argparse leaves the later ones over, so collect them.
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -218,42 +330,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
-    handlers = {
-        "train": _cmd_train,
-        "eval": _cmd_eval,
-        "data": _cmd_data,
-        "demo": _cmd_demo,
-        "toyworld": _cmd_toyworld,
-        "export": _cmd_export,
-    }
-    from alignkit.data.errors import DataError
-    from alignkit.data.render import ChatTemplateError
+    return args
 
-    user_errors: tuple[type[BaseException], ...] = (ConfigError, RunFolderError, DataError, ChatTemplateError)
+
+def one_paragraph(text: str) -> str:
+    """A message as one paragraph: libraries' multi-line messages joined, runs of blanks squeezed."""
+    return " ".join(text.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 done, 1 failed while running, 2 a user's mistake)."""
+    parser = _build_parser()
     try:
-        return handlers[args.command](args)
-    except user_errors as exc:
-        kind = {
-            "ConfigError": "config error",
-            "RunFolderError": "run folder",
-            "DataError": "data error",
-            "ChatTemplateError": "chat template",
-        }
-        name = next(
-            (c.__name__ for c in type(exc).__mro__ if c.__name__ in kind), ""
-        )  # TemplateError: a DataError
-        print(f"alignkit: {kind.get(name, 'error')}: {exc}", file=sys.stderr)
-        return 2
-    except (RunFailure, KeyboardInterrupt, OSError) as exc:
+        args = _parse(parser, argv)
+    except SystemExit as stop:  # --help (0), or a usage error argparse has already explained (2)
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    known = user_errors()
+    try:
+        return HANDLERS[args.command](args)
+    except tuple(known) as exc:
+        kind = next(label for cls, label in known.items() if isinstance(exc, cls))
+        print(f"alignkit: {kind}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (Exception, KeyboardInterrupt) as exc:  # the one place every other failure is put in words
+        if os.environ.get("ALIGNKIT_DEBUG"):
+            raise
         message = _fault_message(exc)
         if message is None:
-            raise
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            message = (
+                f"failed: {type(exc).__name__}: {one_paragraph(str(exc)) or '(no message)'} "
+                f"[raised in {Path(where.filename).name}:{where.lineno}; ALIGNKIT_DEBUG=1 shows the traceback]"
+            )
         print(f"alignkit: {message}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 def _fault_message(exc: BaseException) -> str | None:
-    """The line for a run stopped by a fault, or None for an error that is not one (it propagates).
+    """The line for a run stopped by a fault, or None for any other failure.
 
     Training loops raise ``RunInterrupted`` / ``DiskFullError`` with the last checkpoint in the message;
     this also covers Ctrl-C and a full disk outside a loop (loading, evaluation, the demo's reports).
@@ -268,8 +382,7 @@ def _fault_message(exc: BaseException) -> str | None:
         return f"error: {exc}"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C)."
-    if is_disk_full(exc):
-        assert isinstance(exc, OSError)
+    if isinstance(exc, OSError) and is_disk_full(exc):
         where = f" while writing {exc.filename}" if exc.filename else ""
         return f"disk full: {exc.strerror}{where}. Free some space and run the command again."
     return None

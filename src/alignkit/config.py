@@ -34,17 +34,7 @@ def load_config(
     cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = (), *, validate: bool = True
 ) -> T:
     """Read ``path`` (YAML), apply ``key.sub=value`` overrides, and build a validated ``cls``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"config file {str(path)!r} must hold a mapping at top level, got {type(loaded).__name__}"
-            )
-        data = loaded
+    data: dict[str, Any] = {} if path is None else read_config_file(Path(path))
     for item in overrides:
         apply_override(data, item)
     token = _VALIDATE.set(validate)  # validate=False: keys and types still checked, constraints not
@@ -52,6 +42,59 @@ def load_config(
         return from_dict(cls, data)
     finally:
         _VALIDATE.reset(token)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The mapping in YAML file ``path``; a missing, unreadable or malformed file is a ``ConfigError``
+    that names the file (and the line and column YAML stopped at), never a parser traceback."""
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; give --config the path of a YAML file")
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist (working directory: {Path.cwd()})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}); "
+            "save it as UTF-8 YAML"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {err.strerror}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(err)}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a mapping of keys at top level (e.g. `trainer:` then "
+            f"`  lr: 1.0e-5`), got {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _yaml_problem(err: yaml.YAMLError, *, where: bool = True) -> str:
+    """YAML's complaint in one line, with the 1-based line and column where it stopped."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None and where else ""
+    return f"{at}{problem}" + (f" ({context})" if context else "")
+
+
+def parse_value(raw: str, item: str) -> Any:
+    """A value typed on the command line, read by the same YAML rules as a config file (``null``,
+    ``false``, ``3e-4``, ``[0.9, 0.95]``); a value YAML cannot read names the override."""
+    if not raw.strip():
+        return None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"override {item!r}: the value is not valid YAML ({_yaml_problem(err, where=False)}); to pass "
+            "it as text, quote it inside the shell's quotes, e.g. 'key=\"a: b\"'"
+        ) from None
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
@@ -68,7 +111,7 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override {item!r}: {part!r} holds a value, not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    node[parts[-1]] = parse_value(raw, item)
 
 
 _VALIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("alignkit_config_validate", default=True)
@@ -85,8 +128,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        key = unknown[0]
-        raise ConfigError(_unknown_key_message(prefix, key, sorted(fields)))
+        raise ConfigError(_unknown_key_message(cls, hints, prefix, str(unknown[0]), sorted(fields)))
     kwargs = {}
     for name, value in data.items():
         default = _default_of(fields[name])
@@ -139,6 +181,14 @@ def to_dict(obj: Any) -> Any:
 
 def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
+def yaml_inline(value: Any) -> str:
+    """``value`` as one line of YAML that reads back as the same value (``null``, ``false``, ``2.0e-05``,
+    ``[0.9, 0.95]``, ``{}``): what ``--show-config`` prints, so its output can be pasted into a config
+    file or typed after ``key=`` on the command line."""
+    text = yaml.safe_dump(to_dict(value), default_flow_style=True, width=2**31, sort_keys=False)
+    return text.strip().removesuffix("...").strip()
 
 
 def check(ok: bool, key: str, value: Any, expected: str) -> None:
@@ -214,12 +264,39 @@ ALIASES = {
 }
 
 
-def _unknown_key_message(prefix: str, key: str, valid: list[str]) -> str:
-    aliases = {alias: target for alias, target in ALIASES.items() if target in valid}
-    close = difflib.get_close_matches(key, valid + list(aliases), n=1, cutoff=0.5)
-    suggestion = aliases.get(close[0], close[0]) if close else None
-    hint = f"; did you mean '{prefix}{suggestion}'?" if suggestion else ""
+def _unknown_key_message(cls: type, hints: Mapping[str, Any], prefix: str, key: str, valid: list[str]) -> str:
+    """Name the unknown key, the key the user most likely meant and why, and every valid key here.
+
+    In order: a class's own ``KEY_HINTS`` (a key another command spells differently, e.g. the offline
+    trainers' ``max_steps`` against the online ones' ``steps``), a key of a section one level down
+    (``output_dir`` -> ``run.output_dir``), a key researchers bring from TRL / transformers (``ALIASES``),
+    then the closest spelling.
+    """
+    own: dict[str, tuple[str, str]] = getattr(cls, "KEY_HINTS", {})
+    nested = {
+        sub.name: f"{name}.{sub.name}"
+        for name in valid
+        for section in _section_types(hints.get(name))
+        for sub in dataclasses.fields(section)
+    }
+    if key in own:
+        suggestion, reason = own[key]
+        hint = f"; did you mean '{prefix}{suggestion}'? ({reason})"
+    elif key in nested:
+        hint = f"; did you mean '{prefix}{nested[key]}'?"
+    else:
+        aliases = {alias: target for alias, target in ALIASES.items() if target in valid}
+        close = difflib.get_close_matches(key, valid + list(aliases), n=1, cutoff=0.5)
+        suggestion = aliases.get(close[0], close[0]) if close else None
+        hint = f"; did you mean '{prefix}{suggestion}'?" if suggestion else ""
     return f"unknown config key '{prefix}{key}'{hint} Valid keys here: {', '.join(prefix + v for v in valid)}"
+
+
+def _section_types(tp: Any) -> list[type]:
+    """The config sections (dataclasses) a field's type hint holds: ``LoraConfig | None`` -> [LoraConfig]."""
+    if dataclasses.is_dataclass(tp):
+        return [tp]
+    return [arg for arg in get_args(tp) if dataclasses.is_dataclass(arg)]
 
 
 def _type_name(tp: Any) -> str:
@@ -245,6 +322,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        if value == "None" and type(None) in args:  # Python's spelling, e.g. pasted from an old printout
+            raise ConfigError(
+                f"{key}='None' is not allowed: YAML reads None as the text 'None'; write null for no value"
+            )
         errors = []
         for arg in args:
             if arg is type(None):

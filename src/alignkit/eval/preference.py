@@ -2,7 +2,8 @@
 
 For each kind of judge, an evaluator scores every held-out pair and returns metrics plus the score
 distributions worth looking at; ``run`` writes them as ``report.json`` and ``scores.png`` in a run
-folder. Kinds:
+folder, and prints them. Every check (run folder, model path and kind, data) comes before the folder is
+made, and the evaluation itself runs before it too, so a failed evaluation leaves nothing behind. Kinds:
 
 - ``reward``: accuracy = fraction of pairs with ``s(chosen) > s(rejected)`` (SafetyPreference pairs
   are ranked by helpfulness); the plot is the histogram of margins ``s_w - s_l``.
@@ -25,7 +26,7 @@ import torch
 
 from alignkit.config import check
 from alignkit.score.pairs import PairSpec, preference_pairs, safety_pairs
-from alignkit.train.sections import DatasetConfig, ModelConfig
+from alignkit.train.sections import DatasetConfig, ModelConfig, OutputConfig
 
 
 @dataclass
@@ -36,7 +37,7 @@ class PreferenceEvalConfig:
     """What the model is: a reward model (helpfulness ranking), a cost model (safety ranking and signs),
     or a DPO-trained policy (ranking by its implicit reward beta * (rho_w - rho_l))."""
     reference: str | None = None
-    """kind=dpo: the reference policy pi_ref DPO started from (e.g. the SFT final/); None: log-prob accuracy only."""
+    """kind=dpo: the reference policy pi_ref DPO started from (e.g. the SFT final/); null: log-prob accuracy only."""
     beta: float = 0.1
     """kind=dpo: the beta the policy was trained with (scales the implicit reward)."""
     label: Literal["helpfulness", "safety"] = "helpfulness"
@@ -51,10 +52,8 @@ class PreferenceEvalConfig:
     """Longest tokenized prompt + response; use the value the model was trained with."""
     batch_size: int = 32
     """Rows per forward pass."""
-    output_dir: str = "runs/eval-preference"
-    """Run folder for config.yaml, report.json and scores.png."""
-    overwrite: bool = False
-    """Replace an existing run folder of the same name."""
+    run: OutputConfig = field(default_factory=lambda: OutputConfig(output_dir="runs/eval-preference"))
+    """Where results go (config.yaml, report.json, scores.png): the same run.* keys as training."""
 
     def validate(self, prefix: str) -> None:
         check(bool(self.model.path), f"{prefix}model.path", self.model.path, "the folder of a trained model")
@@ -191,15 +190,32 @@ def plot_histograms(histograms: Mapping[str, list[float]], xlabel: str, title: s
     plt.close(fig)
 
 
+def check_models(config: PreferenceEvalConfig) -> None:
+    """The model (and reference) must exist and be what ``kind`` says, before anything is loaded."""
+    from alignkit.models.loading import TOKENIZER_FILES, check_model_source
+    from alignkit.models.score_model import check_score_model
+
+    if config.kind == "dpo":
+        check_model_source(config.model.path, "model.path")
+        if config.reference:
+            check_model_source(config.reference, "reference")
+    else:
+        other = "cost" if config.kind == "reward" else "reward"
+        fix = f" (kind={config.kind}); to evaluate it as what it is, set kind={other}"
+        check_score_model(config.model.path, "model.path", config.kind, fix)
+    check_model_source(config.model.path, "model.path", files=TOKENIZER_FILES, what="tokenizer")
+
+
 def run(config: PreferenceEvalConfig) -> dict[str, Any]:
-    """Evaluate as configured; returns (and writes to report.json) the report."""
+    """Evaluate as configured; prints the figures and returns (and writes to report.json) the report."""
     from alignkit.config import dump_yaml
     from alignkit.data import load_records
     from alignkit.models.loading import resolve_path
-    from alignkit.runs import prepare_run_dir, write_json
+    from alignkit.runs import check_run_dir, prepare_run_dir, write_json
+    from alignkit.train.common import refuse_media
 
-    out = prepare_run_dir(config.output_dir, overwrite=config.overwrite, resume=False)
-    (out / "config.yaml").write_text(dump_yaml(config))
+    check_run_dir(config.run.output_dir, overwrite=config.run.overwrite, resume=False)
+    check_models(config)
     ds = config.data
     loaded = load_records(
         resolve_path(ds.source),
@@ -210,7 +226,11 @@ def run(config: PreferenceEvalConfig) -> dict[str, Any]:
         **ds.options,
     )
     records = list(loaded.records)[: ds.max_rows]
+    refuse_media(records, ds, "data")
     result = EVALUATORS[config.kind](config, records)
+
+    out = prepare_run_dir(config.run.output_dir, overwrite=config.run.overwrite, resume=False)
+    (out / "config.yaml").write_text(dump_yaml(config))
     report = {
         "kind": config.kind,
         "model": config.model.path,
@@ -221,7 +241,20 @@ def run(config: PreferenceEvalConfig) -> dict[str, Any]:
     plot_histograms(
         result.histograms, result.xlabel, f"{config.kind}: {ds.source} [{ds.split}]", out / "scores.png"
     )
+    print(format_report(report, out))
     return report
+
+
+def format_report(report: Mapping[str, Any], out: Path) -> str:
+    """The figures of a report as a person reads them, and where the files are."""
+    data = report["data"]
+    lines = [f"{report['kind']} model {report['model']} on {data['source']} [{data['split']}]:"]
+    width = max((len(name) for name in report["metrics"]), default=0)
+    for name, value in report["metrics"].items():
+        shown = f"{value:.0f}" if name.startswith("n_") else f"{value:.4f}"
+        lines.append(f"  {name:<{width}}  {shown}")
+    lines.append(f"report: {out / 'report.json'}; plot: {out / 'scores.png'}")
+    return "\n".join(lines)
 
 
 def evaluate_preference(
@@ -245,8 +278,7 @@ def evaluate_preference(
             "kind": kind,
             "data": {"source": source, "template": template, "split": split},
             "max_length": max_length,
-            "output_dir": output_dir,
-            "overwrite": overwrite,
+            "run": {"output_dir": output_dir, "overwrite": overwrite},
         },
     )
     return run(config)

@@ -9,6 +9,8 @@ adapter merged in, so a run can start from another run's output whether or not t
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,13 @@ CHAT_KWARGS_FILE = "chat_template_kwargs.json"
 """Saved beside the tokenizer: the chat-template variables the model was trained with."""
 TOYWORLD_SCHEME = "toyworld://"
 
+MODEL_FILES = ("config.json", ADAPTER_CONFIG)
+"""A folder holding one of these is a model (or a LoRA adapter on one) ``from_pretrained`` can load."""
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
+"""A folder holding one of these has a tokenizer ``AutoTokenizer`` can load."""
+HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+"""What a Hugging Face hub repository name can look like (``gpt2``, ``Qwen/Qwen2.5-7B-Instruct``)."""
+
 
 def resolve_path(path: str) -> str:
     """Map ``toyworld://...`` to its local folder (building the world once); other paths pass through."""
@@ -27,6 +36,88 @@ def resolve_path(path: str) -> str:
 
         return str(resolve(path))
     return path
+
+
+def check_model_source(
+    path: str, key: str, *, files: tuple[str, ...] = MODEL_FILES, what: str = "model"
+) -> None:
+    """Refuse, before any run folder or download, a ``path`` that cannot load as a ``what``.
+
+    A path must be a toyworld:// path, a local folder holding one of ``files``, or a hub name; a missing
+    local path is reported as one (with the working directory it was looked up in), not handed on to
+    ``from_pretrained``, which would read it as a hub name and fail with a network error. A hub name is
+    checked against the local cache when the hub is switched off (``HF_HUB_OFFLINE``); online, the
+    download itself is the check. ``key`` is the config key the path came from, named in every error.
+    """
+    from alignkit.config import ConfigError
+
+    local = Path(resolve_path(path)).expanduser() if path else None
+    if local is None:
+        raise ConfigError(f"{key} is empty: give a local model folder, a hub name or a toyworld:// path")
+    if local.is_dir():
+        if not any((local / name).is_file() for name in files):
+            raise ConfigError(_not_a_model_folder(path, key, local, files, what))
+        base = adapter_base(str(local)) if files == MODEL_FILES else None
+        if base is not None:  # a LoRA adapter loads with its base merged in: that base must be there too
+            where = f"base_model_name_or_path (in {local / ADAPTER_CONFIG}, the LoRA adapter at {key})"
+            check_model_source(base, where)
+        return
+    if local.exists():
+        raise ConfigError(
+            f"{key}={path!r} is a file, not a folder: give the folder that holds the {what} "
+            f"({' or '.join(files)}), e.g. the final/ folder of a run, or a hub name"
+        )
+    if path.startswith(TOYWORLD_SCHEME):
+        available = sorted(p.name for p in local.parent.iterdir()) if local.parent.is_dir() else []
+        raise ConfigError(
+            f"{key}={path!r}: the toy world has no such entry"
+            + (f"; {TOYWORLD_SCHEME}{local.parent.name}/ holds {', '.join(available)}" if available else "")
+        )
+    where = f"no such folder (looked up from the working directory {Path.cwd()})"
+    if not HUB_NAME.match(path):
+        raise ConfigError(
+            f"{key}={path!r}: {where}, and it is not a hub name either; check the path (a run's model is in "
+            "its final/ folder)"
+        )
+    if hub_offline() and not _cached_on_hub(path, files):
+        raise ConfigError(
+            f"{key}={path!r}: {where}, and as a Hugging Face hub name it is not in the local cache while the "
+            f"hub is switched off (HF_HUB_OFFLINE=1): give a local folder, or download it first where the hub "
+            f"is reachable (huggingface-cli download {path})"
+        )
+
+
+def _not_a_model_folder(path: str, key: str, local: Path, files: tuple[str, ...], what: str) -> str:
+    """Why a folder is no ``what``, and where the one the user meant probably is (a run's final/)."""
+    inside = [name for name in ("final", "checkpoints") if (local / name).is_dir()]
+    if "final" in inside:
+        hint = f"it looks like a run folder: its trained model is in {str(local / 'final')!r}"
+    elif inside:
+        hint = (
+            f"it looks like an unfinished run folder: its checkpoints are in {str(local / 'checkpoints')!r}"
+        )
+    elif what == "tokenizer":
+        hint = "give a folder with a saved tokenizer, or name one with model.tokenizer=..."
+    else:
+        hint = "give the folder a model was saved to (save_pretrained), e.g. a run's final/"
+    return f"{key}={path!r} is a folder without a {what} in it (no {' or '.join(files)}); {hint}"
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub is switched off for this process (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
+    truthy = {"1", "ON", "YES", "TRUE"}
+    return any(
+        os.environ.get(name, "").upper() in truthy for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _cached_on_hub(name: str, files: tuple[str, ...]) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return any(isinstance(try_to_load_from_cache(name, file), str) for file in files)
+    except ValueError:  # a name the hub's own validation refuses is in no cache
+        return False
 
 
 DTYPES: dict[str, Any] = {
@@ -65,7 +156,9 @@ def load_tokenizer(
     if chat_template:
         tokenizer.chat_template = read_chat_template(chat_template)
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        from alignkit.data.render import ChatTemplateError
+
+        raise ChatTemplateError(
             f"tokenizer at {path!r} has no chat template; alignkit renders every record through one. "
             "Use an instruct/chat tokenizer or set model.chat_template=PATH.jinja."
         )
@@ -98,7 +191,12 @@ def adapter_base(path: str) -> str | None:
         return None
     base = json.loads(config.read_text()).get("base_model_name_or_path")
     if not base:
-        raise ValueError(f"{config} names no base_model_name_or_path, so its base model cannot be loaded")
+        from alignkit.config import ConfigError
+
+        raise ConfigError(
+            f"{config} names no base_model_name_or_path, so its base model cannot be loaded; write the base "
+            "model's folder or hub name there"
+        )
     return str(base)
 
 

@@ -24,7 +24,9 @@ How the head is read, and why the saved model is a plain Hugging Face class:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -101,6 +103,35 @@ def set_score_kind(config: Any, kind: ScoreKind, pad_token_id: int) -> None:
     config.score_convention = SCORE_CONVENTIONS[kind]
     config.id2label = {0: kind}
     config.label2id = {kind: 0}
+
+
+def check_score_model(path: str, key: str, kind: str | None = None, fix: str = "") -> None:
+    """Refuse, before any work, a ``path`` that is no alignkit score model, or one of the wrong ``kind``.
+
+    Reads only the local ``config.json`` (``score_kind``, written by ``set_score_kind``), so a cost model
+    given where a reward model belongs is caught before a run folder exists; a hub score model's kind is
+    checked when it loads. ``fix`` is appended to a wrong-kind message (which key the model belongs in).
+    """
+    from alignkit.config import ConfigError
+    from alignkit.models.loading import check_model_source, resolve_path
+
+    check_model_source(path, key, what="score model")
+    config = Path(resolve_path(path)).expanduser() / "config.json"
+    if not config.is_file():
+        return
+    try:
+        saved = json.loads(config.read_text(encoding="utf-8")).get("score_kind")
+    except (ValueError, AttributeError):
+        raise ConfigError(
+            f"{key}={path!r}: {config} is not a JSON object; the model folder is damaged"
+        ) from None
+    if saved not in SCORE_CONVENTIONS:
+        raise ConfigError(
+            f"{key}={path!r} is not an alignkit reward or cost model (its config.json has no score_kind): "
+            "give the final/ folder of `alignkit train reward` or `alignkit train cost`"
+        )
+    if kind is not None and saved != kind:
+        raise ConfigError(f"{key}={path!r} is a {saved} model, but a {kind} model is needed here{fix}")
 
 
 def load_score_model(path: str, *, dtype: str = "float32", trust_remote_code: bool = False) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alignkit.config import ConfigError
 from alignkit.data.records import Preference, SafetyPreference
 
 
@@ -30,7 +31,7 @@ def preference_pairs(records: Sequence[Any], source: str) -> list[PairSpec]:
         if isinstance(record, SafetyPreference):
             record = record.helpfulness_preference()
         if not isinstance(record, Preference):
-            raise ValueError(
+            raise ConfigError(
                 f"{source} gives {type(record).__name__} records, but a reward model needs Preference or "
                 "SafetyPreference pairs. Choose a pairwise template (e.g. pku-saferlhf, hh-rlhf)."
             )
@@ -48,7 +49,7 @@ def safety_pairs(records: Sequence[Any], source: str) -> list[PairSpec]:
     pairs = []
     for record in records:
         if not isinstance(record, SafetyPreference):
-            raise ValueError(
+            raise ConfigError(
                 f"{source} gives {type(record).__name__} records, but a cost model needs SafetyPreference "
                 "pairs with per-response safety labels. Choose a template such as pku-saferlhf."
             )

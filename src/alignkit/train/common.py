@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignkit.config import dump_yaml
+from alignkit.config import ConfigError, dump_yaml
 from alignkit.data.errors import EXCLUDED, INVALID
 from alignkit.runs import check_run_dir, prepare_run_dir, write_json
 from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
@@ -84,6 +84,7 @@ def load_run_tokenizer(
 
     if run is not None:  # the cheapest check first: a run folder that must not be touched
         check_run_dir(run.output_dir, overwrite=run.overwrite, resume=run.resume)
+    check_model_paths(model)
 
     tokenizer = load_tokenizer(
         model.tokenizer or model.path,
@@ -112,6 +113,29 @@ def changed_keys(saved_yaml: str, new_yaml: str) -> list[str]:
     old, new = flat(yaml.safe_load(saved_yaml)), flat(yaml.safe_load(new_yaml))
     keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     return [k for k in keys if not k.startswith("run.")]
+
+
+def check_model_paths(model: ModelConfig) -> None:
+    """``model.path`` must hold a model and ``model.tokenizer`` (or, unset, ``model.path``) a tokenizer:
+    a missing folder, a file, or a folder with no model is a config error before any run folder exists."""
+    from alignkit.models.loading import TOKENIZER_FILES, check_model_source
+
+    check_model_source(model.path, "model.path")
+    key = "model.tokenizer" if model.tokenizer else "model.path"
+    check_model_source(model.tokenizer or model.path, key, files=TOKENIZER_FILES, what="tokenizer")
+
+
+def check_enough_examples(
+    num_examples: int, cfg: TrainerConfig, processes: int, name: str = "data.train"
+) -> None:
+    """One optimizer step needs a whole global batch; say so before the run folder is made, not in the loop."""
+    global_batch = cfg.micro_batch_size * cfg.grad_accum_steps * processes
+    if num_examples < global_batch:
+        raise ConfigError(
+            f"{name} gives {num_examples} training examples, fewer than one global batch of {global_batch} "
+            f"(trainer.micro_batch_size={cfg.micro_batch_size} x trainer.grad_accum_steps="
+            f"{cfg.grad_accum_steps} x {processes} processes): lower the batch or add data"
+        )
 
 
 def start_run(run: RunConfig, config: Any, accelerator: Any) -> Path:
@@ -271,6 +295,7 @@ def read_records(ds: DatasetConfig, data: DataConfig, report: DataReport, name: 
             f"at least one {name} record",
             f"none: all {result.rows_read} rows were left out\n{result.format_skipped()}",
         )
+    refuse_media(records, ds, f"data.{name}" if name in ("train", "eval") else name)
     report.read[name] = len(records)
     report.skipped += [row.to_dict() for row in result.skipped]
     if name in ("train", "eval"):
@@ -278,11 +303,48 @@ def read_records(ds: DatasetConfig, data: DataConfig, report: DataReport, name: 
     return records
 
 
+def refuse_media(records: Sequence[Any], ds: DatasetConfig, key: str) -> None:
+    """Records with images (or audio, video) stop the run: every trainer and scorer renders text through
+    the tokenizer's chat template and feeds no pixels, so the model would silently learn from the text
+    alone (or the template fails on list content deep inside a render)."""
+    for record in records:
+        part = next((p for m in messages_of(record) for p in m.media()), None)
+        if part is not None:
+            where = f" ({record.origin})" if getattr(record, "origin", None) else ""
+            raise ConfigError(
+                f"{key}.source={ds.source!r} (template {ds.template!r}) holds {part.type} data{where}, but "
+                f"alignkit trains and scores text only: the model reads the tokenizer's rendering of each "
+                f"chat and is never given the {part.type}s. Use a text-only dataset or template."
+            )
+
+
+def messages_of(record: Any) -> list[Any]:
+    """Every chat message a record holds, whatever its type (prompt, responses, chosen, rejected ...)."""
+    import dataclasses
+
+    from alignkit.data.records import Message
+
+    found: list[Any] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Message):
+            found.append(value)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                walk(item)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name))
+
+    walk(record)
+    return found
+
+
 def require_records(records: Sequence[Any], kind: type, source: str, template: str) -> None:
     """Each trainer reads one record type; say clearly when a template yields another."""
     wrong = next((r for r in records if not isinstance(r, kind)), None)
     if wrong is not None:
-        raise ValueError(
+        raise ConfigError(
             f"{source!r} read with template {template!r} gives {type(wrong).__name__} records, "
             f"but this trainer needs {kind.__name__}. Choose a template that yields {kind.__name__}."
         )

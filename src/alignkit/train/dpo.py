@@ -34,10 +34,11 @@ import torch
 from alignkit.config import check
 from alignkit.losses.dpo import PreferenceBatch, PreferenceLoss, PreferenceOutput
 from alignkit.models.forward import response_logps
-from alignkit.models.loading import load_causal_lm, save_pretrained
+from alignkit.models.loading import check_model_source, load_causal_lm, save_pretrained
 from alignkit.models.lora import disabled_adapter, load_trainable_causal_lm, model_quantize, trainable_summary
 from alignkit.train.common import (
     DataReport,
+    check_enough_examples,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
@@ -68,10 +69,11 @@ LossName = Literal["dpo", "ipo", "simpo", "orpo", "kto"]
 
 @dataclass
 class DPOConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """The policy to train; start from an SFT model (see examples/toyworld/dpo.yaml)."""
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(path=""))
+    """The policy to train (required): an SFT model such as runs/toyworld-sft/final (see
+    examples/toyworld/dpo.yaml), never a random-init one; it is also the reference unless ref_model_path."""
     ref_model_path: str | None = None
-    """Reference model pi_ref; None: a frozen copy of model.path (with LoRA: the base, adapter disabled)."""
+    """Reference model pi_ref; null: a frozen copy of model.path (with LoRA: the base, adapter disabled)."""
     data: DataConfig = field(
         default_factory=lambda: DataConfig(
             train=DatasetConfig(source="toyworld://data/safe_pref", template="pku-saferlhf")
@@ -81,7 +83,7 @@ class DPOConfig:
     loss: LossName = "dpo"
     """Which preference loss (alignkit.losses.dpo): dpo, ipo, simpo, orpo (reference-free) or kto (unpaired)."""
     beta: float | None = None
-    """The loss's beta; None: its own default (dpo/ipo/kto 0.1, simpo 2.5, orpo's lambda 0.1)."""
+    """The loss's beta; null: its own default (dpo/ipo/kto 0.1, simpo 2.5, orpo's lambda 0.1)."""
     label_smoothing: float = 0.0
     """cDPO: assumed probability that a label is flipped, in [0, 0.5) (loss=dpo only)."""
     simpo_gamma: float = 1.4
@@ -100,6 +102,14 @@ class DPOConfig:
     """Where results go."""
 
     def validate(self, prefix: str) -> None:
+        check(
+            bool(self.model.path),
+            f"{prefix}model.path",
+            self.model.path,
+            "the supervised policy DPO starts from, e.g. model.path=runs/toyworld-sft/final after "
+            "`alignkit train sft` (DPO only reshapes what its starting policy already says, and that policy "
+            "is also its reference, so a random-init model learns nothing useful)",
+        )
         check(self.beta is None or self.beta > 0, f"{prefix}beta", self.beta, "a positive number or null")
         check(
             0 <= self.label_smoothing < 0.5,
@@ -211,6 +221,8 @@ def train(config: DPOConfig) -> LoopResult:
     loss = PreferenceLoss(config.loss)
     accelerator = make_accelerator(config.trainer)
     tokenizer = load_run_tokenizer(config.model, config.data, config.run)
+    if config.ref_model_path is not None and loss.needs_reference:
+        check_model_source(config.ref_model_path, "ref_model_path")
     pad_id = tokenizer.pad_token_id
 
     # 1. Data: records -> pair examples (or KTO's unpaired examples with their mismatched KL sequences).
@@ -228,6 +240,7 @@ def train(config: DPOConfig) -> LoopResult:
                 records, tokenizer, config.data.max_length, config.preference, config.trainer.seed
             )
         report.drop(name, dropped)
+    check_enough_examples(len(examples["train"]), config.trainer, accelerator.num_processes)
     # The run folder is made only once the data and its template passed every check.
     run_dir = start_run(config.run, config, accelerator)
     report.publish(accelerator, run_dir)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import torch
 
+from alignkit.config import ConfigError
 from alignkit.data.collate import collate_lm
 from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
 from alignkit.data.render import TokenizedExample, render_response
@@ -68,7 +69,7 @@ def to_preference(record: Any, label: PreferenceLabel) -> Preference:
         return record.helpfulness_preference() if label == "helpfulness" else record.safety_preference()
     if isinstance(record, Preference):
         return record
-    raise ValueError(
+    raise ConfigError(
         f"paired preference losses need Preference or SafetyPreference records, got {type(record).__name__}; "
         "use loss=kto for unpaired data, or a template that yields pairs (e.g. pku-saferlhf, hh-rlhf)"
     )
@@ -124,7 +125,7 @@ def mismatched_partners(prompts: Sequence[str], seed: int) -> list[int]:
                 partners[i] = j
                 break
         else:
-            raise ValueError("KTO needs at least two different prompts to estimate its KL reference point")
+            raise ConfigError("KTO needs at least two different prompts to estimate its KL reference point")
     return partners
 
 

@@ -47,7 +47,14 @@ from alignkit.runs import (
     write_final_dir,
     write_json,
 )
-from alignkit.score.base import AnswerOnly, Scorer, as_response, build_scorer
+from alignkit.score.base import (
+    AnswerOnly,
+    Scorer,
+    as_response,
+    build_scorer,
+    import_function,
+    looks_like_function,
+)
 from alignkit.train.common import DataReport, read_records
 from alignkit.train.engine import global_batch_indices, lr_lambda
 from alignkit.train.lean_state import load_state
@@ -75,7 +82,7 @@ class RolloutConfig:
     generation_batch_size: int = 64
     """Rows per generate call on each process (memory knob only; results do not depend on it)."""
     missing_eos_penalty: float | None = None
-    """Subtracted from the reward of responses cut at max_new_tokens (None: no penalty)."""
+    """Subtracted from the reward of responses cut at max_new_tokens (null: no penalty)."""
     backend: Literal["hf", "vllm"] = "hf"
     """Who samples: 'hf' (the live policy through transformers) or 'vllm' (a vLLM engine on the GPU,
     the policy's weights pushed into it before every rollout; needs `pip install 'alignkit[vllm]'`)."""
@@ -130,6 +137,23 @@ class ScorerConfig:
         check(bool(self.path), f"{prefix}path", self.path, "a score model folder or 'module:function'")
         check(self.batch_size > 0, f"{prefix}batch_size", self.batch_size, "a positive integer")
 
+    def check_source(self, key: str, kind: str | None) -> None:
+        """Before any run folder: the function must import, the folder must hold a score model of ``kind``
+        (None: either kind, as for a monitor)."""
+        from alignkit.models.score_model import check_score_model
+
+        if looks_like_function(self.path):
+            try:
+                import_function(self.path)
+            except ValueError as err:
+                raise ConfigError(f"{key}.path: {err}") from None
+            return
+        elsewhere = {
+            "reward": "; a cost model belongs in cost.path",
+            "cost": "; a reward model belongs in reward.path",
+        }
+        check_score_model(self.path, f"{key}.path", kind, elsewhere.get(kind or "", ""))
+
     def build(self, device: Any = None, max_length: int = 512) -> Scorer:
         scorer = build_scorer(
             self.path, batched=self.batched, batch_size=self.batch_size, device=device, max_length=max_length
@@ -158,7 +182,7 @@ class OnlineTrainerConfig:
     micro_batch_size: int = 8
     """Samples per forward/backward on one process (memory knob only)."""
     max_grad_norm: float | None = 1.0
-    """Clip each model's gradient norm to this (None: no clipping)."""
+    """Clip each model's gradient norm to this (null: no clipping)."""
     eval_every: int = 0
     """Score greedy answers to data.eval prompts every this many steps (0: only at the end)."""
     save_every: int = 0
@@ -174,11 +198,25 @@ class OnlineTrainerConfig:
 
     grad_accum_steps = 1  # accumulation over micro-batches is done here, not by accelerate
 
+    KEY_HINTS = {
+        "max_steps": (
+            "steps",
+            "online trainers (ppo, safe-ppo, grpo) count rollouts with trainer.steps, each followed by its "
+            "updates; trainer.max_steps is the offline trainers' (sft, reward, cost, dpo) optimizer step count",
+        ),
+        "epochs": ("steps", "online trainers run trainer.steps rollouts; they have no passes over a dataset"),
+        "grad_accum_steps": (
+            "mini_batch_size",
+            "online trainers accumulate micro-batches of trainer.micro_batch_size into each optimizer step's "
+            "trainer.mini_batch_size samples by themselves",
+        ),
+    }
+    """Keys another command spells differently: unknown-key errors point at the key meant here."""
+
     def validate(self, prefix: str) -> None:
         check_optimisation(self, prefix)
         for name in ("steps", "update_epochs", "mini_batch_size", "micro_batch_size"):
             check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
-        check(0 <= self.seed < 2**31, f"{prefix}seed", self.seed, "an integer in [0, 2**31)")
 
 
 @dataclass
@@ -192,7 +230,7 @@ class LagrangeConfig:
     lambda_lr: float = 0.1
     """Learning rate of log lambda."""
     lambda_max: float | None = 5.0
-    """Upper bound on lambda (None: none)."""
+    """Upper bound on lambda (null: none)."""
     delay_steps: int = 0
     """Steps before lambda starts to move."""
     window: int = 128
@@ -256,7 +294,10 @@ def prompt_messages(record: Any) -> list[Any]:
         return messages
     prompt = getattr(record, "prompt", None)
     if prompt is None:
-        raise ValueError(f"{type(record).__name__} records carry no prompt to roll out from")
+        raise ConfigError(
+            f"{type(record).__name__} records carry no prompt to roll out from; choose a template whose "
+            "records have one (e.g. trl-prompt, pku-saferlhf)"
+        )
     return list(prompt)
 
 

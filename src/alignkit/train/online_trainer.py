@@ -62,6 +62,34 @@ def refuse_sharded_engines(accelerator: Any) -> None:
         )
 
 
+def refuse_vllm_with_lora(config: Any) -> None:
+    """vLLM samples from full weights pushed in every step; a LoRA policy has only adapters to push."""
+    if config.rollout.backend == "vllm" and config.model.lora is not None:
+        raise ConfigError(
+            "rollout.backend=vllm pushes full weights into the engine each step; with model.lora "
+            "use rollout.backend=hf (or train without LoRA)"
+        )
+
+
+SCORER_KINDS = {"reward": "reward", "cost": "cost", "monitor": None}
+"""Scorer section -> the kind of score model it takes (a monitor watches either kind)."""
+
+
+def check_scorers_and_critics(config: Any) -> None:
+    """Every scorer and critic the config names must exist (and a score model be of the right kind)
+    before the run folder is made: the models themselves load only after it."""
+    from alignkit.models.loading import check_model_source
+
+    for name, kind in SCORER_KINDS.items():
+        scorer = getattr(config, name, None)
+        if scorer is not None:
+            scorer.check_source(name, kind)
+    for name in ("critic", "cost_critic"):  # PPO's: a score model or causal LM to start a value head from
+        section = getattr(config, name, None)
+        if section is not None and section.path:
+            check_model_source(section.path, f"{name}.path")
+
+
 class OnlineTrainer(abc.ABC):
     """Set-up and loop of an online RL run; one instance per run."""
 
@@ -72,10 +100,13 @@ class OnlineTrainer(abc.ABC):
         self.config = config
         cfg = config.trainer
         acc = self.accelerator = make_accelerator(cfg)
+        # Every check before the run folder is made: batch shapes, engines, the run folder itself, the
+        # model and its chat template, every scorer and critic named, and all the data.
         check_batch_sizes(config.rollout, cfg, acc.num_processes)
-        self.tokenizer = load_run_tokenizer(config.model, config.data, config.run)
-        self.run_dir = start_run(config.run, config, acc)
         refuse_sharded_engines(acc)
+        refuse_vllm_with_lora(config)
+        self.tokenizer = load_run_tokenizer(config.model, config.data, config.run)
+        check_scorers_and_critics(config)
         report = DataReport()
         self.prompts = read_prompts(config.data, report)
         if len(self.prompts["train"]) < config.rollout.prompts_per_step:
@@ -84,6 +115,7 @@ class OnlineTrainer(abc.ABC):
                 f"rollout.prompts_per_step={config.rollout.prompts_per_step}"
             )
         self.read_extra_data(report)
+        self.run_dir = start_run(config.run, config, acc)
         report.publish(acc, self.run_dir)
 
         max_length = config.data.max_length
@@ -129,13 +161,7 @@ class OnlineTrainer(abc.ABC):
         config = self.config
         if config.rollout.backend == "vllm":
             from alignkit.generate.vllm_engine import VLLMGenerator
-            from alignkit.models.lora import is_lora
 
-            if is_lora(self.actor):
-                raise ConfigError(
-                    "rollout.backend=vllm pushes full weights into the engine each step; with model.lora "
-                    "use rollout.backend=hf (or train without LoRA)"
-                )
             return VLLMGenerator(
                 config.model.path,
                 dtype=config.model.dtype,

@@ -32,6 +32,7 @@ from alignkit.models.score_model import (
 from alignkit.score.pairs import PairSpec
 from alignkit.train.common import (
     DataReport,
+    check_enough_examples,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
@@ -148,6 +149,7 @@ def train_score_model(
         specs = to_pairs(read_records(ds, data, report, name), f"{ds.source} (template {ds.template})")
         tokenized[name], report.truncated[name], dropped = tokenize_pairs(specs, tokenizer, data.max_length)
         report.drop(name, dropped)  # written to data_report.json and printed with the summary
+    check_enough_examples(len(tokenized["train"]), trainer, accelerator.num_processes)
     # The run folder is made only once the data and its template passed every check.
     run_dir = start_run(run, config, accelerator)
     report.publish(accelerator, run_dir)

@@ -6,10 +6,12 @@ means the same thing in every command. Field docs are the attribute docstrings (
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from alignkit.config import check
+from alignkit.config import ConfigError, check
 
 
 @dataclass
@@ -58,7 +60,7 @@ class ModelConfig:
     Saved with the trained model (chat_template_kwargs.json) and used again when loading it; {} here
     keeps what the checkpoint saved."""
     lora: LoraConfig | None = None
-    """Train a LoRA adapter on the frozen model instead of every weight (None: full fine-tuning).
+    """Train a LoRA adapter on the frozen model instead of every weight (null: full fine-tuning).
     Set any key to turn it on (model.lora.r=16), or model.lora={} for the defaults."""
 
 
@@ -79,17 +81,14 @@ class DatasetConfig:
     column_map: dict[str, str] = field(default_factory=dict)
     """For template 'columns': record field -> column name in the data."""
     max_rows: int | None = None
-    """Read at most this many records (None: all)."""
+    """Read at most this many records (null: all)."""
 
     def validate(self, prefix: str) -> None:
         from alignkit.data.templates import TemplateError, get_template
 
         check(bool(self.source), f"{prefix}source", self.source, "a dataset name, file or folder")
         # The template, its options and column map are checked with the config, before anything is loaded.
-        try:
-            get_template(self.template)
-        except TemplateError as exc:
-            check(False, f"{prefix}template", self.template, f"a template name ({exc})")
+        check_template_name(self.template, f"{prefix}template")
         try:
             get_template(self.template, **self.options)
         except TemplateError as exc:
@@ -110,12 +109,25 @@ class DatasetConfig:
         )
 
 
+def check_template_name(name: str, key: str) -> None:
+    """An unknown template is a config error, found when the config is read (before any run folder)."""
+    from alignkit.data import TEMPLATES
+
+    if name not in TEMPLATES:
+        close = difflib.get_close_matches(name, list(TEMPLATES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise ConfigError(
+            f"{key}={name!r} is not a dataset template{hint} Templates: {', '.join(sorted(TEMPLATES))} "
+            "(`alignkit data templates` lists them; `alignkit data inspect SOURCE --template NAME` tries one)"
+        )
+
+
 @dataclass
 class DataConfig:
     train: DatasetConfig = field(default_factory=DatasetConfig)
     """Training data."""
     eval: DatasetConfig | None = None
-    """Held-out data for periodic evaluation (None: no eval)."""
+    """Held-out data for periodic evaluation (null: no eval)."""
     skip_invalid: bool = False
     """Skip malformed rows (counted and reported in the run folder) instead of stopping at the first one."""
     max_length: int = 512
@@ -149,7 +161,7 @@ class TrainerConfig:
     grad_accum_steps: int = 1
     """Micro-batches accumulated per optimizer step. Global batch = micro_batch_size x grad_accum_steps x processes."""
     max_grad_norm: float | None = 1.0
-    """Clip the global gradient norm to this (None: no clipping)."""
+    """Clip the global gradient norm to this (null: no clipping)."""
     eval_every: int = 0
     """Evaluate every this many optimizer steps (0: only at the end)."""
     save_every: int = 0
@@ -162,6 +174,15 @@ class TrainerConfig:
     """Seed for data order and any randomness in the loop."""
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """Autocast precision (bf16 needs a GPU or a recent CPU)."""
+
+    KEY_HINTS = {
+        "steps": (
+            "max_steps",
+            "offline trainers (sft, reward, cost, dpo) count optimizer steps with trainer.max_steps or "
+            "trainer.epochs; trainer.steps is the online trainers' (ppo, safe-ppo, grpo) count of rollouts",
+        )
+    }
+    """Keys another command spells differently: unknown-key errors point at the key meant here."""
 
     def validate(self, prefix: str) -> None:
         check_optimisation(self, prefix)
@@ -176,11 +197,21 @@ class TrainerConfig:
             check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
 
 
+SEED_LIMIT = 2**31
+"""Seeds must lie in [0, SEED_LIMIT): what every RNG the loops seed (torch, numpy, random) accepts."""
+
+
 def check_optimisation(cfg: Any, prefix: str) -> None:
-    """The optimiser, clipping, schedule and logging keys every loop config has (offline and online)."""
+    """The optimiser, clipping, schedule, logging and seed keys every loop config has (offline and online)."""
     check(cfg.lr > 0, f"{prefix}lr", cfg.lr, "a positive number")
     check(cfg.weight_decay >= 0, f"{prefix}weight_decay", cfg.weight_decay, "a number >= 0")
-    check(len(cfg.adam_betas) == 2, f"{prefix}adam_betas", cfg.adam_betas, "two numbers, e.g. [0.9, 0.999]")
+    check(
+        len(cfg.adam_betas) == 2 and all(0 <= beta < 1 for beta in cfg.adam_betas),
+        f"{prefix}adam_betas",
+        cfg.adam_betas,
+        "two numbers in [0, 1), e.g. [0.9, 0.999]",
+    )
+    check(0 <= cfg.seed < SEED_LIMIT, f"{prefix}seed", cfg.seed, "an integer in [0, 2**31)")
     check(0 <= cfg.warmup_ratio < 1, f"{prefix}warmup_ratio", cfg.warmup_ratio, "a number in [0, 1)")
     check(
         cfg.max_grad_norm is None or cfg.max_grad_norm > 0,
@@ -195,11 +226,36 @@ def check_optimisation(cfg: Any, prefix: str) -> None:
 
 
 @dataclass
-class RunConfig:
+class OutputConfig:
+    """Where a command writes its folder: the ``run.*`` keys every command has (eval has only these)."""
+
     output_dir: str = "runs/run"
     """The run folder: config, metrics, checkpoints, plots. Never overwritten unless overwrite=true."""
     overwrite: bool = False
     """Delete an existing run folder of the same name and start over."""
+
+    def validate(self, prefix: str) -> None:
+        check(bool(self.output_dir), f"{prefix}output_dir", self.output_dir, "a folder path")
+        check_output_dir(self.output_dir, f"{prefix}output_dir")
+
+
+def check_output_dir(path: str, key: str) -> None:
+    """A run folder must be (or become) a folder: neither it nor a parent may be an existing file."""
+    folder = Path(path).expanduser()
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = (
+                    "is a file" if candidate == folder else f"is inside {str(candidate)!r}, which is a file"
+                )
+                raise ConfigError(
+                    f"{key}={path!r} {where}; a run folder must be a folder: choose another path"
+                )
+            return
+
+
+@dataclass
+class RunConfig(OutputConfig):
     resume: bool = False
     """Continue the run in output_dir from its latest complete checkpoint."""
     save_on_interrupt: bool = False
@@ -211,7 +267,7 @@ class RunConfig:
     """Show a progress bar."""
 
     def validate(self, prefix: str) -> None:
-        check(bool(self.output_dir), f"{prefix}output_dir", self.output_dir, "a folder path")
+        super().validate(prefix)
         check(
             not (self.overwrite and self.resume),
             f"{prefix}resume",

@@ -24,6 +24,7 @@ from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.train.common import (
     DataReport,
+    check_enough_examples,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
@@ -81,6 +82,7 @@ def train(config: SFTConfig) -> LoopResult:
         require_records(records, Conversation, ds.source, ds.template)
         tokenized[name], report.truncated[name] = tokenize(records, tokenizer, config.data.max_length)
         report.drop(name, len(records) - len(tokenized[name]))  # conversations with no assistant token left
+    check_enough_examples(len(tokenized["train"]), config.trainer, accelerator.num_processes)
     # The run folder is made only once the data and its template passed every check.
     run_dir = start_run(config.run, config, accelerator)
     report.publish(accelerator, run_dir)

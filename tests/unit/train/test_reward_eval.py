@@ -31,7 +31,7 @@ def test_cost_report_and_plot(cost_model, tmp_path):
             "model": {"path": str(cost_model)},
             "kind": "cost",
             "data": {"source": DATA, "template": "pku-saferlhf", "split": "test", "max_rows": 8},
-            "output_dir": str(tmp_path / "eval"),
+            "run": {"output_dir": str(tmp_path / "eval")},
         },
     )
     report = run(config)
@@ -43,7 +43,7 @@ def test_cost_report_and_plot(cost_model, tmp_path):
 
 
 def test_kind_must_match_the_saved_model(cost_model, tmp_path):
-    with pytest.raises(ValueError, match="is a cost model, but kind='reward'"):
+    with pytest.raises(ConfigError, match="is a cost model, but a reward model is needed here"):
         evaluate_preference(
             str(cost_model), DATA, "pku-saferlhf", "test", "reward", output_dir=str(tmp_path / "e")
         )

@@ -95,8 +95,8 @@ def test_cost_loss_splits_signs_and_returns_sums():
 
 
 def test_trainers_are_registered_and_configs_validate():
-    assert TRAINERS["reward"] == ("alignkit.train.reward", "RewardConfig")
-    assert TRAINERS["cost"] == ("alignkit.train.cost", "CostConfig")
+    assert TRAINERS["reward"][:2] == ("alignkit.train.reward", "RewardConfig")
+    assert TRAINERS["cost"][:2] == ("alignkit.train.cost", "CostConfig")
     config = load_config(RewardConfig, REPO / "examples/toyworld/reward.yaml")
     assert config.data.eval is not None and config.data.eval.split == "test"
     load_config(CostConfig, REPO / "examples/toyworld/cost.yaml")
