@@ -10,6 +10,7 @@ training run, where its last checkpoint is (``ALIGNKIT_DEBUG=1`` re-raises with 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -211,9 +212,34 @@ def _run_configured(config_cls: type, fn: Any, args: argparse.Namespace) -> int:
     if args.show_config:  # show the keys even while required ones (e.g. reward.path) are still blank
         _print_config(load_config(config_cls, args.config, args.overrides, validate=False))
         return EXIT_OK
-    config = load_config(config_cls, args.config, args.overrides)
+    config = load_config(config_cls, args.config, [*args.overrides, *step_cap_overrides(config_cls)])
     fn(config)
     return EXIT_OK
+
+
+STEP_CAP_ENV = "ALIGNKIT_MAX_STEPS"
+"""Environment variable capping every training command's steps: a quick tour of a recipe or the README."""
+
+
+def step_cap_overrides(config_cls: type) -> list[str]:
+    """``ALIGNKIT_MAX_STEPS=N`` as the override of the command's own step key (offline trainers count
+    ``trainer.max_steps``, online ones ``trainer.steps``); applied last, so it is what the run's
+    config.yaml records. Commands without steps (eval) are left alone."""
+    from alignkit.config import ConfigError
+
+    value = os.environ.get(STEP_CAP_ENV, "").strip()
+    if not value:
+        return []
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(
+            f"{STEP_CAP_ENV}={value!r} is not allowed: expected a positive integer, or unset it"
+        )
+    trainer = {f.name: f for f in dataclasses.fields(config_cls)}.get("trainer")
+    if trainer is None:
+        return []
+    keys = {f.name for f in dataclasses.fields(trainer.default_factory())}  # type: ignore[misc]
+    key = next((k for k in ("max_steps", "steps") if k in keys), None)
+    return [f"trainer.{key}={int(value)}"] if key else []
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -148,7 +148,8 @@ def _cases() -> list[tuple[str, list[str], int, list[str]]]:
         ),
         (
             "images-to-eval",
-            [*eval_rm, f"data.source={FIXTURES}/align_anything_ti2t.jsonl", "data.template=align-anything-ti2t"],
+            [*eval_rm, f"data.source={FIXTURES}/align_anything_ti2t.jsonl", "data.template=align-anything-ti2t",
+             "data.split=train"],
             2,
             ["data.source", "image"],
         ),

@@ -121,3 +121,19 @@ def test_safe_rlhf_and_ppo_kl_defaults_follow_their_references():
 
     assert load_config(PPOConfig, None, ["reward.path=r"]).ppo.kl_coef == 0.02
     assert load_config(SafePPOConfig, None, ["reward.path=r", "cost.path=c"]).ppo.kl_coef == 0.01
+
+
+def test_step_cap_from_the_environment_uses_each_commands_own_step_key(monkeypatch):
+    from alignkit.cli import step_cap_overrides
+    from alignkit.eval.preference import PreferenceEvalConfig
+    from alignkit.train.grpo import GRPOConfig
+
+    monkeypatch.delenv("ALIGNKIT_MAX_STEPS", raising=False)
+    assert step_cap_overrides(SFTConfig) == []
+    monkeypatch.setenv("ALIGNKIT_MAX_STEPS", "2")
+    assert step_cap_overrides(SFTConfig) == ["trainer.max_steps=2"]
+    assert step_cap_overrides(GRPOConfig) == ["trainer.steps=2"]
+    assert step_cap_overrides(PreferenceEvalConfig) == []
+    monkeypatch.setenv("ALIGNKIT_MAX_STEPS", "two")
+    with pytest.raises(ConfigError, match="ALIGNKIT_MAX_STEPS"):
+        step_cap_overrides(SFTConfig)
