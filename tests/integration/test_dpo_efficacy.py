@@ -110,7 +110,7 @@ def test_eval_preference_reports_a_dpo_policys_implicit_reward(
     out = tmp_path / "eval"
     result = run_cli(
         "eval", "preference", f"model.path={_demo_dpo(demo_run, 'helpfulness')}", "kind=dpo",
-        f"reference={sft_policy}", "beta=0.3", "max_length=64", f"output_dir={out}",
+        f"reference={sft_policy}", "beta=0.3", "max_length=64", f"run.output_dir={out}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "report.json").read_text())["metrics"]

@@ -163,6 +163,6 @@ def test_cli_exits_1_without_a_traceback_on_faults(fault, expected, monkeypatch,
     def fails(args):
         raise fault
 
-    monkeypatch.setattr(cli, "_cmd_toyworld", fails)
+    monkeypatch.setitem(cli.HANDLERS, "toyworld", fails)
     assert cli.main(["toyworld", "build"]) == 1
     assert capsys.readouterr().err.startswith(expected)

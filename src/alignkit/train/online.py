@@ -308,6 +308,7 @@ def read_prompts(data: DataConfig, report: DataReport) -> dict[str, list[list[An
     for name, ds in splits.items():
         records = read_records(ds, data, report, name)
         out[name] = [m for m in (prompt_messages(r) for r in records) if m]
+        report.drop(name, len(records) - len(out[name]), "the record has an empty prompt to roll out from")
     return out
 
 

@@ -199,6 +199,8 @@ class PPOTrainer(OnlineTrainer):
                 render_conversation(self.tokenizer, r.messages, config.data.max_length) for r in records
             )
             self.ptx_examples = [e for e in rendered if e.num_loss_tokens > 0]
+            # conversations truncated before any assistant token: counted, never silently gone
+            report.drop("ptx", len(records) - len(self.ptx_examples))
 
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
