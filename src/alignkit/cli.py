@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-"""0: done; 1: a failure while running (e.g. out of memory, a network error); 2: a mistake in the command,
-config, paths or data, found before any work (nothing was written)."""
+"""0: done; 1: a failure while running (Ctrl-C, a full disk, out of memory, a network error); 2: a mistake in
+the command, config, paths or data, found before any work (nothing was written)."""
 
 # command -> (module, config class, what it does). Adding a trainer is one line here plus its module.
 TRAINERS: dict[str, tuple[str, str, str]] = {
@@ -66,11 +66,14 @@ OTHER_COMMANDS = {
 
 EPILOG = """exit status:
   0  done
-  1  a failure while running (out of memory, a network error ...); the message says what failed
+  1  a failure while running (Ctrl-C, a full disk, out of memory, a network error ...); the message says
+     what failed and, for a training run, where its last checkpoint is (resume with run.resume=true)
   2  a mistake in the command, config, a path or the data, found before any work; the message names
      the key, file or row and what to do
 
-Set ALIGNKIT_DEBUG=1 to see the Python traceback of a failure."""
+environment:
+  ALIGNKIT_DEBUG=1     show the Python traceback of a failure
+  ALIGNKIT_MAX_STEPS=N cap every training command at N steps (a quick tour of a recipe)"""
 
 
 def trainer_for(name: str) -> tuple[type, Any]:
