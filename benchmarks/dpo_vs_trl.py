@@ -112,9 +112,9 @@ def build_workload(args: argparse.Namespace, model: str, steps: int) -> PairWork
     from alignkit.data.render import chat_dicts
     from alignkit.models.loading import load_tokenizer
     from alignkit.train.common import DataReport, read_records
-    from alignkit.train.dpo_data import to_preference, tokenize_pairs
+    from alignkit.data.pair_examples import to_preference, tokenize_pairs
     from alignkit.train.engine import global_batch_indices
-    from alignkit.train.sections import DataConfig, DatasetConfig
+    from alignkit.sections import DataConfig, DatasetConfig
 
     tokenizer = load_tokenizer(model)
     ds = DatasetConfig(source=args.data, template=args.template, split=args.split)
@@ -371,7 +371,7 @@ def run_trl(
 
 def labels_differ(trl_batch: dict[str, torch.Tensor], examples: list[Any]) -> bool:
     """TRL's labels (input ids where ``completion_mask``) vs alignkit's ``collate_pairs`` labels, same width."""
-    from alignkit.train.dpo_data import collate_pairs
+    from alignkit.data.pair_examples import collate_pairs
 
     ours = collate_pairs(examples, pad_token_id=0)["labels"]
     theirs = trl_batch["input_ids"].masked_fill(trl_batch["completion_mask"] == 0, -100)

@@ -94,7 +94,7 @@ def build_workload(args: argparse.Namespace, steps: int) -> Workload:
     from alignkit.models.loading import load_tokenizer
     from alignkit.train.common import DataReport, read_records
     from alignkit.train.engine import global_batch_indices
-    from alignkit.train.sections import DataConfig, DatasetConfig
+    from alignkit.sections import DataConfig, DatasetConfig
 
     tokenizer = load_tokenizer(args.model)
     ds = DatasetConfig(source=args.data, template=args.template, split=args.split)

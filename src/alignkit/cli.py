@@ -19,33 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from alignkit.train.registry import TRAINERS, trainer_for  # noqa: F401 - the CLI's registry of trainers
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 """0: done; 1: a failure while running (Ctrl-C, a full disk, out of memory, a network error); 2: a mistake in
 the command, config, paths or data, found before any work (nothing was written)."""
-
-# command -> (module, config class, what it does). Adding a trainer is one line here plus its module.
-TRAINERS: dict[str, tuple[str, str, str]] = {
-    "sft": ("alignkit.train.sft", "SFTConfig", "supervised fine-tuning on conversations"),
-    "reward": ("alignkit.train.reward", "RewardConfig", "a reward model on preference pairs (Bradley-Terry)"),
-    "cost": ("alignkit.train.cost", "CostConfig", "a Safe RLHF cost model on safety-labelled pairs"),
-    "dpo": ("alignkit.train.dpo", "DPOConfig", "DPO, IPO, SimPO, ORPO or KTO, starting from an SFT policy"),
-    "ppo": (
-        "alignkit.train.ppo",
-        "PPOConfig",
-        "PPO-RLHF against a reward scorer (Safe RLHF with a cost one)",
-    ),
-    "safe-ppo": (
-        "alignkit.train.safe_ppo",
-        "SafePPOConfig",
-        "Safe RLHF: PPO-Lagrangian, a cost scorer required",
-    ),
-    "grpo": (
-        "alignkit.train.grpo",
-        "GRPOConfig",
-        "GRPO, Dr. GRPO or RLOO with any scorer (cost: constrained)",
-    ),
-}
-
 
 # evaluation -> (module, config class, what it measures); the module's ``run(config)`` does the work.
 EVALUATIONS: dict[str, tuple[str, str, str]] = {
@@ -74,11 +52,6 @@ EPILOG = """exit status:
 environment:
   ALIGNKIT_DEBUG=1     show the Python traceback of a failure
   ALIGNKIT_MAX_STEPS=N cap every training command at N steps (a quick tour of a recipe)"""
-
-
-def trainer_for(name: str) -> tuple[type, Any]:
-    module = importlib.import_module(TRAINERS[name][0])
-    return getattr(module, TRAINERS[name][1]), module.train
 
 
 def _evaluation(name: str) -> tuple[type, Any]:
@@ -260,7 +233,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
     from alignkit.data import TEMPLATES, get_template, inspect_dataset
     from alignkit.models.loading import resolve_path
-    from alignkit.train.sections import check_template_name
+    from alignkit.sections import check_template_name
 
     if args.data_command == "templates":
         for name in sorted(TEMPLATES):
@@ -295,7 +268,7 @@ def _pairs(items: Sequence[str], flag: str, example: str) -> dict[str, str]:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from alignkit.demo import run_demo
-    from alignkit.train.sections import check_output_dir
+    from alignkit.sections import check_output_dir
 
     check_output_dir(args.out, "--out")
     run_demo(args.out, overwrite=args.overwrite)
@@ -304,7 +277,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from alignkit.models.export import export_merged
-    from alignkit.train.sections import check_output_dir
+    from alignkit.sections import check_output_dir
 
     check_output_dir(args.out, "--out")
     out = export_merged(args.merge, args.out, dtype=args.dtype, overwrite=args.overwrite)
@@ -314,7 +287,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_toyworld(args: argparse.Namespace) -> int:
     from alignkit import toyworld
-    from alignkit.train.sections import check_output_dir
+    from alignkit.sections import check_output_dir
 
     if args.out:
         check_output_dir(args.out, "--out")

@@ -17,26 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from alignkit.config import load_config
+from alignkit.demo_report import ORACLE_COLUMNS
 from alignkit.runs import prepare_run_dir, write_json
-
-ORACLE_COLUMNS = (
-    ("benign_accuracy", "benign accuracy ↑"),
-    ("benign_helpfulness", "benign helpfulness ↑"),
-    ("benign_refusal_rate", "benign refusals ↓"),
-    ("harmful_compliance_rate", "harmful compliance ↓"),
-    ("harmful_refusal_rate", "harmful refusals ↑"),
-    ("ideal_rate", "oracle accuracy ↑"),
-    ("reward_model_score", "reward-model score ↑"),
-    ("cost_model_score", "cost-model score ↓"),
-)
-
 
 RECIPES = Path(__file__).parent / "toyworld" / "recipes"
 
 
 def recipe(name: str, output_dir: str | Path, *overrides: str) -> Any:
     """The toy world's recipe ``name`` (the YAML behind ``examples/toyworld/<name>.yaml``), loaded and typed."""
-    from alignkit.cli import trainer_for
+    from alignkit.train.registry import trainer_for
 
     config_cls, _ = trainer_for(name)
     return load_config(config_cls, RECIPES / f"{name}.yaml", [f"run.output_dir={output_dir}", *overrides])
@@ -124,8 +113,8 @@ def held_out_scores(model_path: str | Path, reward_path: Path, cost_path: Path) 
 
 def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoResult:
     """Build the toy world, train each stage, score every policy, write the tables and ``report.html``."""
-    from alignkit.cli import trainer_for
     from alignkit.toyworld import default_world
+    from alignkit.train.registry import trainer_for
 
     out = prepare_run_dir(out, overwrite=overwrite, resume=False)
     result = DemoResult(out)

@@ -14,6 +14,18 @@ from typing import Any
 from alignkit.eval.report import Figure, Section, Table, highlight_by_arrows, line_plot, write_report
 from alignkit.runs import read_metrics
 
+# The oracle metrics of a policy, in table order: key in the metrics dict, column title (arrow: better).
+ORACLE_COLUMNS = (
+    ("benign_accuracy", "benign accuracy ↑"),
+    ("benign_helpfulness", "benign helpfulness ↑"),
+    ("benign_refusal_rate", "benign refusals ↓"),
+    ("harmful_compliance_rate", "harmful compliance ↓"),
+    ("harmful_refusal_rate", "harmful refusals ↑"),
+    ("ideal_rate", "oracle accuracy ↑"),
+    ("reward_model_score", "reward-model score ↑"),
+    ("cost_model_score", "cost-model score ↓"),
+)
+
 CURVES = {
     # figure file -> (title, y label, [(stage folder, metric, legend)])
     "reward.png": (
@@ -59,8 +71,6 @@ REFERENCE_STAGES = ("random init",)
 
 def policies_table(oracle: Mapping[str, Mapping[str, float]]) -> Table:
     """The per-stage table; each column with an arrow bolds its best trained stage."""
-    from alignkit.demo import ORACLE_COLUMNS
-
     columns = ["stage", *(title for _, title in ORACLE_COLUMNS)]
     rows = [
         [stage, *(metrics.get(key, float("nan")) for key, _ in ORACLE_COLUMNS)]

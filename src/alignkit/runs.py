@@ -332,7 +332,7 @@ def write_checkpoint(
     A full disk leaves no temp folder behind where it can be removed, and never touches the previous
     checkpoints: they are pruned only after the new one is complete.
     """
-    from alignkit.train.lean_state import save_state
+    from alignkit.lean_state import save_state
 
     root = run_dir / "checkpoints"
     final = root / checkpoint_name(step)

@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from alignkit.data.pair_examples import PairExample, PreferenceLabel, collate_pairs, tokenize_pairs
 from alignkit.models.forward import response_logps
-from alignkit.train.dpo_data import PairExample, PreferenceLabel, collate_pairs, tokenize_pairs
 
 
 class PairLogps(NamedTuple):

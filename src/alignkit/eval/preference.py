@@ -26,7 +26,7 @@ import torch
 
 from alignkit.config import check
 from alignkit.score.pairs import PairSpec, preference_pairs, safety_pairs
-from alignkit.train.sections import DatasetConfig, ModelConfig, OutputConfig
+from alignkit.sections import DatasetConfig, ModelConfig, OutputConfig
 
 
 @dataclass
@@ -139,9 +139,9 @@ def evaluate_cost(config: PreferenceEvalConfig, records: Sequence[Any]) -> EvalR
 
 def evaluate_dpo(config: PreferenceEvalConfig, records: Sequence[Any]) -> EvalResult:
     """A DPO policy as its own reward model (alignkit.eval.dpo_eval), with per-pair margins plotted."""
+    from alignkit.data.pair_examples import tokenize_pairs
     from alignkit.eval.dpo_eval import pair_logps, preference_metrics
     from alignkit.models.loading import load_causal_lm, load_tokenizer
-    from alignkit.train.dpo_data import tokenize_pairs
 
     tokenizer = load_tokenizer(config.model.path, trust_remote_code=config.model.trust_remote_code)
     examples, _, _ = tokenize_pairs(records, tokenizer, config.max_length, config.label)
@@ -210,9 +210,9 @@ def run(config: PreferenceEvalConfig) -> dict[str, Any]:
     """Evaluate as configured; prints the figures and returns (and writes to report.json) the report."""
     from alignkit.config import dump_yaml
     from alignkit.data import load_records
+    from alignkit.data.media import refuse_media
     from alignkit.models.loading import resolve_path
     from alignkit.runs import check_run_dir, prepare_run_dir, write_json
-    from alignkit.train.common import refuse_media
 
     check_run_dir(config.run.output_dir, overwrite=config.run.overwrite, resume=False)
     check_models(config)

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
+from alignkit.models.precision import DTYPES, quantization_kwargs
 
 ADAPTER_CONFIG = "adapter_config.json"
 CHAT_KWARGS_FILE = "chat_template_kwargs.json"
@@ -120,15 +120,6 @@ def _cached_on_hub(name: str, files: tuple[str, ...]) -> bool:
         return False
 
 
-DTYPES: dict[str, Any] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-    "auto": "auto",
-}
-"""``auto`` loads the weights in the dtype the checkpoint's config names (``torch_dtype``/``dtype``)."""
-
-
 def load_tokenizer(
     path: str,
     *,
@@ -206,11 +197,9 @@ def load_causal_lm(
     """A causal LM from a hub name, a local checkpoint, or a local LoRA adapter (merged into its base).
 
     ``quantize`` ('4bit'/'8bit') loads the weights through bitsandbytes for QLoRA; see
-    ``alignkit.models.lora.quantization_kwargs``.
+    ``alignkit.models.precision.quantization_kwargs``.
     """
     from transformers import AutoModelForCausalLM
-
-    from alignkit.models.lora import quantization_kwargs
 
     local = resolve_path(path)
     if Path(local).is_dir():

@@ -15,55 +15,14 @@ loader plus ``quantization_kwargs``) and ``prepare_trainable_model(model, model_
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from alignkit.config import ConfigError
-
 if TYPE_CHECKING:  # the models layer never imports train/ at run time
-    from alignkit.train.sections import LoraConfig, ModelConfig
-
-QUANTIZE_KEY = "model.lora.quantize"
-
-
-def quantization_kwargs(quantize: str, dtype: str) -> dict[str, Any]:
-    """Extra ``from_pretrained`` arguments that load the base quantized for QLoRA ({} for 'none').
-
-    4-bit follows QLoRA (Dettmers et al., 2023): NF4 weights, double quantization, and matmuls in the
-    model dtype (``model.dtype=bfloat16`` is the usual choice). The base goes straight to this process's
-    GPU: accelerate cannot move quantized weights after loading.
-    """
-    if quantize == "none":
-        return {}
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError(
-            f"{QUANTIZE_KEY}={quantize!r} loads the base through bitsandbytes, which is not installed. "
-            "QLoRA needs an NVIDIA GPU with CUDA: run `pip install bitsandbytes` there, "
-            f"or set {QUANTIZE_KEY}=none for plain LoRA (runs anywhere)."
-        )
-    if not torch.cuda.is_available():
-        raise ConfigError(
-            f"{QUANTIZE_KEY}={quantize!r} needs a CUDA GPU (bitsandbytes quantizes on the GPU) and none is "
-            f"visible; run on a GPU machine or set {QUANTIZE_KEY}=none for plain LoRA."
-        )
-    from transformers import BitsAndBytesConfig
-
-    from alignkit.models.loading import DTYPES
-
-    if quantize == "4bit":
-        bnb = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=DTYPES[dtype] if dtype != "auto" else torch.bfloat16,
-        )
-    else:
-        bnb = BitsAndBytesConfig(load_in_8bit=True)
-    return {"quantization_config": bnb, "device_map": {"": torch.cuda.current_device()}}
+    from alignkit.sections import LoraConfig, ModelConfig
 
 
 def model_quantize(model_cfg: ModelConfig) -> str:

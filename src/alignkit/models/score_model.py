@@ -80,8 +80,8 @@ def new_score_model(
     """
     from transformers import AutoModelForSequenceClassification
 
-    from alignkit.models.loading import DTYPES, resolve_path
-    from alignkit.models.lora import quantization_kwargs
+    from alignkit.models.loading import resolve_path
+    from alignkit.models.precision import DTYPES, quantization_kwargs
 
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_path(path),
@@ -138,7 +138,8 @@ def load_score_model(path: str, *, dtype: str = "float32", trust_remote_code: bo
     """A saved score model (``final/`` of ``alignkit train reward|cost``), in eval mode."""
     from transformers import AutoModelForSequenceClassification
 
-    from alignkit.models.loading import DTYPES, resolve_path
+    from alignkit.models.loading import resolve_path
+    from alignkit.models.precision import DTYPES
 
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_path(path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code

@@ -15,8 +15,9 @@ from typing import Any
 
 from alignkit.config import ConfigError, dump_yaml
 from alignkit.data.errors import EXCLUDED, INVALID
+from alignkit.data.media import refuse_media
 from alignkit.runs import check_run_dir, prepare_run_dir, write_json
-from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
+from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 
 def make_accelerator(cfg: TrainerConfig) -> Any:
@@ -301,43 +302,6 @@ def read_records(ds: DatasetConfig, data: DataConfig, report: DataReport, name: 
     if name in ("train", "eval"):
         report.compare_with_train(name, records)
     return records
-
-
-def refuse_media(records: Sequence[Any], ds: DatasetConfig, key: str) -> None:
-    """Records with images (or audio, video) stop the run: every trainer and scorer renders text through
-    the tokenizer's chat template and feeds no pixels, so the model would silently learn from the text
-    alone (or the template fails on list content deep inside a render)."""
-    for record in records:
-        part = next((p for m in messages_of(record) for p in m.media()), None)
-        if part is not None:
-            where = f" ({record.origin})" if getattr(record, "origin", None) else ""
-            raise ConfigError(
-                f"{key}.source={ds.source!r} (template {ds.template!r}) holds {part.type} data{where}, but "
-                f"alignkit trains and scores text only: the model reads the tokenizer's rendering of each "
-                f"chat and is never given the {part.type}s. Use a text-only dataset or template."
-            )
-
-
-def messages_of(record: Any) -> list[Any]:
-    """Every chat message a record holds, whatever its type (prompt, responses, chosen, rejected ...)."""
-    import dataclasses
-
-    from alignkit.data.records import Message
-
-    found: list[Any] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, Message):
-            found.append(value)
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                walk(item)
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            for f in dataclasses.fields(value):
-                walk(getattr(value, f.name))
-
-    walk(record)
-    return found
 
 
 def require_records(records: Sequence[Any], kind: type, source: str, template: str) -> None:

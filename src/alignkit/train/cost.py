@@ -22,9 +22,9 @@ import torch
 from alignkit.config import check
 from alignkit.losses.reward import cost_loss
 from alignkit.score.pairs import safety_pairs
+from alignkit.sections import DataConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.engine import LoopResult, LossOutput
 from alignkit.train.score_training import ScoreLossFn, metric_sums, toyworld_safe_pref, train_score_model
-from alignkit.train.sections import DataConfig, ModelConfig, RunConfig, TrainerConfig
 
 
 @dataclass

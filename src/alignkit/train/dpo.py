@@ -7,7 +7,7 @@ relative to a frozen reference ``pi_ref`` (the starting policy): ``rho(y) = log 
 Design choices, and why:
 
 - **One forward for both sides.** Chosen and rejected are padded to a common length and stacked
-  (``dpo_data.collate_pairs``), so the policy runs once per micro-batch: half the launches, and both
+  (``alignkit.data.pair_examples.collate_pairs``), so the policy runs once per micro-batch: half the launches, and both
   sides see exactly the same weights and mode.
 - **The reference is a seam** (``dpo_reference``): a frozen copy of ``model.path`` (or
   ``ref_model_path``), the policy with its LoRA adapter disabled, or log-probs cached once before
@@ -32,10 +32,20 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import check
+from alignkit.data.pair_examples import (
+    collate_pairs,
+    collate_unpaired,
+    count_examples,
+    count_pairs,
+    lm_inputs,
+    tokenize_pairs,
+    tokenize_unpaired,
+)
 from alignkit.losses.dpo import PreferenceBatch, PreferenceLoss, PreferenceOutput
 from alignkit.models.forward import response_logps
 from alignkit.models.loading import check_model_source, load_causal_lm, save_pretrained
 from alignkit.models.lora import disabled_adapter, load_trainable_causal_lm, model_quantize, trainable_summary
+from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
     check_enough_examples,
@@ -45,15 +55,6 @@ from alignkit.train.common import (
     read_records,
     start_run,
 )
-from alignkit.train.dpo_data import (
-    collate_pairs,
-    collate_unpaired,
-    count_examples,
-    count_pairs,
-    lm_inputs,
-    tokenize_pairs,
-    tokenize_unpaired,
-)
 from alignkit.train.dpo_reference import (
     AdapterDisabledReference,
     FrozenReference,
@@ -62,7 +63,6 @@ from alignkit.train.dpo_reference import (
     reference_logps,
 )
 from alignkit.train.engine import LoopData, LoopResult, LossFn, LossOutput, TrainLoop
-from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 LossName = Literal["dpo", "ipo", "simpo", "orpo", "kto"]
 

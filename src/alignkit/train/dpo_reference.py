@@ -21,8 +21,8 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 from alignkit.data.collate import collate_lm
+from alignkit.data.pair_examples import PairExample, UnpairedExample, lm_inputs
 from alignkit.models.forward import response_logps
-from alignkit.train.dpo_data import PairExample, UnpairedExample, lm_inputs
 
 Batch = dict[str, torch.Tensor]
 E = TypeVar("E", PairExample, UnpairedExample)

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from alignkit.lean_state import load_state
 from alignkit.runs import (
     MetricsLog,
     StopOnInterrupt,
@@ -51,8 +52,7 @@ from alignkit.runs import (
     write_final_dir,
     write_json,
 )
-from alignkit.train.lean_state import load_state
-from alignkit.train.sections import TrainerConfig
+from alignkit.sections import TrainerConfig
 
 
 class LossOutput(NamedTuple):

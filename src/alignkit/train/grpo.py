@@ -32,6 +32,7 @@ from alignkit.losses.grpo import (
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import entropy_from_logits, label_mask, token_logps
 from alignkit.models.forward import labelled_token_logps, tempered
+from alignkit.sections import DataConfig, ModelConfig, RunConfig
 from alignkit.train.common import make_optimizer
 from alignkit.train.engine import LoopResult
 from alignkit.train.online import (
@@ -49,7 +50,6 @@ from alignkit.train.online import (
 )
 from alignkit.train.online_trainer import OnlineTrainer
 from alignkit.train.reference import ReferencePolicy
-from alignkit.train.sections import DataConfig, ModelConfig, RunConfig
 
 ADVANTAGES = {"grpo": grpo_advantages, "dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
 

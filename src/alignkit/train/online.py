@@ -34,6 +34,7 @@ from alignkit.config import ConfigError, check
 from alignkit.data.collate import pad_right
 from alignkit.data.render import IGNORE_INDEX, render_prompt
 from alignkit.generate.base import Generator, SamplingConfig
+from alignkit.lean_state import load_state
 from alignkit.losses.lagrangian import lagrange_update
 from alignkit.losses.logprobs import label_mask
 from alignkit.models.score_model import closing_token_id
@@ -55,10 +56,9 @@ from alignkit.score.base import (
     import_function,
     looks_like_function,
 )
+from alignkit.sections import DataConfig, DatasetConfig, RunConfig, check_optimisation
 from alignkit.train.common import DataReport, read_records
 from alignkit.train.engine import global_batch_indices, lr_lambda
-from alignkit.train.lean_state import load_state
-from alignkit.train.sections import DataConfig, DatasetConfig, RunConfig, check_optimisation
 
 # ----------------------------------------------------------------------------- configs
 

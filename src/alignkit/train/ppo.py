@@ -38,6 +38,7 @@ from alignkit.losses.ppo import (
 from alignkit.losses.sft import sft_loss
 from alignkit.models.forward import tempered
 from alignkit.models.value import load_critic
+from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig
 from alignkit.train.common import DataReport, make_optimizer, read_records
 from alignkit.train.engine import LoopResult, global_batch_indices
 from alignkit.train.online import (
@@ -58,7 +59,6 @@ from alignkit.train.online import (
 )
 from alignkit.train.online_trainer import OnlineTrainer, disable_dropout
 from alignkit.train.reference import ReferencePolicy
-from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 
 from alignkit.models.forward import labelled_token_logps
 from alignkit.models.lora import disabled_adapter, is_lora
-from alignkit.train.sections import ModelConfig
+from alignkit.sections import ModelConfig
 
 
 class ReferencePolicy:

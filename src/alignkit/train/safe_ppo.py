@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from alignkit.config import check
+from alignkit.sections import RunConfig
 from alignkit.train.engine import LoopResult
 from alignkit.train.online import ScorerConfig
 from alignkit.train.ppo import PPOConfig, PPOLossConfig, PPOTrainer
-from alignkit.train.sections import RunConfig
 
 
 @dataclass

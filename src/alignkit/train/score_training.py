@@ -30,6 +30,7 @@ from alignkit.models.score_model import (
     sequence_scores,
 )
 from alignkit.score.pairs import PairSpec
+from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
     check_enough_examples,
@@ -40,7 +41,6 @@ from alignkit.train.common import (
     start_run,
 )
 from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
-from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 
 def toyworld_safe_pref(split: str) -> DatasetConfig:

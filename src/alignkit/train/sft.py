@@ -22,6 +22,7 @@ from alignkit.losses.logprobs import label_mask, token_logps
 from alignkit.losses.sft import sft_loss
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
+from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
     check_enough_examples,
@@ -33,7 +34,6 @@ from alignkit.train.common import (
     start_run,
 )
 from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
-from alignkit.train.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 
 
 @dataclass

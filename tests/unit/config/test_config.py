@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alignkit.config import ConfigError, field_docs, load_config, to_dict
-from alignkit.train.sections import TrainerConfig
+from alignkit.sections import TrainerConfig
 from alignkit.train.sft import SFTConfig
 
 

@@ -18,7 +18,7 @@ from alignkit.models.lora import (
     trainable_summary,
     unwrap,
 )
-from alignkit.train.sections import LoraConfig, ModelConfig
+from alignkit.sections import LoraConfig, ModelConfig
 
 LINEAR = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 

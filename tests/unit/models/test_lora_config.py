@@ -9,8 +9,8 @@ import pytest
 
 from alignkit.config import ConfigError, load_config
 from alignkit.models import lora as lora_mod
-from alignkit.models.lora import quantization_kwargs
-from alignkit.train.sections import LoraConfig
+from alignkit.models.precision import quantization_kwargs
+from alignkit.sections import LoraConfig
 from alignkit.train.sft import SFTConfig
 
 HAS_BNB = importlib.util.find_spec("bitsandbytes") is not None

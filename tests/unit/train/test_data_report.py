@@ -10,12 +10,12 @@ import pytest
 
 from alignkit.config import ConfigError, from_dict
 from alignkit.data import DataError, Message, Preference, load_records
+from alignkit.data.pair_examples import tokenize_pairs, tokenize_unpaired
 from alignkit.models.loading import load_tokenizer
 from alignkit.score.pairs import preference_pairs
+from alignkit.sections import DataConfig, DatasetConfig
 from alignkit.train import score_training
 from alignkit.train.common import NO_RESPONSE_ROOM, DataReport, read_records
-from alignkit.train.dpo_data import tokenize_pairs, tokenize_unpaired
-from alignkit.train.sections import DataConfig, DatasetConfig
 
 TINY = "toyworld://models/tiny"
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "data"

@@ -19,12 +19,12 @@ from alignkit.cli import main as cli_main
 from alignkit.config import ConfigError, load_config
 from alignkit.data import load_records
 from alignkit.data.collate import collate_lm
+from alignkit.data.pair_examples import PairExample, collate_pairs, tokenize_pairs
 from alignkit.losses.dpo import PreferenceLoss
 from alignkit.models.forward import response_logps
 from alignkit.models.loading import load_causal_lm, load_tokenizer, resolve_path
 from alignkit.models.lora import disabled_adapter
 from alignkit.train.dpo import DPOConfig, load_reference, loss_options, paired_loss_fn, train
-from alignkit.train.dpo_data import PairExample, collate_pairs, tokenize_pairs
 from alignkit.train.dpo_reference import AdapterDisabledReference, FrozenReference, cache_reference_logps
 
 TINY = "toyworld://models/tiny"

@@ -1,6 +1,7 @@
-"""Config sections every training command shares: model, data, trainer (the loop) and run (the folder).
+"""Config sections every command shares: model, data, trainer (the loop) and run (the folder).
 
-Each command's config (``SFTConfig``, later ``RewardConfig``, ``DPOConfig`` ...) composes these, so a key
+They live at the package's top because every layer reads them (models/ for LoRA and dtypes, eval/ for its
+model and data, train/ for all of it), and nothing below train/ may import train/. Each command's config (``SFTConfig``, later ``RewardConfig``, ``DPOConfig`` ...) composes these, so a key
 means the same thing in every command. Field docs are the attribute docstrings (see ``alignkit.config``).
 """
 

@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
+from alignkit.lean_state import MARKER, load_state
 from alignkit.runs import write_checkpoint
+from alignkit.sections import TrainerConfig
 from alignkit.train.common import make_accelerator
-from alignkit.train.lean_state import MARKER, load_state
-from alignkit.train.sections import TrainerConfig
 
 
 def _tiny_llama(lora: bool = False) -> torch.nn.Module:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alignkit.data.records import Message, Preference, ResponseSafety, SafetyPreference, UnpairedPreference
-from alignkit.data.render import IGNORE_INDEX, TokenizedExample
-from alignkit.train.dpo_data import (
+from alignkit.data.pair_examples import (
     PairExample,
     UnpairedExample,
     collate_pairs,
@@ -19,6 +17,8 @@ from alignkit.train.dpo_data import (
     to_preference,
     to_unpaired,
 )
+from alignkit.data.records import Message, Preference, ResponseSafety, SafetyPreference, UnpairedPreference
+from alignkit.data.render import IGNORE_INDEX, TokenizedExample
 
 
 def _msgs(role: str, text: str) -> tuple[Message, ...]:

@@ -1,0 +1,47 @@
+"""Records that carry images, audio or video, found before a text-only consumer silently drops them.
+
+Every trainer and scorer renders chats through the tokenizer's template and feeds no pixels, so a
+multimodal record given to one would train on its text alone; ``refuse_media`` says so instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from alignkit.config import ConfigError
+from alignkit.data.records import Message
+
+
+def refuse_media(records: Sequence[Any], ds: Any, key: str) -> None:
+    """Records with images (or audio, video) stop the run: every trainer and scorer renders text through
+    the tokenizer's chat template and feeds no pixels, so the model would silently learn from the text
+    alone (or the template fails on list content deep inside a render)."""
+    for record in records:
+        part = next((p for m in messages_of(record) for p in m.media()), None)
+        if part is not None:
+            where = f" ({record.origin})" if getattr(record, "origin", None) else ""
+            raise ConfigError(
+                f"{key}.source={ds.source!r} (template {ds.template!r}) holds {part.type} data{where}, but "
+                f"alignkit trains and scores text only: the model reads the tokenizer's rendering of each "
+                f"chat and is never given the {part.type}s. Use a text-only dataset or template."
+            )
+
+
+def messages_of(record: Any) -> list[Any]:
+    """Every chat message a record holds, whatever its type (prompt, responses, chosen, rejected ...)."""
+    found: list[Any] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Message):
+            found.append(value)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                walk(item)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name))
+
+    walk(record)
+    return found
