@@ -109,12 +109,12 @@ def labelled_split(example: Any) -> tuple[list[int], list[int]]:
 
 def build_workload(args: argparse.Namespace, model: str, steps: int) -> PairWorkload:
     """Read and tokenize the pairs exactly as ``alignkit.train.dpo.train`` does, then lay them out in step order."""
+    from alignkit.data.pair_examples import to_preference, tokenize_pairs
     from alignkit.data.render import chat_dicts
     from alignkit.models.loading import load_tokenizer
-    from alignkit.train.common import DataReport, read_records
-    from alignkit.data.pair_examples import to_preference, tokenize_pairs
-    from alignkit.train.engine import global_batch_indices
     from alignkit.sections import DataConfig, DatasetConfig
+    from alignkit.train.common import DataReport, read_records
+    from alignkit.train.engine import global_batch_indices
 
     tokenizer = load_tokenizer(model)
     ds = DatasetConfig(source=args.data, template=args.template, split=args.split)

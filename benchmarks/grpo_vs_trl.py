@@ -109,9 +109,9 @@ def build_workload(args: argparse.Namespace, model: str, steps: int) -> PromptWo
     from alignkit.data.render import chat_dicts, render_prompt
     from alignkit.models.loading import load_tokenizer
     from alignkit.score.base import message_text
+    from alignkit.sections import DataConfig, DatasetConfig
     from alignkit.train.common import DataReport
     from alignkit.train.online import read_prompts, step_prompt_indices
-    from alignkit.sections import DataConfig, DatasetConfig
 
     tokenizer = load_tokenizer(model)
     data = DataConfig(train=DatasetConfig(source=args.data, template=args.template, split=args.split))

@@ -92,9 +92,9 @@ def build_workload(args: argparse.Namespace, steps: int) -> Workload:
     """Read and tokenize the data exactly as ``alignkit.train.sft.train`` does, then lay it out in step order."""
     from alignkit.data.render import IGNORE_INDEX, chat_dicts, render_conversation
     from alignkit.models.loading import load_tokenizer
+    from alignkit.sections import DataConfig, DatasetConfig
     from alignkit.train.common import DataReport, read_records
     from alignkit.train.engine import global_batch_indices
-    from alignkit.sections import DataConfig, DatasetConfig
 
     tokenizer = load_tokenizer(args.model)
     ds = DatasetConfig(source=args.data, template=args.template, split=args.split)
