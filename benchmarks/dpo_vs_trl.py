@@ -122,7 +122,7 @@ def build_workload(args: argparse.Namespace, model: str, steps: int) -> PairWork
     kept: list[tuple[Any, Any]] = []  # (Preference, PairExample), as tokenize_pairs keeps them
     truncated = 0
     for record in records:
-        pair_examples, t = tokenize_pairs([record], tokenizer, args.max_length, args.preference)
+        pair_examples, t, _ = tokenize_pairs([record], tokenizer, args.max_length, args.preference)
         truncated += t
         if pair_examples:
             kept.append((to_preference(record, args.preference), pair_examples[0]))
