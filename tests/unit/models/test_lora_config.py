@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from alignkit.config import ConfigError, load_config
-from alignkit.models import lora as lora_mod
+from alignkit.models import precision as precision_mod
 from alignkit.models.precision import quantization_kwargs
 from alignkit.sections import LoraConfig
 from alignkit.train.sft import SFTConfig
@@ -79,11 +79,11 @@ def test_quantize_without_cuda_says_it_needs_a_gpu(monkeypatch):
     # Pretend bitsandbytes is installed: the next thing QLoRA needs is a CUDA device.
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        lora_mod.importlib.util,
+        precision_mod.importlib.util,
         "find_spec",
         lambda name, *a: object() if name == "bitsandbytes" else real(name, *a),
     )
-    monkeypatch.setattr(lora_mod.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision_mod.torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=r"model.lora.quantize='4bit' needs a CUDA GPU"):
         quantization_kwargs("4bit", "bfloat16")
 
