@@ -227,8 +227,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import yaml
 
     from alignkit.data import TEMPLATES, get_template, inspect_dataset
