@@ -111,7 +111,7 @@ def build_workload(args: argparse.Namespace, model: str, steps: int) -> PromptWo
     from alignkit.score.base import message_text
     from alignkit.sections import DataConfig, DatasetConfig
     from alignkit.train.common import DataReport
-    from alignkit.train.online import read_prompts, step_prompt_indices
+    from alignkit.train.prompts import read_prompts, step_prompt_indices
 
     tokenizer = load_tokenizer(model)
     data = DataConfig(train=DatasetConfig(source=args.data, template=args.template, split=args.split))

@@ -222,9 +222,9 @@ def forward_phase(fn: Any, *a: Any, **k: Any) -> str | None:
 def instrumented(phases: dict[str, float], counts: dict[str, int]) -> Iterator[None]:
     """Phase timers on every trainer's methods (see the docstring); no behaviour changes."""
     import alignkit.train.grpo as grpo
-    import alignkit.train.online as online
     import alignkit.train.online_trainer as online_trainer
     import alignkit.train.ppo as ppo
+    import alignkit.train.update as online
     from alignkit.generate.hf import HFGenerator
 
     def timer(phase_of: Callable[..., str | None]) -> Callable[[Any], Any]:

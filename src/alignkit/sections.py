@@ -142,7 +142,10 @@ class DataConfig:
 
 
 @dataclass
-class TrainerConfig:
+class OptimisationConfig:
+    """The ``trainer.*`` keys every loop has, offline and online: optimiser, schedule, clipping, precision,
+    cadence and seed. ``TrainerConfig`` (offline) and ``OnlineTrainerConfig`` add what their loop counts."""
+
     lr: float = 2e-5
     """Peak learning rate (AdamW)."""
     weight_decay: float = 0.0
@@ -150,31 +153,46 @@ class TrainerConfig:
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     """AdamW betas."""
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
-    """Decay after warm-up."""
+    """Decay after warm-up, over all optimizer steps of the run."""
     warmup_ratio: float = 0.03
     """Fraction of optimizer steps spent warming up linearly from 0."""
+    micro_batch_size: int = 8
+    """Examples (samples) per forward/backward on each process: a memory knob, results do not depend on it."""
+    max_grad_norm: float | None = 1.0
+    """Clip each trained model's global gradient norm to this (null: no clipping)."""
+    eval_every: int = 0
+    """Evaluate every this many steps (0: only at the end)."""
+    save_every: int = 0
+    """Write a checkpoint every this many steps (0: only the final model)."""
+    keep_checkpoints: int = 2
+    """How many periodic checkpoints to keep (the final model is always kept)."""
+    log_every: int = 1
+    """Log metrics every this many steps."""
+    seed: int = 0
+    """Seed of data order, sampling and any randomness in the loop."""
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    """Autocast precision (bf16 needs a GPU or a recent CPU)."""
+
+    def validate(self, prefix: str) -> None:
+        check_optimisation(self, prefix)
+        check(
+            self.micro_batch_size > 0,
+            f"{prefix}micro_batch_size",
+            self.micro_batch_size,
+            "a positive integer",
+        )
+
+
+@dataclass
+class TrainerConfig(OptimisationConfig):
+    """The offline loop (SFT, reward, cost, DPO): a step is one optimizer step."""
+
     epochs: int = 1
     """Passes over the training data (ignored when max_steps is set)."""
     max_steps: int | None = None
     """Optimizer steps to take; overrides epochs."""
-    micro_batch_size: int = 8
-    """Examples per forward pass on each process."""
     grad_accum_steps: int = 1
     """Micro-batches accumulated per optimizer step. Global batch = micro_batch_size x grad_accum_steps x processes."""
-    max_grad_norm: float | None = 1.0
-    """Clip the global gradient norm to this (null: no clipping)."""
-    eval_every: int = 0
-    """Evaluate every this many optimizer steps (0: only at the end)."""
-    save_every: int = 0
-    """Write a checkpoint every this many optimizer steps (0: only at the end)."""
-    keep_checkpoints: int = 2
-    """How many periodic checkpoints to keep (the final model is always kept)."""
-    log_every: int = 1
-    """Log metrics every this many optimizer steps."""
-    seed: int = 0
-    """Seed for data order and any randomness in the loop."""
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    """Autocast precision (bf16 needs a GPU or a recent CPU)."""
 
     KEY_HINTS = {
         "steps": (
@@ -186,7 +204,7 @@ class TrainerConfig:
     """Keys another command spells differently: unknown-key errors point at the key meant here."""
 
     def validate(self, prefix: str) -> None:
-        check_optimisation(self, prefix)
+        super().validate(prefix)
         check(self.epochs > 0, f"{prefix}epochs", self.epochs, "a positive integer")
         check(
             self.max_steps is None or self.max_steps > 0,
@@ -194,7 +212,53 @@ class TrainerConfig:
             self.max_steps,
             "a positive integer",
         )
-        for name in ("micro_batch_size", "grad_accum_steps"):
+        check(
+            self.grad_accum_steps > 0,
+            f"{prefix}grad_accum_steps",
+            self.grad_accum_steps,
+            "a positive integer",
+        )
+
+
+@dataclass
+class OnlineTrainerConfig(OptimisationConfig):
+    """The online loop (PPO, Safe RLHF, GRPO, ...): a step is one rollout and its optimizer steps."""
+
+    steps: int = 100
+    """Steps to run: each is one rollout plus update_epochs passes over it."""
+    lr: float = 1e-5
+    """Peak learning rate of the policy (AdamW)."""
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    """AdamW betas."""
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "constant"
+    """Decay after warm-up, over all optimizer steps of the run."""
+    warmup_ratio: float = 0.0
+    """Fraction of optimizer steps spent warming up linearly."""
+    update_epochs: int = 1
+    """Passes over each rollout (PPO's epochs; >1 makes the clipped ratio matter)."""
+    mini_batch_size: int = 32
+    """Samples per optimizer step, across all processes; must divide the rollout's samples."""
+
+    grad_accum_steps = 1  # accumulation over micro-batches is done here, not by accelerate
+
+    KEY_HINTS = {
+        "max_steps": (
+            "steps",
+            "online trainers (ppo, safe-ppo, grpo) count rollouts with trainer.steps, each followed by its "
+            "updates; trainer.max_steps is the offline trainers' (sft, reward, cost, dpo) optimizer step count",
+        ),
+        "epochs": ("steps", "online trainers run trainer.steps rollouts; they have no passes over a dataset"),
+        "grad_accum_steps": (
+            "mini_batch_size",
+            "online trainers accumulate micro-batches of trainer.micro_batch_size into each optimizer step's "
+            "trainer.mini_batch_size samples by themselves",
+        ),
+    }
+    """Keys another command spells differently: unknown-key errors point at the key meant here."""
+
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
+        for name in ("steps", "update_epochs", "mini_batch_size"):
             check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
 
 

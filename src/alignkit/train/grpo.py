@@ -1,10 +1,13 @@
-"""GRPO (DeepSeekMath, 2402.03300), Dr. GRPO and RLOO: policy gradients with group baselines, no critic.
+"""Critic-free policy gradients: GRPO (DeepSeekMath, 2402.03300), Dr. GRPO, RLOO and REINFORCE++.
 
 Each step samples ``rollout.samples_per_prompt`` (G) responses per prompt; any Scorer gives each a
-sequence reward; the advantage of a sample is its reward against its own group's (``advantage``:
-``grpo`` standardises within the group, ``dr_grpo`` only centres, ``rloo`` subtracts the mean of the
-other G - 1). The groups are the samples of one prompt: ``HFGenerator`` returns them prompt-major and
-a process always samples whole groups, so no group straddles processes.
+sequence reward; the advantage comes from the estimator named by ``advantage``, one entry of the registry
+in ``alignkit.losses.advantages`` (``grpo`` standardises within the group, ``dr_grpo`` only centres,
+``rloo`` subtracts the mean of the other G - 1, ``reinforce_pp`` whitens the KL-shaped return over the
+whole rollout). What an estimator needs (groups, KL in the reward instead of the loss, whitening, a
+constant loss normaliser) is declared in its entry and honoured here. The groups are the samples of one
+prompt: ``HFGenerator`` returns them prompt-major and a process always samples whole groups, so no group
+straddles processes.
 
 Constrained GRPO (ours; no peer has it): with a ``cost`` scorer, costs get the same group advantage and
 the policy follows ``(A_r - lambda A_c) / (1 + lambda)`` with Safe RLHF's multiplier (``lagrange.*``).
@@ -22,36 +25,24 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import check
-from alignkit.losses.grpo import (
-    GRPOAggregation,
-    dr_grpo_advantages,
-    grpo_advantages,
-    grpo_loss,
-    rloo_advantages,
-)
+from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs, CriticFreeEstimator
+from alignkit.losses.grpo import GRPOAggregation, grpo_loss
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import entropy_from_logits, label_mask, token_logps
+from alignkit.losses.ppo import KLEstimator, kl_penalty, per_token_costs, per_token_rewards
 from alignkit.models.forward import labelled_token_logps, tempered
-from alignkit.sections import DataConfig, ModelConfig, RunConfig
+from alignkit.score.config import ScorerConfig
+from alignkit.sections import DataConfig, ModelConfig, OnlineTrainerConfig, RunConfig
 from alignkit.train.common import make_optimizer
+from alignkit.train.cross_process import global_masked_mean, global_whiten
 from alignkit.train.engine import LoopResult
-from alignkit.train.online import (
-    LagrangeConfig,
-    OnlineTrainerConfig,
-    RolloutConfig,
-    SavedModel,
-    ScorerConfig,
-    Trained,
-    make_scheduler,
-    per_token_forward,
-    token_weighted,
-    toyworld_prompts,
-    update_on_rollout,
-)
+from alignkit.train.lagrange import LagrangeConfig
 from alignkit.train.online_trainer import OnlineTrainer
+from alignkit.train.prompts import toyworld_prompts
+from alignkit.train.recorder import SavedModel
 from alignkit.train.reference import ReferencePolicy
-
-ADVANTAGES = {"grpo": grpo_advantages, "dr_grpo": dr_grpo_advantages, "rloo": rloo_advantages}
+from alignkit.train.rollout import RolloutConfig, per_token_forward
+from alignkit.train.update import Trained, make_scheduler, token_weighted, update_on_rollout
 
 
 @dataclass
@@ -65,11 +56,13 @@ class GRPOConfig:
     monitor: ScorerConfig | None = None
     """A scorer that is only watched, never optimised (logged as monitor/score and eval/monitor): e.g. the
     cost model, to see what an unconstrained run does to safety."""
-    advantage: Literal["grpo", "dr_grpo", "rloo"] = "grpo"
-    """Group baseline: grpo (standardised in the group), dr_grpo (centred only, and a constant loss normaliser
-    mini_batch_size x max_new_tokens), rloo (leave-one-out mean)."""
+    advantage: CriticFreeEstimator = "grpo"
+    """Advantage estimator (``alignkit.losses.advantages``): grpo (standardised in the group), dr_grpo
+    (centred only, and a constant loss normaliser mini_batch_size x max_new_tokens), rloo (leave-one-out
+    mean), reinforce_pp (REINFORCE++: the KL-shaped return whitened over the rollout, no group needed)."""
     beta: float = 0.04
-    """Weight of the k3 KL to the reference in the loss (0: no reference model is loaded)."""
+    """KL weight (0: no reference model is loaded): of the k3 KL in the loss, or, for estimators that put
+    the KL in the reward (reinforce_pp), of the k1 KL subtracted from each token's reward."""
     clip_eps: float = 0.2
     """Ratio clip epsilon (matters only when a rollout takes several optimizer steps)."""
     aggregation: Literal["token_mean", "sequence_mean"] = "token_mean"
@@ -87,10 +80,10 @@ class GRPOConfig:
 
     def validate(self, prefix: str) -> None:
         check(
-            self.rollout.samples_per_prompt >= 2,
+            self.rollout.samples_per_prompt >= 2 or not ESTIMATORS[self.advantage].needs_groups,
             f"{prefix}rollout.samples_per_prompt",
             self.rollout.samples_per_prompt,
-            "at least 2 (a group needs others to compare with)",
+            f"at least 2 (advantage={self.advantage} compares a sample with the others of its group)",
         )
         check(self.beta >= 0, f"{prefix}beta", self.beta, "a number >= 0")
         check(self.clip_eps > 0, f"{prefix}clip_eps", self.clip_eps, "a positive number")
@@ -108,7 +101,7 @@ PLOT_GROUPS = {
 
 
 def train(config: GRPOConfig) -> LoopResult:
-    """Run GRPO / Dr. GRPO / RLOO (constrained with a cost scorer): the call ``alignkit train grpo`` makes."""
+    """Run GRPO / Dr. GRPO / RLOO / REINFORCE++ (constrained with a cost scorer): the call ``alignkit train grpo`` makes."""
     return GRPOTrainer(config).run()
 
 
@@ -118,7 +111,8 @@ class GRPOTrainer(OnlineTrainer):
 
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
-        self.algorithm = {"grpo": "GRPO", "dr_grpo": "Dr. GRPO", "rloo": "RLOO"}[config.advantage]
+        self.estimator = ESTIMATORS[config.advantage]
+        self.algorithm = self.estimator.display_name
         self.reference = (
             ReferencePolicy(actor, config.model, acc.device, acc.autocast, config.rollout.temperature)
             if config.beta > 0
@@ -139,7 +133,7 @@ class GRPOTrainer(OnlineTrainer):
         logps = token_logps(logits, batch["labels"])
         mask = label_mask(batch["labels"])
         aggregation = GRPOAggregation(config.aggregation)
-        if config.advantage == "dr_grpo":
+        if self.estimator.constant_loss_normaliser:
             # Dr. GRPO's constant normaliser: every mini-batch divides by the same mini_batch_size x
             # max_new_tokens (per process, as DDP averages), so short answers are not up-weighted.
             normaliser = float(self.local_mini * config.rollout.max_new_tokens)
@@ -149,7 +143,7 @@ class GRPOTrainer(OnlineTrainer):
             mask,
             old_token_logps=batch.get("old_logps"),
             ref_token_logps=batch.get("ref_logps"),
-            beta=config.beta,
+            beta=0.0 if self.estimator.kl_in_reward else config.beta,
             clip_eps=config.clip_eps,
             aggregation=aggregation,
             num_tokens=normaliser,
@@ -168,31 +162,54 @@ class GRPOTrainer(OnlineTrainer):
     def step(self, step: int) -> dict[str, float]:
         config, acc = self.config, self.accelerator
         cfg, device = config.trainer, acc.device
-        group = config.rollout.samples_per_prompt
+        group, estimator = config.rollout.samples_per_prompt, self.estimator
         rollout, scores, costs = self.sample(step)
-        advantage_fn = ADVANTAGES[config.advantage]
-        advantages = advantage_fn(scores, group)
-        groups = scores.view(-1, group)
+        mask = rollout.mask
         record: dict[str, float] = {}
+        tensors: dict[str, torch.Tensor] = {}
+        # pi_old per token: for the ratio when the rollout takes several optimizer steps (later ones are
+        # off-policy), and for the KL in the reward; otherwise the update is on-policy, pi_old = pi detached
+        if self.updates_per_step > 1 or (estimator.kl_in_reward and self.reference is not None):
+            self.actor.eval()
+            with self.timer("old_logps"):
+                old_logps = per_token_forward(
+                    lambda b: labelled_token_logps(
+                        self.actor,
+                        b["input_ids"],
+                        b["attention_mask"],
+                        b["labels"],
+                        config.rollout.temperature,
+                    ),
+                    rollout,
+                    cfg.micro_batch_size,
+                    device,
+                )
+            if self.updates_per_step > 1:
+                tensors["old_logps"] = old_logps
+        if self.reference is not None:
+            with self.timer("reference"):
+                tensors["ref_logps"] = per_token_forward(
+                    self.reference.token_logps, rollout, cfg.micro_batch_size, device
+                )
+        kl = torch.zeros(mask.shape)
+        if estimator.kl_in_reward and self.reference is not None:
+            kl = torch.where(mask, kl_penalty(old_logps, tensors.pop("ref_logps"), KLEstimator.K1), kl)
+            reward_kl = global_masked_mean(acc, kl, mask)  # logged after the update's (zero) loss KL
+        beta = config.beta if estimator.kl_in_reward else 0.0
+        no_clip = float("inf")
+        advantages = estimator(
+            AdvantageInputs(scores, per_token_rewards(scores, kl, mask, beta, no_clip), mask, group)
+        ).advantages
         if costs is not None:
             record.update(self.update_multiplier(step, costs))
             assert self.multiplier is not None
-            advantages = combined_advantages(advantages, advantage_fn(costs, group), self.multiplier.value)
-        tensors = {"advantages": advantages.unsqueeze(1).expand_as(rollout.labels).contiguous()}
-        if self.updates_per_step > 1:  # later optimizer steps are off-policy: keep pi_old for the ratio
-            self.actor.eval()
-            tensors["old_logps"] = per_token_forward(
-                lambda b: labelled_token_logps(
-                    self.actor, b["input_ids"], b["attention_mask"], b["labels"], config.rollout.temperature
-                ),
-                rollout,
-                cfg.micro_batch_size,
-                device,
-            )
-        if self.reference is not None:
-            tensors["ref_logps"] = per_token_forward(
-                self.reference.token_logps, rollout, cfg.micro_batch_size, device
-            )
+            cost_advantages = estimator(
+                AdvantageInputs(costs, per_token_costs(costs, kl, mask, beta, no_clip), mask, group)
+            ).advantages
+            advantages = combined_advantages(advantages, cost_advantages, self.multiplier.value)
+        if estimator.whiten:
+            advantages = global_whiten(acc, advantages, mask)
+        tensors["advantages"] = advantages
 
         def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
             batch = rollout.rows(chunk, device)
@@ -200,10 +217,16 @@ class GRPOTrainer(OnlineTrainer):
             batch.update({k: v[chunk, :width].to(device) for k, v in tensors.items()})
             return batch
 
-        record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step))
-        sums = {
-            "reward/group_std": float(groups.std(dim=1).sum()) * group,
-            "reward/zero_std_groups": float((groups.std(dim=1) == 0).sum()) * group,
-        }
+        with self.timer("update"):
+            record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step))
+        if estimator.kl_in_reward and self.reference is not None:
+            record["policy/kl"] = reward_kl
+        sums = {}
+        if group > 1:
+            groups = scores.view(-1, group)
+            sums = {
+                "reward/group_std": float(groups.std(dim=1).sum()) * group,
+                "reward/zero_std_groups": float((groups.std(dim=1) == 0).sum()) * group,
+            }
         record.update(self.sample_metrics(rollout, scores, costs, sums))
         return record

@@ -21,23 +21,15 @@ from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.runs import StopOnInterrupt, read_metrics, stopped_run
 from alignkit.train.common import DataReport, load_run_tokenizer, make_accelerator, start_run
+from alignkit.train.cross_process import gather_floats, reduce_sum
 from alignkit.train.engine import LoopResult
-from alignkit.train.online import (
-    LagrangeMultiplier,
-    OnlineRun,
-    Rollout,
-    SavedModel,
-    Trained,
-    build_rollout,
-    check_batch_sizes,
-    evaluate_prompts,
-    gather_floats,
-    read_prompts,
-    reduce_sum,
-    sampling_seed,
-    score_rollout,
-    step_prompt_indices,
-)
+from alignkit.train.lagrange import LagrangeMultiplier
+from alignkit.train.online_eval import evaluate_prompts
+from alignkit.train.prompts import read_prompts, sampling_seed, step_prompt_indices
+from alignkit.train.recorder import OnlineRun, SavedModel
+from alignkit.train.rollout import Rollout, build_rollout, score_rollout
+from alignkit.train.timing import PhaseTimer
+from alignkit.train.update import Trained, check_batch_sizes
 
 
 def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
@@ -124,6 +116,7 @@ class OnlineTrainer(abc.ABC):
         self.monitor_scorer = config.monitor.build(acc.device, max_length) if config.monitor else None
         self.monitored: torch.Tensor | None = None
         self.multiplier = LagrangeMultiplier(config.lagrange) if self.cost_scorer is not None else None
+        self.timer = PhaseTimer(acc.device)
 
         self.local_mini = cfg.mini_batch_size // acc.num_processes
         self.micro_per_mini = math.ceil(self.local_mini / cfg.micro_batch_size)
@@ -200,7 +193,8 @@ class OnlineTrainer(abc.ABC):
         """
         config, acc = self.config, self.accelerator
         if config.rollout.backend == "vllm":  # on-policy: the engine must sample from the current weights
-            self.generator.sync_weights(acc.unwrap_model(self.actor))
+            with self.timer("weight_sync"):
+                self.generator.sync_weights(acc.unwrap_model(self.actor))
         indices = step_prompt_indices(
             len(self.prompts["train"]),
             config.rollout.prompts_per_step,
@@ -209,18 +203,20 @@ class OnlineTrainer(abc.ABC):
             acc.num_processes,
             acc.process_index,
         )
-        rollout = build_rollout(
-            self.generator,
-            self.tokenizer,
-            [self.prompts["train"][i] for i in indices],
-            config.rollout.sampling(),
-            sampling_seed(config.trainer.seed, step, acc.process_index),
-        )
-        scores = score_rollout(self.reward_scorer, rollout, config.rollout.missing_eos_penalty)
-        costs = score_rollout(self.cost_scorer, rollout) if self.cost_scorer is not None else None
-        self.monitored = (
-            score_rollout(self.monitor_scorer, rollout) if self.monitor_scorer is not None else None
-        )
+        with self.timer("rollout"):
+            rollout = build_rollout(
+                self.generator,
+                self.tokenizer,
+                [self.prompts["train"][i] for i in indices],
+                config.rollout.sampling(),
+                sampling_seed(config.trainer.seed, step, acc.process_index),
+            )
+        with self.timer("scoring"):
+            scores = score_rollout(self.reward_scorer, rollout, config.rollout.missing_eos_penalty)
+            costs = score_rollout(self.cost_scorer, rollout) if self.cost_scorer is not None else None
+            self.monitored = (
+                score_rollout(self.monitor_scorer, rollout) if self.monitor_scorer is not None else None
+            )
         return rollout, scores, costs
 
     def update_multiplier(self, step: int, costs: torch.Tensor) -> dict[str, float]:
@@ -280,11 +276,14 @@ class OnlineTrainer(abc.ABC):
         try:
             with StopOnInterrupt(save_on_interrupt) as stop:
                 while run.step < cfg.steps:
-                    record = self.step(run.step)
+                    with self.timer("step"):
+                        record = self.step(run.step)
                     record["lr"] = self.trained[0].scheduler.get_last_lr()[0]
                     run.step += 1
                     if run.step == cfg.steps or (cfg.eval_every and run.step % cfg.eval_every == 0):
-                        record.update(self.evaluate())
+                        with self.timer("eval"):
+                            record.update(self.evaluate())
+                    record.update(self.timer.pop())
                     postfix = {k: record[k] for k in ("reward/score", "kl", "lagrange/lambda") if k in record}
                     run.log(record, postfix)
                     run.maybe_checkpoint(self.extra_state(), stop_requested=stop.requested)

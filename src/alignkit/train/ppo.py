@@ -4,7 +4,7 @@ One step: sample responses to a batch of prompts (the live policy through ``HFGe
 (reward, and cost for Safe RLHF), re-read them with the policy, the frozen reference and the critics,
 build the KL-shaped per-token rewards (and costs), run GAE per stream, and take ``update_epochs`` passes
 of clipped policy and value updates (formulas in ``alignkit.losses.ppo``; the batch vocabulary in
-``alignkit.train.online``).
+``alignkit.train.update``).
 
 Safe RLHF (``cost`` set): a cost critic beside the reward critic; the multiplier lambda moves on the
 mean episode cost of a window of recent episodes (``lagrange.*``); the actor's advantage is
@@ -23,12 +23,12 @@ import torch
 from alignkit.config import ConfigError, check
 from alignkit.data.collate import collate_lm
 from alignkit.data.render import render_conversation
+from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import entropy_from_logits, label_mask, token_logps
 from alignkit.losses.ppo import (
     KLEstimator,
     explained_variance,
-    gae,
     kl_penalty,
     per_token_costs,
     per_token_rewards,
@@ -38,27 +38,18 @@ from alignkit.losses.ppo import (
 from alignkit.losses.sft import sft_loss
 from alignkit.models.forward import tempered
 from alignkit.models.value import load_critic
-from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig
+from alignkit.score.config import ScorerConfig
+from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, OnlineTrainerConfig, RunConfig
 from alignkit.train.common import DataReport, make_optimizer, read_records
+from alignkit.train.cross_process import global_masked_mean, global_whiten
 from alignkit.train.engine import LoopResult, global_batch_indices
-from alignkit.train.online import (
-    LagrangeConfig,
-    OnlineTrainerConfig,
-    Rollout,
-    RolloutConfig,
-    SavedModel,
-    ScorerConfig,
-    Trained,
-    global_masked_mean,
-    global_whiten,
-    make_scheduler,
-    per_token_forward,
-    token_weighted,
-    toyworld_prompts,
-    update_on_rollout,
-)
+from alignkit.train.lagrange import LagrangeConfig
 from alignkit.train.online_trainer import OnlineTrainer, disable_dropout
+from alignkit.train.prompts import toyworld_prompts
+from alignkit.train.recorder import SavedModel
 from alignkit.train.reference import ReferencePolicy
+from alignkit.train.rollout import Rollout, RolloutConfig, per_token_forward
+from alignkit.train.update import Trained, make_scheduler, token_weighted, update_on_rollout
 
 
 @dataclass
@@ -145,6 +136,9 @@ class PPOConfig:
             "a dataset of conversations when ppo.ptx_coef > 0",
         )
 
+
+GAE = ESTIMATORS["gae"]
+"""PPO's advantage estimator: GAE over the KL-shaped token rewards and the critic's values."""
 
 PLOT_GROUPS = {
     "reward": ["reward/score", "eval/reward"],
@@ -322,15 +316,21 @@ class PPOTrainer(OnlineTrainer):
         mask = rollout.mask
 
         self.actor.eval()
-        forward = per_token_forward(self._policy_forward, rollout, micro, device)
+        with self.timer("old_logps"):
+            forward = per_token_forward(self._policy_forward, rollout, micro, device)
         old_logps, entropy = forward[..., 0], forward[..., 1]
-        ref_logps = per_token_forward(self.reference.token_logps, rollout, micro, device)
-        values = self._values(self.critic, rollout)
+        with self.timer("reference"):
+            ref_logps = per_token_forward(self.reference.token_logps, rollout, micro, device)
+        with self.timer("values"):
+            values = self._values(self.critic, rollout)
 
-        kl = kl_penalty(old_logps, ref_logps, KLEstimator(ppo.kl_estimator))
-        kl = torch.where(mask, kl, torch.zeros_like(kl))
-        rewards = per_token_rewards(scores, kl, mask, ppo.kl_coef, ppo.score_clip)
-        advantages, returns = gae(rewards, values, mask, ppo.gamma, ppo.gae_lambda)
+        with self.timer("advantages"):
+            kl = kl_penalty(old_logps, ref_logps, KLEstimator(ppo.kl_estimator))
+            kl = torch.where(mask, kl, torch.zeros_like(kl))
+            rewards = per_token_rewards(scores, kl, mask, ppo.kl_coef, ppo.score_clip)
+            advantages, returns = GAE(
+                AdvantageInputs(scores, rewards, mask, 1, values, ppo.gamma, ppo.gae_lambda)
+            )
         tensors = {"old_logps": old_logps, "values": values, "returns": returns}
         sums = {
             "kl": float(kl.sum()),
@@ -339,9 +339,12 @@ class PPOTrainer(OnlineTrainer):
         }
         record = {"value/explained_variance": float(explained_variance(values, returns, mask))}
         if costs is not None:
-            cost_values = self._values(self.cost_critic, rollout)
+            with self.timer("values"):
+                cost_values = self._values(self.cost_critic, rollout)
             cost_signal = per_token_costs(costs, kl, mask, ppo.kl_coef, ppo.score_clip)
-            cost_advantages, cost_returns = gae(cost_signal, cost_values, mask, ppo.gamma, ppo.gae_lambda)
+            cost_advantages, cost_returns = GAE(
+                AdvantageInputs(costs, cost_signal, mask, 1, cost_values, ppo.gamma, ppo.gae_lambda)
+            )
             tensors.update(cost_values=cost_values, cost_returns=cost_returns)
             # lambda first: this step's actor loss uses the updated multiplier (safe-rlhf's order).
             record.update(self.update_multiplier(step, costs))
@@ -355,9 +358,9 @@ class PPOTrainer(OnlineTrainer):
             advantages = global_whiten(acc, advantages, mask)
         tensors["advantages"] = advantages
         record["value/mean"] = global_masked_mean(acc, values, mask)
-        record.update(
-            update_on_rollout(acc, self.trained, len(rollout), cfg, self._rows(step, rollout, tensors), step)
-        )
+        with self.timer("update"):
+            rows = self._rows(step, rollout, tensors)
+            record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step))
         record.update(self.sample_metrics(rollout, scores, costs, sums))
         return record
 

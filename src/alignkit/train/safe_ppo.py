@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from alignkit.config import check
+from alignkit.score.config import ScorerConfig
 from alignkit.sections import RunConfig
 from alignkit.train.engine import LoopResult
-from alignkit.train.online import ScorerConfig
 from alignkit.train.ppo import PPOConfig, PPOLossConfig, PPOTrainer
 
 

@@ -17,21 +17,12 @@ from alignkit.data.records import Conversation, Message, PlainText, Preference, 
 from alignkit.data.render import render_prompt
 from alignkit.generate.base import Completion, SamplingConfig
 from alignkit.models.loading import load_tokenizer
-from alignkit.train.online import (
-    LagrangeConfig,
-    LagrangeMultiplier,
-    OnlineTrainerConfig,
-    RolloutConfig,
-    Trained,
-    build_rollout,
-    check_batch_sizes,
-    global_masked_mean,
-    global_whiten,
-    optimizer_step,
-    prompt_messages,
-    score_rollout,
-    step_prompt_indices,
-)
+from alignkit.sections import OnlineTrainerConfig
+from alignkit.train.cross_process import global_masked_mean, global_whiten
+from alignkit.train.lagrange import LagrangeConfig, LagrangeMultiplier
+from alignkit.train.prompts import prompt_messages, step_prompt_indices
+from alignkit.train.rollout import RolloutConfig, build_rollout, score_rollout
+from alignkit.train.update import Trained, check_batch_sizes, optimizer_step
 
 TINY = "toyworld://models/tiny"
 EOS, PAD = 3, 0  # the toy tokenizer's <|im_end|> and <pad>
@@ -529,7 +520,7 @@ def test_online_rl_switches_dropout_off_and_refuses_sharded_engines():
 
 def test_seeds_are_range_checked_and_derived_seeds_stay_in_range():
     from alignkit.train.grpo import GRPOConfig
-    from alignkit.train.online import SEED_MODULUS, sampling_seed
+    from alignkit.train.prompts import SEED_MODULUS, sampling_seed
 
     with pytest.raises(ConfigError, match="trainer.seed"):
         load_config(GRPOConfig, None, ["reward.path=a:b", "trainer.seed=1234567890123"])

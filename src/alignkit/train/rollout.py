@@ -1,0 +1,188 @@
+"""A step's samples: how they are drawn (``rollout.*``), laid out as training rows, scored, and re-read
+by per-token forwards.
+
+Why the rollout is re-read by a training forward: the generator's sampling runs in eval mode with a KV
+cache; the log-probs PPO's ratio needs must come from the same computation as the update's forward,
+or the ratio is not exactly 1 on the first mini-batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from alignkit.config import check
+from alignkit.data.collate import pad_right
+from alignkit.data.render import IGNORE_INDEX, render_prompt
+from alignkit.generate.base import Generator, SamplingConfig
+from alignkit.losses.logprobs import label_mask
+from alignkit.models.score_model import closing_token_id
+from alignkit.score.base import Scorer, as_response
+
+
+@dataclass
+class RolloutConfig:
+    prompts_per_step: int = 32
+    """Prompts sampled per step, across all processes (each process takes an equal share)."""
+    samples_per_prompt: int = 1
+    """Responses sampled per prompt (the group size G of GRPO and RLOO; 1 is usual for PPO)."""
+    max_new_tokens: int = 32
+    """Longest response, in tokens."""
+    temperature: float = 1.0
+    """Sampling temperature (> 0). The trainers score log-probs (policy, old, reference) at the same
+    temperature, so the ratio and the gradient are those of the distribution that sampled (as TRL does);
+    top_p / top_k (off by default) reshape sampling further without that correction."""
+    top_p: float = 1.0
+    """Nucleus sampling cut-off (1.0: off)."""
+    top_k: int = 0
+    """Top-k sampling cut-off (0: off)."""
+    generation_batch_size: int = 64
+    """Rows per generate call on each process (memory knob only; results do not depend on it)."""
+    missing_eos_penalty: float | None = None
+    """Subtracted from the reward of responses cut at max_new_tokens (null: no penalty)."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """Who samples: 'hf' (the live policy through transformers) or 'vllm' (a vLLM engine on the GPU,
+    the policy's weights pushed into it before every rollout; needs `pip install 'alignkit[vllm]'`)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Fraction of GPU memory the vLLM engine may take (the rest is the trainer's)."""
+
+    def validate(self, prefix: str) -> None:
+        for name in ("prompts_per_step", "samples_per_prompt", "generation_batch_size"):
+            check(getattr(self, name) > 0, f"{prefix}{name}", getattr(self, name), "a positive integer")
+        self.sampling().validate(prefix)
+        check(
+            self.temperature > 0,
+            f"{prefix}temperature",
+            self.temperature,
+            "a number > 0 (RL learns from sampled responses; greedy rollouts give identical samples)",
+        )
+        check(
+            0 < self.vllm_gpu_memory_utilization < 1,
+            f"{prefix}vllm_gpu_memory_utilization",
+            self.vllm_gpu_memory_utilization,
+            "a number in (0, 1)",
+        )
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            n=self.samples_per_prompt,
+        )
+
+    @property
+    def samples_per_step(self) -> int:
+        return self.prompts_per_step * self.samples_per_prompt
+
+
+@dataclass
+class Rollout:
+    """The samples of one step on this process, as right-padded training rows (prompt + response).
+
+    Right padding puts every row's tokens at positions 0..len-1, the positions sampling used, so a
+    training forward reproduces the sampling distribution exactly.
+    """
+
+    prompts: list[list[Any]]
+    """The prompt of each sample (repeated for the samples of one prompt)."""
+    texts: list[str]
+    """Each response's text (without the end-of-turn token)."""
+    input_ids: torch.Tensor
+    """(B, T) prompt + response ids, right-padded."""
+    attention_mask: torch.Tensor
+    """(B, T)."""
+    labels: torch.Tensor
+    """(B, T): the response tokens (what the policy chose), -100 on prompt and padding."""
+    finished: torch.Tensor
+    """(B,) bool: the response ended its turn (not cut at max_new_tokens)."""
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(B, T) bool: positions of response tokens (the actions)."""
+        return label_mask(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def rows(self, index: Sequence[int] | torch.Tensor, device: Any) -> dict[str, torch.Tensor]:
+        """The tensors of some samples, on ``device``, trimmed to their longest row."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        attention = self.attention_mask[index]
+        width = int(attention.sum(dim=1).max())
+        return {
+            "input_ids": self.input_ids[index, :width].to(device),
+            "attention_mask": attention[:, :width].to(device),
+            "labels": self.labels[index, :width].to(device),
+        }
+
+
+def build_rollout(
+    generator: Generator,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[Any]],
+    sampling: SamplingConfig,
+    seed: int,
+) -> Rollout:
+    """Sample ``sampling.n`` responses per prompt and lay them out as training rows."""
+    completions = generator.generate(prompts, sampling, seed=seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    prompt_ids = [render_prompt(tokenizer, p) for p in prompts]
+    closing = closing_token_id(tokenizer)
+    sequences, labels, sample_prompts = [], [], []
+    for completion in completions:
+        ids = prompt_ids[completion.prompt_index]
+        if completion.token_ids is None:
+            raise ValueError(
+                "the generator returned text without token ids; online RL needs the sampled tokens "
+                "(give OpenAIGenerator a tokenizer, or sample with rollout.backend=hf|vllm)"
+            )
+        response = list(completion.token_ids)
+        if not response:
+            response = [closing]  # an empty answer still ends its turn, with the template's own token
+        sequences.append(ids + response)
+        labels.append([IGNORE_INDEX] * len(ids) + response)
+        sample_prompts.append(list(prompts[completion.prompt_index]))
+    return Rollout(
+        prompts=sample_prompts,
+        texts=[c.text for c in completions],
+        input_ids=pad_right(sequences, pad_id),
+        attention_mask=pad_right([[1] * len(s) for s in sequences], 0),
+        labels=pad_right(labels, IGNORE_INDEX),
+        finished=torch.tensor([c.finish_reason == "stop" for c in completions]),
+    )
+
+
+def score_rollout(scorer: Scorer, rollout: Rollout, missing_eos_penalty: float | None = None) -> torch.Tensor:
+    """(B,) scores of the rollout's responses; ``missing_eos_penalty`` is subtracted from cut ones."""
+    scores = scorer.score(rollout.prompts, [as_response(t) for t in rollout.texts]).float()
+    if missing_eos_penalty is not None:
+        scores = scores - missing_eos_penalty * (~rollout.finished).float()
+    return scores
+
+
+def micro_batches(indices: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(indices), size):
+        yield list(indices[start : start + size])
+
+
+@torch.no_grad()
+def per_token_forward(
+    fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], rollout: Rollout, micro: int, device: Any
+) -> torch.Tensor:
+    """Outputs of ``fn`` over the whole rollout, run ``micro`` rows at a time, gathered on the CPU.
+
+    ``fn`` maps a batch to ``(b, t)`` or ``(b, t, k)``; the result is ``(B, T)`` or ``(B, T, k)``.
+    """
+    out: torch.Tensor | None = None
+    for chunk in micro_batches(range(len(rollout)), micro):
+        values = fn(rollout.rows(chunk, device)).float().cpu()
+        if out is None:
+            out = torch.zeros((len(rollout), rollout.input_ids.shape[1], *values.shape[2:]))
+        out[chunk, : values.shape[1]] = values
+    assert out is not None
+    return out
