@@ -11,7 +11,7 @@ Two example shapes, one per kind of loss:
   log-probs of every sequence an example needs can be cached before training.
 
 Each example can also carry its reference log-probs (``ref_logps``), computed once by
-:func:`alignkit.train.dpo_reference.cache_reference_logps`; the collate functions pass them on as
+:func:`alignkit.train.reference.cache_reference_logps`; the collate functions pass them on as
 ``ref_logps`` / ``kl_ref_logps`` and the loss then needs no reference forward at all.
 """
 

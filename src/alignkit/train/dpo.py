@@ -9,7 +9,7 @@ Design choices, and why:
 - **One forward for both sides.** Chosen and rejected are padded to a common length and stacked
   (``alignkit.data.pair_examples.collate_pairs``), so the policy runs once per micro-batch: half the launches, and both
   sides see exactly the same weights and mode.
-- **The reference is a seam** (``dpo_reference``): a frozen copy of ``model.path`` (or
+- **The reference is a seam** (``train/reference.py``): a frozen copy of ``model.path`` (or
   ``ref_model_path``), the policy with its LoRA adapter disabled, or log-probs cached once before
   training (``reference: cached``; identical numbers, no reference forward per step and no reference
   weights in memory while training). Reference-free losses (SimPO, ORPO) load no reference at all.
@@ -43,8 +43,8 @@ from alignkit.data.pair_examples import (
 )
 from alignkit.losses.dpo import PreferenceBatch, PreferenceLoss, PreferenceOutput
 from alignkit.models.forward import response_logps
-from alignkit.models.loading import check_model_source, load_causal_lm, save_pretrained
-from alignkit.models.lora import disabled_adapter, load_trainable_causal_lm, model_quantize, trainable_summary
+from alignkit.models.loading import check_model_source, save_pretrained
+from alignkit.models.lora import load_trainable_causal_lm, model_quantize, trainable_summary
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
@@ -55,14 +55,8 @@ from alignkit.train.common import (
     read_records,
     start_run,
 )
-from alignkit.train.dpo_reference import (
-    AdapterDisabledReference,
-    FrozenReference,
-    Reference,
-    cache_reference_logps,
-    reference_logps,
-)
 from alignkit.train.engine import LoopData, LoopResult, LossFn, LossOutput, TrainLoop
+from alignkit.train.reference import ReferenceModel, cache_reference_logps, reference_logps
 
 LossName = Literal["dpo", "ipo", "simpo", "orpo", "kto"]
 
@@ -145,7 +139,9 @@ def _metric_sums(out: PreferenceOutput, units: int) -> dict[str, torch.Tensor]:
     return {k: v.detach() * units for k, v in out.metrics().items()}
 
 
-def paired_loss_fn(loss: PreferenceLoss, options: dict[str, float], reference: Reference | None) -> LossFn:
+def paired_loss_fn(
+    loss: PreferenceLoss, options: dict[str, float], reference: ReferenceModel | None
+) -> LossFn:
     """Loss of a batch from ``collate_pairs``: one policy forward over chosen and rejected together."""
 
     def loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
@@ -169,7 +165,7 @@ def paired_loss_fn(loss: PreferenceLoss, options: dict[str, float], reference: R
     return loss_fn
 
 
-def kto_loss_fn(loss: PreferenceLoss, options: dict[str, float], reference: Reference | None) -> LossFn:
+def kto_loss_fn(loss: PreferenceLoss, options: dict[str, float], reference: ReferenceModel | None) -> LossFn:
     """Loss of a batch from ``collate_unpaired``. The KL sequences only feed the detached ``z``, so the
     policy scores them without a graph (no activations kept for a backward that would add nothing)."""
 
@@ -198,22 +194,16 @@ def kto_loss_fn(loss: PreferenceLoss, options: dict[str, float], reference: Refe
     return loss_fn
 
 
-def load_reference(config: DPOConfig, policy: torch.nn.Module, device: torch.device) -> Reference | None:
-    """``pi_ref`` for this run (None for reference-free losses); see ``dpo_reference`` for the kinds.
+def load_reference(config: DPOConfig, policy: torch.nn.Module, device: torch.device) -> ReferenceModel | None:
+    """``pi_ref`` for this run (None for reference-free losses); see ``train/reference.py`` for the kinds.
 
     With LoRA and no ``ref_model_path`` the reference is the policy's own frozen base (adapter off).
     """
     if not PreferenceLoss(config.loss).needs_reference:
         return None
-    if config.model.lora is not None and config.ref_model_path is None:
-        return AdapterDisabledReference(policy, disabled_adapter)
-    ref = load_causal_lm(
-        config.ref_model_path or config.model.path,
-        dtype=config.model.dtype,
-        trust_remote_code=config.model.trust_remote_code,
-        quantize=model_quantize(config.model),
+    return ReferenceModel.for_policy(
+        policy, config.model, device, path=config.ref_model_path, quantize=model_quantize(config.model)
     )
-    return FrozenReference(ref if model_quantize(config.model) != "none" else ref.to(device))
 
 
 def train(config: DPOConfig) -> LoopResult:
@@ -245,7 +235,7 @@ def train(config: DPOConfig) -> LoopResult:
     run_dir = start_run(config.run, config, accelerator)
     report.publish(accelerator, run_dir)
 
-    # 2. Models: the policy is prepared for training; the reference never is (see dpo_reference).
+    # 2. Models: the policy is prepared for training; the reference never is (see train/reference.py).
     model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
     accelerator.print(trainable_summary(model))
     model, optimizer = prepare_training(accelerator, model, config.trainer)

@@ -40,7 +40,7 @@ from alignkit.train.lagrange import LagrangeConfig
 from alignkit.train.online_trainer import OnlineTrainer
 from alignkit.train.prompts import toyworld_prompts
 from alignkit.train.recorder import SavedModel
-from alignkit.train.reference import ReferencePolicy
+from alignkit.train.reference import ReferenceModel
 from alignkit.train.rollout import RolloutConfig, per_token_forward
 from alignkit.train.update import Trained, make_scheduler, token_weighted, update_on_rollout
 
@@ -114,7 +114,9 @@ class GRPOTrainer(OnlineTrainer):
         self.estimator = ESTIMATORS[config.advantage]
         self.algorithm = self.estimator.display_name
         self.reference = (
-            ReferencePolicy(actor, config.model, acc.device, acc.autocast, config.rollout.temperature)
+            ReferenceModel.for_policy(
+                actor, config.model, acc.device, autocast=acc.autocast, temperature=config.rollout.temperature
+            )
             if config.beta > 0
             else None
         )
@@ -141,8 +143,8 @@ class GRPOTrainer(OnlineTrainer):
             logps,
             batch["advantages"],
             mask,
-            old_token_logps=batch.get("old_logps"),
-            ref_token_logps=batch.get("ref_logps"),
+            old_token_logps=batch.get("old_token_logps"),
+            ref_token_logps=batch.get("ref_token_logps"),
             beta=0.0 if self.estimator.kl_in_reward else config.beta,
             clip_eps=config.clip_eps,
             aggregation=aggregation,
@@ -185,15 +187,15 @@ class GRPOTrainer(OnlineTrainer):
                     device,
                 )
             if self.updates_per_step > 1:
-                tensors["old_logps"] = old_logps
+                tensors["old_token_logps"] = old_logps
         if self.reference is not None:
             with self.timer("reference"):
-                tensors["ref_logps"] = per_token_forward(
+                tensors["ref_token_logps"] = per_token_forward(
                     self.reference.token_logps, rollout, cfg.micro_batch_size, device
                 )
         kl = torch.zeros(mask.shape)
         if estimator.kl_in_reward and self.reference is not None:
-            kl = torch.where(mask, kl_penalty(old_logps, tensors.pop("ref_logps"), KLEstimator.K1), kl)
+            kl = torch.where(mask, kl_penalty(old_logps, tensors.pop("ref_token_logps"), KLEstimator.K1), kl)
             reward_kl = global_masked_mean(acc, kl, mask)  # logged after the update's (zero) loss KL
         beta = config.beta if estimator.kl_in_reward else 0.0
         no_clip = float("inf")

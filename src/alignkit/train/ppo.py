@@ -47,7 +47,7 @@ from alignkit.train.lagrange import LagrangeConfig
 from alignkit.train.online_trainer import OnlineTrainer, disable_dropout
 from alignkit.train.prompts import toyworld_prompts
 from alignkit.train.recorder import SavedModel
-from alignkit.train.reference import ReferencePolicy
+from alignkit.train.reference import ReferenceModel
 from alignkit.train.rollout import Rollout, RolloutConfig, per_token_forward
 from alignkit.train.update import Trained, make_scheduler, token_weighted, update_on_rollout
 
@@ -198,8 +198,8 @@ class PPOTrainer(OnlineTrainer):
 
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
-        self.reference = ReferencePolicy(
-            actor, config.model, acc.device, acc.autocast, config.rollout.temperature
+        self.reference = ReferenceModel.for_policy(
+            actor, config.model, acc.device, autocast=acc.autocast, temperature=config.rollout.temperature
         )
         kwargs = {"dtype": config.model.dtype, "trust_remote_code": config.model.trust_remote_code}
         critics = {"value": (config.critic, config.reward, "reward")}
@@ -247,7 +247,13 @@ class PPOTrainer(OnlineTrainer):
         mask = label_mask(batch["labels"])
         ppo = self.config.ppo
         out = ppo_policy_loss(
-            logps, batch["old_logps"], batch["advantages"], mask, ppo.clip_eps, normaliser, ppo.aggregation
+            logps,
+            batch["old_token_logps"],
+            batch["advantages"],
+            mask,
+            ppo.clip_eps,
+            normaliser,
+            ppo.aggregation,
         )
         metrics = token_weighted({"policy/approx_kl": out.approx_kl, "policy/clipfrac": out.clipfrac}, mask)
         loss = self.mini_batch_share(out.loss, batch, ppo.aggregation)
@@ -331,7 +337,7 @@ class PPOTrainer(OnlineTrainer):
             advantages, returns = GAE(
                 AdvantageInputs(scores, rewards, mask, 1, values, ppo.gamma, ppo.gae_lambda)
             )
-        tensors = {"old_logps": old_logps, "values": values, "returns": returns}
+        tensors = {"old_token_logps": old_logps, "values": values, "returns": returns}
         sums = {
             "kl": float(kl.sum()),
             "entropy": float(entropy[mask].sum()),

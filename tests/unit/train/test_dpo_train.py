@@ -25,7 +25,7 @@ from alignkit.models.forward import response_logps
 from alignkit.models.loading import load_causal_lm, load_tokenizer, resolve_path
 from alignkit.models.lora import disabled_adapter
 from alignkit.train.dpo import DPOConfig, load_reference, loss_options, paired_loss_fn, train
-from alignkit.train.dpo_reference import AdapterDisabledReference, FrozenReference, cache_reference_logps
+from alignkit.train.reference import ReferenceModel, cache_reference_logps
 
 TINY = "toyworld://models/tiny"
 DATA = ["data.train.source=toyworld://data/safe_pref", "data.train.template=pku-saferlhf"]
@@ -84,7 +84,7 @@ def test_concatenated_forward_equals_two_forwards(pairs, tokenizer) -> None:
 
 def test_a_step_changes_the_policy_and_never_the_reference(pairs, tokenizer) -> None:
     policy = load_causal_lm(TINY)
-    reference = FrozenReference(load_causal_lm(TINY))
+    reference = ReferenceModel.frozen(load_causal_lm(TINY))
     ref_before = {k: v.clone() for k, v in reference.model.state_dict().items()}
     policy_before = {k: v.clone() for k, v in policy.state_dict().items()}
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
@@ -103,7 +103,7 @@ def test_a_step_changes_the_policy_and_never_the_reference(pairs, tokenizer) -> 
 
 
 def test_cached_reference_logps_equal_the_live_reference(pairs, tokenizer) -> None:
-    reference = FrozenReference(load_causal_lm(TINY))
+    reference = ReferenceModel.frozen(load_causal_lm(TINY))
     cached = cache_reference_logps(
         reference, pairs, pad_token_id=tokenizer.pad_token_id, batch_size=3, device=torch.device("cpu")
     )
@@ -165,7 +165,7 @@ def test_reference_free_losses_load_no_reference(tmp_path: Path) -> None:
     reference = load_reference(
         _config(tmp_path, "ref_model_path=" + TINY), torch.nn.Linear(1, 1), torch.device("cpu")
     )
-    assert isinstance(reference, FrozenReference)
+    assert reference.kind == "frozen"
 
 
 def test_loss_options_follow_each_loss_signature(tmp_path: Path) -> None:
@@ -194,10 +194,12 @@ def test_adapter_disabled_reference_is_the_base_model(pairs, tokenizer) -> None:
     """The LoRA seam: the policy with its adapter switched off scores exactly as the base model."""
     from peft import LoraConfig, get_peft_model
 
-    base_logps = FrozenReference(load_causal_lm(TINY)).logps(collate_pairs(pairs, tokenizer.pad_token_id))
+    base_logps = ReferenceModel.frozen(load_causal_lm(TINY)).logps(
+        collate_pairs(pairs, tokenizer.pad_token_id)
+    )
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     policy = get_peft_model(load_causal_lm(TINY), lora).train()
-    reference = AdapterDisabledReference(policy, disabled_adapter)
+    reference = ReferenceModel.adapter_disabled(policy, disable_adapter=disabled_adapter)
     batch = collate_pairs(pairs, tokenizer.pad_token_id)
     torch.testing.assert_close(reference.logps(batch), base_logps, rtol=0, atol=1e-6)
     assert policy.training  # the mode is restored after the reference forward
@@ -209,9 +211,7 @@ def test_lora_dpo_uses_the_frozen_base_as_reference(tmp_path: Path) -> None:
     """LoRA's B starts at 0, so at step 1 policy == base == pi_ref: every pair's loss is exactly log 2.
     Only the adapter trains and only the adapter is saved."""
     config = _config(tmp_path, "model.lora.r=4", "trainer.max_steps=2", "data.eval=null")
-    assert isinstance(
-        load_reference(config, torch.nn.Linear(1, 1), torch.device("cpu")), AdapterDisabledReference
-    )
+    assert load_reference(config, torch.nn.Linear(1, 1), torch.device("cpu")).kind == "adapter_disabled"
     result = train(config)
     assert result.history[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert result.history[1]["loss"] != pytest.approx(math.log(2), abs=1e-6)
