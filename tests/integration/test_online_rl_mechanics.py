@@ -89,7 +89,8 @@ def test_resume_from_a_checkpoint_matches_the_uninterrupted_run(demo_run, tmp_pa
     shutil.copytree(full, resumed)
     shutil.rmtree(resumed / "final")
     state = json.loads(next((resumed / "checkpoints").iterdir()).joinpath("trainer_state.json").read_text())
-    assert state["global_step"] == 2 and "lagrange" in state["extra"]
+    # 2 rollouts of 8 samples, 2 epochs of mini-batches of 4: 8 optimizer steps
+    assert state["rollouts"] == 2 and state["global_step"] == 8 and "lagrange" in state["extra"]
     _safe_ppo(demo_run, resumed, "trainer.save_every=2", "run.resume=true")
     _assert_same_run(full, resumed, atol=1e-6)
 

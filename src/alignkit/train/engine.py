@@ -31,7 +31,6 @@ Design choices, and why:
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,20 +38,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-from alignkit.lean_state import load_state
-from alignkit.runs import (
-    MetricsLog,
-    StopOnInterrupt,
-    checkpoint_dirs,
-    plot_metrics,
-    read_metrics,
-    release_run_lock,
-    stopped_run,
-    write_checkpoint,
-    write_final_dir,
-    write_json,
-)
 from alignkit.sections import TrainerConfig
+from alignkit.train.recorder import RunRecorder, SavedModel
+from alignkit.train.timing import PhaseTimer
 
 
 class LossOutput(NamedTuple):
@@ -162,10 +150,7 @@ class TrainLoop:
         self.loss_fn = loss_fn
         self.cfg = cfg
         self.run_dir = run_dir
-        self.save_model = save_model
-        self.plot_groups = plot_groups
         self.extra_eval = extra_eval
-        self.progress = progress
         self.save_on_interrupt = save_on_interrupt
         self.world = accelerator.num_processes
         self.rank = accelerator.process_index
@@ -183,15 +168,26 @@ class TrainLoop:
             optimizer, lr_lambda(cfg.lr_scheduler, self.total_steps, warmup)
         )
         accelerator.register_for_checkpointing(self.scheduler)
-        self.global_step = 0
-        if resume:
-            self.global_step = self._restore()
-        self.metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=self.global_step if resume else None)
-        self.writer = None
-        if tensorboard and accelerator.is_main_process:
-            from torch.utils.tensorboard import SummaryWriter
+        self.recorder = RunRecorder(
+            accelerator,
+            run_dir,
+            total_steps=self.total_steps,
+            online=False,
+            saved=[SavedModel("", model, save_model, gather=True)],
+            plot_groups=plot_groups,
+            keep_checkpoints=cfg.keep_checkpoints,
+            save_every=cfg.save_every,
+            log_every=cfg.log_every,
+            resume=resume,
+            tensorboard=tensorboard,
+            progress=progress,
+            global_batch=self.global_batch,
+        )
+        self.timer = PhaseTimer(accelerator.device)
 
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+    @property
+    def global_step(self) -> int:
+        return self.recorder.global_step
 
     # ----------------------------------------------------------------- steps
     def _micro_batches(self, step: int) -> list[Batch]:
@@ -212,7 +208,8 @@ class TrainLoop:
     def train_step(self, step: int) -> dict[str, float]:
         """One optimizer step: the unit count first, then backward on every micro-batch, then the update."""
         self.model.train()
-        batches = self._micro_batches(step)
+        with self.timer("data"):
+            batches = self._micro_batches(step)
         local_units = sum(self.data.count_units(b) for b in batches)
         units = self._reduce_sum(torch.tensor([float(local_units)])).item()
         if units == 0:
@@ -222,14 +219,16 @@ class TrainLoop:
         scale = self.world * self.cfg.grad_accum_steps / units
         loss_total = torch.zeros((), dtype=torch.float64)
         metric_totals: dict[str, float] = {}
-        for batch in batches:
-            with self.accelerator.accumulate(self.model), self.accelerator.autocast():
-                out = self.loss_fn(self.model, batch)
-                self.accelerator.backward(out.loss_sum * scale)
-            loss_total += out.loss_sum.detach().double().cpu()
-            for k, v in out.metric_sums.items():
-                metric_totals[k] = metric_totals.get(k, 0.0) + float(v)
-        grad_norm = self._clip_and_step()
+        with self.timer("forward_backward"):
+            for batch in batches:
+                with self.accelerator.accumulate(self.model), self.accelerator.autocast():
+                    out = self.loss_fn(self.model, batch)
+                    self.accelerator.backward(out.loss_sum * scale)
+                loss_total += out.loss_sum.detach().double().cpu()
+                for k, v in out.metric_sums.items():
+                    metric_totals[k] = metric_totals.get(k, 0.0) + float(v)
+        with self.timer("optimizer"):
+            grad_norm = self._clip_and_step()
         keys = sorted(metric_totals)
         sums = self._reduce_sum(torch.tensor([loss_total.item(), *(metric_totals[k] for k in keys)])).tolist()
         record = {"loss": sums[0] / units, **{k: s / units for k, s in zip(keys, sums[1:], strict=True)}}
@@ -282,115 +281,32 @@ class TrainLoop:
             out.update(self.extra_eval(self.accelerator.unwrap_model(self.model)))
         return out
 
-    # ------------------------------------------------------------ checkpoints
-    def _restore(self) -> int:
-        found = checkpoint_dirs(self.run_dir)
-        if not found:
-            self.accelerator.print(f"resume: no complete checkpoint in {self.run_dir}, starting from step 0")
-            return 0
-        latest = found[-1]
-        load_state(self.accelerator, latest)
-        step = int(latest.name.split("-")[-1])
-        self.accelerator.print(f"resume: continuing from {latest} (step {step})")
-        return step
-
-    def save_checkpoint(self) -> Path:
-        acc = self.accelerator
-
-        def write(folder: Path, state_dict: Any) -> None:
-            self.save_model(acc.unwrap_model(self.model), folder, state_dict)
-            write_json(folder / "trainer_state.json", self._state())
-
-        return write_checkpoint(
-            acc,
-            self.run_dir,
-            self.global_step,
-            self.cfg.keep_checkpoints,
-            write,
-            lambda: acc.get_state_dict(self.model),
-            weights_in=[(self.model, "")],
-        )
-
-    def _state(self) -> dict[str, Any]:
-        """Written beside every checkpoint: enough to tell how the run was laid out."""
-        return {
-            "global_step": self.global_step,
-            "total_steps": self.total_steps,
-            "num_processes": self.world,
-            "global_batch": self.global_batch,
-            "distributed_type": str(self.accelerator.distributed_type),
-        }
-
     # ------------------------------------------------------------------- run
-    def log(self, record: dict[str, Any]) -> None:
-        record = {"step": self.global_step, **record}
-        if self.accelerator.is_main_process:
-            self.metrics.write(record)
-            if self.writer is not None:
-                for k, v in record.items():
-                    if k != "step" and isinstance(v, (int, float)):
-                        self.writer.add_scalar(k, v, self.global_step)
+    def save_checkpoint(self) -> Path:
+        return self.recorder.save_checkpoint()
 
     def run(self) -> LoopResult:
         """Train to the last step, then write ``final/`` and the plots. Ctrl-C and a full disk end it with
         an error that says where the last checkpoint is; the folder's lock is released in every case."""
-        try:
-            with StopOnInterrupt(self.save_on_interrupt and self.world == 1) as stop:
-                return self._run(stop)
-        except (KeyboardInterrupt, OSError) as exc:
-            raise stopped_run(self.run_dir, self.global_step, self.total_steps, exc) from None
-        finally:
-            if self.writer is not None:
-                self.writer.close()
-            if self.accelerator.is_main_process:
-                release_run_lock(self.run_dir)
-
-    def _run(self, stop: StopOnInterrupt) -> LoopResult:
-        acc = self.accelerator
-        bar = None
-        if self.progress and acc.is_main_process:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.total_steps, initial=self.global_step, desc="train", dynamic_ncols=True)
-        start = time.perf_counter()
-        try:
-            while self.global_step < self.total_steps:
-                record = self.train_step(self.global_step)
-                self.global_step += 1
-                record["epoch"] = self.global_step / self.steps_per_epoch
-                last = self.global_step == self.total_steps
-                if self.cfg.eval_every and self.global_step % self.cfg.eval_every == 0 and not last:
-                    record.update(self.evaluate())
-                if (
-                    self.global_step % self.cfg.log_every == 0
-                    or last
-                    or any(k.startswith("eval") for k in record)
-                ):
-                    record["elapsed_s"] = time.perf_counter() - start
-                    self.log(record)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}")
-                saved = self.cfg.save_every and self.global_step % self.cfg.save_every == 0 and not last
-                if saved or (stop.requested and not last):
-                    self.save_checkpoint()
+        rec = self.recorder
+        with rec.session(self.save_on_interrupt) as stop:
+            while rec.step < self.total_steps:
+                with self.timer("step"):
+                    record = self.train_step(rec.step)
+                rec.step += 1
+                rec.global_step += 1
+                record["epoch"] = rec.step / self.steps_per_epoch
+                last = rec.step == self.total_steps
+                if self.cfg.eval_every and rec.step % self.cfg.eval_every == 0 and not last:
+                    with self.timer("eval"):
+                        record.update(self.evaluate())
+                record.update(self.timer.pop())
+                rec.log(record, {"loss": record["loss"]})
+                rec.maybe_checkpoint(stop_requested=stop.requested)
                 if stop.requested and not last:
                     raise KeyboardInterrupt
-        finally:
-            if bar is not None:
-                bar.close()
-        final_eval = self.evaluate()
-        if final_eval:
-            self.log(final_eval)
-        final_dir = self.run_dir / "final"
-        state_dict = acc.get_state_dict(self.model)
-        if acc.is_main_process:
-
-            def write(folder: Path) -> None:
-                self.save_model(acc.unwrap_model(self.model), folder, state_dict)
-                write_json(folder / "trainer_state.json", self._state())
-
-            write_final_dir(self.run_dir, write)
-            plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups)
-        acc.wait_for_everyone()
-        return LoopResult(self.global_step, read_metrics(self.metrics.path), final_dir)
+            final_eval = self.evaluate()
+            if final_eval:
+                rec.write(final_eval)
+            final_dir = rec.finish()
+        return LoopResult(rec.global_step, rec.history(), final_dir)

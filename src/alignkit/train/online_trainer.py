@@ -19,14 +19,13 @@ from alignkit.generate.hf import HFGenerator
 from alignkit.losses.ppo import Aggregation
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
-from alignkit.runs import StopOnInterrupt, read_metrics, stopped_run
 from alignkit.train.common import DataReport, load_run_tokenizer, make_accelerator, start_run
 from alignkit.train.cross_process import gather_floats, reduce_sum
 from alignkit.train.engine import LoopResult
 from alignkit.train.lagrange import LagrangeMultiplier
 from alignkit.train.online_eval import evaluate_prompts
 from alignkit.train.prompts import read_prompts, sampling_seed, step_prompt_indices
-from alignkit.train.recorder import OnlineRun, SavedModel
+from alignkit.train.recorder import RunRecorder, SavedModel
 from alignkit.train.rollout import Rollout, build_rollout, score_rollout
 from alignkit.train.timing import PhaseTimer
 from alignkit.train.update import Trained, check_batch_sizes
@@ -131,12 +130,27 @@ class OnlineTrainer(abc.ABC):
             acc.register_for_checkpointing(item.scheduler)
         tokenizer = self.tokenizer
         saved = [
-            SavedModel("", self.actor, lambda m, path: save_pretrained(m, tokenizer, path)),
+            SavedModel("", self.actor, lambda m, path, _: save_pretrained(m, tokenizer, path)),
             *extra_saved,
         ]
-        self.online = OnlineRun(acc, self.run_dir, cfg, config.run, saved, self.plot_groups)
-        if self.multiplier is not None and "lagrange" in self.online.extra_state:
-            self.multiplier.load_state_dict(self.online.extra_state["lagrange"])
+        run = config.run
+        self.recorder = RunRecorder(
+            acc,
+            self.run_dir,
+            total_steps=cfg.steps,
+            online=True,
+            saved=saved,
+            plot_groups=self.plot_groups,
+            keep_checkpoints=cfg.keep_checkpoints,
+            save_every=cfg.save_every,
+            log_every=cfg.log_every,
+            resume=run.resume,
+            tensorboard=run.tensorboard,
+            progress=run.progress,
+            global_batch=cfg.mini_batch_size,
+        )
+        if self.multiplier is not None and "lagrange" in self.recorder.extra_state:
+            self.multiplier.load_state_dict(self.recorder.extra_state["lagrange"])
         self.generator = self._generator()
 
     def mini_batch_share(
@@ -271,29 +285,26 @@ class OnlineTrainer(abc.ABC):
     def run(self) -> LoopResult:
         """Steps to the last, then ``final/``. Ctrl-C and a full disk end it with an error that says where
         the last checkpoint is (``run.save_on_interrupt`` saves one first, on a single process)."""
-        run, cfg = self.online, self.config.trainer
-        save_on_interrupt = self.config.run.save_on_interrupt and self.accelerator.num_processes == 1
-        try:
-            with StopOnInterrupt(save_on_interrupt) as stop:
-                while run.step < cfg.steps:
-                    with self.timer("step"):
-                        record = self.step(run.step)
-                    record["lr"] = self.trained[0].scheduler.get_last_lr()[0]
-                    run.step += 1
-                    if run.step == cfg.steps or (cfg.eval_every and run.step % cfg.eval_every == 0):
-                        with self.timer("eval"):
-                            record.update(self.evaluate())
-                    record.update(self.timer.pop())
-                    postfix = {k: record[k] for k in ("reward/score", "kl", "lagrange/lambda") if k in record}
-                    run.log(record, postfix)
-                    run.maybe_checkpoint(self.extra_state(), stop_requested=stop.requested)
-                    if stop.requested and run.step < cfg.steps:
-                        raise KeyboardInterrupt
-                final_dir = run.finish(self.extra_state())
-        except (KeyboardInterrupt, OSError) as exc:
-            raise stopped_run(self.run_dir, run.step, cfg.steps, exc) from None
-        finally:
-            run.close()
+        rec, cfg = self.recorder, self.config.trainer
+        with rec.session(self.config.run.save_on_interrupt) as stop:
+            while rec.step < cfg.steps:
+                with self.timer("step"):
+                    record = self.step(rec.step)
+                record["lr"] = self.trained[0].scheduler.get_last_lr()[0]
+                rec.step += 1
+                rec.global_step += self.updates_per_step
+                if rec.step == cfg.steps or (cfg.eval_every and rec.step % cfg.eval_every == 0):
+                    with self.timer("eval"):
+                        record.update(self.evaluate())
+                record.update(self.timer.pop())
+                postfix = {
+                    k: record[k] for k in ("reward/score", "policy/kl", "lagrange/lambda") if k in record
+                }
+                rec.log(record, postfix)
+                rec.maybe_checkpoint(self.extra_state(), stop_requested=stop.requested)
+                if stop.requested and rec.step < cfg.steps:
+                    raise KeyboardInterrupt
+            final_dir = rec.finish(self.extra_state())
         name = self.constrained_name() if self.safe else self.algorithm
-        self.accelerator.print(f"{name} done: {run.step} steps; policy in {Path(final_dir)}")
-        return LoopResult(run.step, read_metrics(run.metrics.path), final_dir)
+        self.accelerator.print(f"{name} done: {rec.step} steps; policy in {Path(final_dir)}")
+        return LoopResult(rec.global_step, rec.history(), final_dir)

@@ -230,7 +230,7 @@ class PPOTrainer(OnlineTrainer):
             prefix = "" if kind == "reward" else "cost_"
             scheduler = make_scheduler(optimizer, cfg, self.total_updates)
             trained.append(Trained(name, model, optimizer, scheduler, self._critic_loss(prefix)))
-            saved.append(SavedModel(f"critics/{kind}", model, lambda m, path: m.save(tokenizer, path)))
+            saved.append(SavedModel(f"critics/{kind}", model, lambda m, path, _: m.save(tokenizer, path)))
         self.critic = trained[1].model
         self.cost_critic = trained[2].model if self.safe else None
         return trained, saved
