@@ -259,7 +259,10 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def plot_metrics(
-    records: Iterable[Mapping[str, Any]], out_dir: Path, groups: Mapping[str, list[str]]
+    records: Iterable[Mapping[str, Any]],
+    out_dir: Path,
+    groups: Mapping[str, list[str]],
+    x_label: str = "optimizer step",
 ) -> list[Path]:
     """Draw one PNG per group of metric keys against ``step``; returns the files written."""
     import matplotlib
@@ -279,7 +282,7 @@ def plot_metrics(
         for key, points in series.items():
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, label=key, marker="o" if len(xs) < 20 else None, markersize=3)
-        ax.set_xlabel("optimizer step")
+        ax.set_xlabel(x_label)
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()

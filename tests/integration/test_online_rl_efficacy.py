@@ -62,8 +62,9 @@ def test_ppo_raises_reward_model_score_and_the_helpfulness_it_can_judge(demo_run
     assert ppo["harmful_compliance_rate"] > sft["harmful_compliance_rate"]
     rows = _metrics(demo_run.out_dir / "ppo")
     logged = set().union(*rows)
-    for key in ("reward/score", "kl", "entropy", "policy/approx_kl", "policy/clipfrac",
-                "value/explained_variance", "response_length", "loss/policy", "loss/value", "monitor/score"):  # fmt: skip
+    for key in ("reward/score", "policy/kl", "policy/entropy", "policy/approx_kl", "policy/clipfrac",
+                "value/explained_variance", "policy/response_length", "policy/loss", "value/loss",
+                "monitor/score"):  # fmt: skip
         assert key in logged, key
     assert len([r for r in rows if "reward/score" in r]) == 60
 

@@ -158,10 +158,10 @@ def test_ppo_with_a_pretraining_mix_logs_its_loss(demo_run, tmp_path):
         "monitor=null",
     ]
     train(load_config(config_cls, RECIPES / "ppo.yaml", overrides))
-    rows = [r for r in _rows(tmp_path / "ptx") if "loss/ptx" in r]
+    rows = [r for r in _rows(tmp_path / "ptx") if "policy/ptx_loss" in r]
     assert len(rows) == 2
     # The SFT policy already fits its SFT data: the mixed-in NLL is small and finite.
-    assert all(0 < r["loss/ptx"] < 2.0 for r in rows)
+    assert all(0 < r["policy/ptx_loss"] < 2.0 for r in rows)
     with pytest.raises(Exception, match="ptx"):
         load_config(config_cls, RECIPES / "ppo.yaml", [*overrides[:-3], "ptx=null"])
 
@@ -182,7 +182,7 @@ def test_micro_batch_size_does_not_change_grpo_or_its_logged_loss(demo_run, tmp_
     for ra, rb in zip(rows_a, rows_b, strict=True):
         for key in ra:
             assert ra[key] == pytest.approx(rb[key], abs=2e-5, rel=1e-4), (ra["step"], key)
-    assert all("loss/policy" in r for r in rows_a)
+    assert all("policy/loss" in r for r in rows_a)
     wa, wb = _weights(tmp_path / "8" / "final"), _weights(tmp_path / "2" / "final")
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], atol=2e-5, rtol=0)
@@ -205,4 +205,6 @@ def test_sampling_temperature_is_the_one_the_ratio_is_taken_at(demo_run, tmp_pat
     rows = [r for r in _rows(tmp_path / "t") if "policy/approx_kl" in r]
     assert len(rows) == 2
     assert all(r["policy/approx_kl"] < 1e-10 and r["policy/clipfrac"] == 0 for r in rows)
-    assert all(r["kl"] != 0 for r in rows[1:])  # the policy did move away from the reference after step 1
+    assert all(
+        r["policy/kl"] != 0 for r in rows[1:]
+    )  # the policy did move away from the reference after step 1

@@ -89,7 +89,7 @@ class GRPOLossOutput(NamedTuple):
     """Detached fraction of valid tokens where the clipped term was taken."""
 
     def metrics(self) -> dict[str, Tensor]:
-        return {"loss/policy": self.loss.detach(), "policy/kl": self.kl, "policy/clipfrac": self.clipfrac}
+        return {"policy/loss": self.loss.detach(), "policy/kl": self.kl, "policy/clipfrac": self.clipfrac}
 
 
 def grpo_loss(

@@ -123,7 +123,7 @@ class PolicyLossOutput(NamedTuple):
 
     def metrics(self) -> dict[str, Tensor]:
         return {
-            "loss/policy": self.loss.detach(),
+            "policy/loss": self.loss.detach(),
             "policy/approx_kl": self.approx_kl,
             "policy/approx_kl_k3": self.approx_kl_k3,
             "policy/clipfrac": self.clipfrac,
@@ -174,7 +174,7 @@ class ValueLossOutput(NamedTuple):
     """Detached fraction of valid tokens where the clipped error was the larger one."""
 
     def metrics(self) -> dict[str, Tensor]:
-        return {"loss/value": self.loss.detach(), "value/clipfrac": self.clipfrac}
+        return {"value/loss": self.loss.detach(), "value/clipfrac": self.clipfrac}
 
 
 def ppo_value_loss(

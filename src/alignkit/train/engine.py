@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from alignkit.metric_keys import OFFLINE_PLOT_GROUPS
 from alignkit.sections import TrainerConfig
 from alignkit.train.recorder import RunRecorder, SavedModel
 from alignkit.train.timing import PhaseTimer
@@ -174,7 +175,7 @@ class TrainLoop:
             total_steps=self.total_steps,
             online=False,
             saved=[SavedModel("", model, save_model, gather=True)],
-            plot_groups=plot_groups,
+            plot_groups={**OFFLINE_PLOT_GROUPS, **plot_groups},
             keep_checkpoints=cfg.keep_checkpoints,
             save_every=cfg.save_every,
             log_every=cfg.log_every,

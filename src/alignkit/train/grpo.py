@@ -89,17 +89,6 @@ class GRPOConfig:
         check(self.clip_eps > 0, f"{prefix}clip_eps", self.clip_eps, "a positive number")
 
 
-PLOT_GROUPS = {
-    "reward": ["reward/score", "eval/reward"],
-    "cost": ["cost/score", "eval/cost", "lagrange/episode_cost", "monitor/score", "eval/monitor"],
-    "lambda": ["lagrange/lambda"],
-    "kl": ["policy/kl"],
-    "entropy": ["entropy"],
-    "groups": ["reward/group_std", "reward/zero_std_groups"],
-    "response_length": ["response_length"],
-}
-
-
 def train(config: GRPOConfig) -> LoopResult:
     """Run GRPO / Dr. GRPO / RLOO / REINFORCE++ (constrained with a cost scorer): the call ``alignkit train grpo`` makes."""
     return GRPOTrainer(config).run()
@@ -107,7 +96,6 @@ def train(config: GRPOConfig) -> LoopResult:
 
 class GRPOTrainer(OnlineTrainer):
     algorithm = "GRPO"
-    plot_groups = PLOT_GROUPS
 
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
@@ -155,10 +143,10 @@ class GRPOTrainer(OnlineTrainer):
             # only the distributions that chose a response token (position t - 1 chose token t)
             chosen = logits.detach()[:, :-1][mask[:, 1:]].unsqueeze(0)  # (1, N, V)
             metrics = token_weighted({"policy/kl": out.kl, "policy/clipfrac": out.clipfrac}, mask)
-            metrics["entropy"] = float(entropy_from_logits(chosen).sum())
+            metrics["policy/entropy"] = float(entropy_from_logits(chosen).sum())
         # this micro-batch's share of the mini-batch loss, times the normaliser: summed and divided by the
         # step's tokens it is the mini-batch loss (either aggregation) whatever the micro-batch size
-        metrics["loss/policy"] = float(loss.detach()) * normaliser
+        metrics["policy/loss"] = float(loss.detach()) * normaliser
         return loss, metrics
 
     def step(self, step: int) -> dict[str, float]:

@@ -17,6 +17,7 @@ import torch
 from alignkit.config import ConfigError
 from alignkit.generate.hf import HFGenerator
 from alignkit.losses.ppo import Aggregation
+from alignkit.metric_keys import ONLINE_PLOT_GROUPS
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.train.common import DataReport, load_run_tokenizer, make_accelerator, start_run
@@ -62,6 +63,9 @@ def refuse_vllm_with_lora(config: Any) -> None:
         )
 
 
+PER_TOKEN_MEANS = {"policy/entropy"}
+"""Step metrics averaged over response tokens; the others are means over samples."""
+
 SCORER_KINDS = {"reward": "reward", "cost": "cost", "monitor": None}
 """Scorer section -> the kind of score model it takes (a monitor watches either kind)."""
 
@@ -85,7 +89,7 @@ class OnlineTrainer(abc.ABC):
     """Set-up and loop of an online RL run; one instance per run."""
 
     algorithm = "online RL"
-    plot_groups: dict[str, list[str]] = {}
+    plot_groups: dict[str, list[str]] = ONLINE_PLOT_GROUPS
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -246,8 +250,8 @@ class OnlineTrainer(abc.ABC):
             "samples": float(len(rollout)),
             "tokens": float(rollout.mask.sum()),
             "reward/score": float(scores.sum()),
-            "response_length": float(rollout.mask.sum()),
-            "finished_rate": float(rollout.finished.sum()),
+            "policy/response_length": float(rollout.mask.sum()),
+            "policy/finished_rate": float(rollout.finished.sum()),
             **({"cost/score": float(costs.sum())} if costs is not None else {}),
             **({"monitor/score": float(self.monitored.sum())} if self.monitored is not None else {}),
             **sums,
@@ -255,7 +259,7 @@ class OnlineTrainer(abc.ABC):
         keys = sorted(local)
         totals = dict(zip(keys, reduce_sum(self.accelerator, [local[k] for k in keys]).tolist(), strict=True))
         samples, tokens = totals.pop("samples"), max(totals.pop("tokens"), 1.0)
-        per_token = {k for k in totals if k.startswith("entropy")}
+        per_token = {k for k in totals if k in PER_TOKEN_MEANS}
         return {k: v / (tokens if k in per_token else samples) for k, v in totals.items()}
 
     # ----------------------------------------------------------------- the loop

@@ -140,17 +140,6 @@ class PPOConfig:
 GAE = ESTIMATORS["gae"]
 """PPO's advantage estimator: GAE over the KL-shaped token rewards and the critic's values."""
 
-PLOT_GROUPS = {
-    "reward": ["reward/score", "eval/reward"],
-    "cost": ["cost/score", "eval/cost", "lagrange/episode_cost", "monitor/score", "eval/monitor"],
-    "lambda": ["lagrange/lambda"],
-    "kl": ["kl", "policy/approx_kl"],
-    "entropy": ["entropy"],
-    "losses": ["loss/policy", "loss/value", "loss/cost_value"],
-    "critic": ["value/explained_variance", "cost_value/explained_variance"],
-    "response_length": ["response_length"],
-}
-
 
 def check_same_vocabulary(critic: Any, actor: Any, key: str, path: str) -> None:
     """A critic reads the policy's token ids, so it must share the policy's vocabulary."""
@@ -179,7 +168,6 @@ class PPOTrainer(OnlineTrainer):
     """Actor, reward critic (and cost critic), frozen reference; one rollout and its updates per step."""
 
     algorithm = "PPO"
-    plot_groups = PLOT_GROUPS
 
     def constrained_name(self) -> str:
         return "Safe RLHF (PPO-Lagrangian)"
@@ -257,7 +245,7 @@ class PPOTrainer(OnlineTrainer):
         )
         metrics = token_weighted({"policy/approx_kl": out.approx_kl, "policy/clipfrac": out.clipfrac}, mask)
         loss = self.mini_batch_share(out.loss, batch, ppo.aggregation)
-        metrics["loss/policy"] = float(loss.detach()) * normaliser
+        metrics["policy/loss"] = float(loss.detach()) * normaliser
         if "ptx_input_ids" in batch:
             ptx_logits = model(
                 input_ids=batch["ptx_input_ids"], attention_mask=batch["ptx_attention_mask"], use_cache=False
@@ -265,7 +253,7 @@ class PPOTrainer(OnlineTrainer):
             ptx = sft_loss(token_logps(ptx_logits, batch["ptx_labels"]), label_mask(batch["ptx_labels"])).loss
             # The mini-batch's PTX term is the mean NLL over its PTX micro-batches (DDP averages processes).
             loss = loss + self.config.ppo.ptx_coef * ptx / self.micro_per_mini
-            metrics["loss/ptx"] = float(ptx.detach()) * float(mask.sum())
+            metrics["policy/ptx_loss"] = float(ptx.detach()) * float(mask.sum())
         return loss, metrics
 
     def _critic_loss(self, prefix: str) -> Any:
@@ -287,7 +275,7 @@ class PPOTrainer(OnlineTrainer):
             )
             metrics = token_weighted({f"{prefix}value/clipfrac": out.clipfrac}, mask)
             loss = self.mini_batch_share(out.loss, batch, self.config.ppo.aggregation)
-            metrics[f"loss/{prefix}value"] = float(loss.detach()) * normaliser
+            metrics[f"{prefix}value/loss"] = float(loss.detach()) * normaliser
             return loss, metrics
 
         return loss_fn
@@ -339,8 +327,8 @@ class PPOTrainer(OnlineTrainer):
             )
         tensors = {"old_token_logps": old_logps, "values": values, "returns": returns}
         sums = {
-            "kl": float(kl.sum()),
-            "entropy": float(entropy[mask].sum()),
+            "policy/kl": float(kl.sum()),
+            "policy/entropy": float(entropy[mask].sum()),
             "reward/shaped": float(rewards.sum()),
         }
         record = {"value/explained_variance": float(explained_variance(values, returns, mask))}

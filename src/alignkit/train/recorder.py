@@ -215,7 +215,8 @@ class RunRecorder:
         gathered = self._gather()
         if acc.is_main_process:
             write_final_dir(self.run_dir, lambda folder: self._write_models(folder, gathered, extra or {}))
-            plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups)
+            x_label = "rollout" if self.online else "optimizer step"
+            plot_metrics(read_metrics(self.metrics.path), self.run_dir / "plots", self.plot_groups, x_label)
         acc.wait_for_everyone()
         return self.run_dir / "final"
 

@@ -144,7 +144,7 @@ def test_family_trains_sft_reward_dpo_grpo_and_stops_on_its_end_of_turn_token(na
     )
     rows = [r for r in metrics(grpo_dir) if "reward/score" in r]
     assert len(rows) == 2
-    assert all(r["finished_rate"] > 0.5 for r in rows), rows
+    assert all(r["policy/finished_rate"] > 0.5 for r in rows), rows
 
     # PPO against the family's reward model, its critic a value head on the same architecture
     ppo_dir = tmp_path / "ppo"
@@ -171,5 +171,5 @@ def test_family_trains_sft_reward_dpo_grpo_and_stops_on_its_end_of_turn_token(na
         )
     )
     rows = [r for r in metrics(ppo_dir) if "reward/score" in r]
-    assert len(rows) == 2 and all(r["finished_rate"] > 0.5 for r in rows), rows
-    assert all(math.isfinite(r["loss/value"]) and math.isfinite(r["loss/policy"]) for r in rows)
+    assert len(rows) == 2 and all(r["policy/finished_rate"] > 0.5 for r in rows), rows
+    assert all(math.isfinite(r["value/loss"]) and math.isfinite(r["policy/loss"]) for r in rows)

@@ -85,7 +85,7 @@ def test_ppo_policy_loss_by_hand():
     k3 = sum(x - 1 - math.log(x) for x in q) / 4
     assert_close(out.approx_kl, torch.tensor(k2), atol=1e-6, rtol=0)
     assert_close(out.approx_kl_k3, torch.tensor(k3), atol=1e-6, rtol=0)
-    assert set(out.metrics()) >= {"loss/policy", "policy/approx_kl", "policy/clipfrac"}
+    assert set(out.metrics()) >= {"policy/loss", "policy/approx_kl", "policy/clipfrac"}
     # a global normaliser (accumulation): the same sum over 8 tokens
     assert_close(ppo_policy_loss(logps, old, advantages, mask, num_tokens=8).loss, torch.tensor(0.0125))
 
