@@ -1,6 +1,6 @@
 """The run folder: one per command, holding the resolved config, metrics, checkpoints and plots.
 
-Layout::
+Layout (the lock is `alignkit.run_lock`)::
 
     <output_dir>/config.yaml        the resolved config (what actually ran)
     <output_dir>/metrics.jsonl      one JSON object per logged step
@@ -19,26 +19,28 @@ is stale and is taken over.
 
 from __future__ import annotations
 
-import atexit
-import datetime
 import errno
 import json
 import math
 import os
 import shutil
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from alignkit.run_lock import (  # noqa: F401 - the lock's names are part of the run-folder API
+    LOCK_FILE,
+    TMP_PREFIX,
+    RunFolderError,
+    acquire_run_lock,
+    is_launch_main_process,
+    lock_owner,
+    refuse_if_locked,
+    release_run_lock,
+)
+
 CHECKPOINT_PREFIX = "step-"
-TMP_PREFIX = ".tmp-"
-LOCK_FILE = ".lock"
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-class RunFolderError(RuntimeError):
-    """The run folder cannot be used as asked (exists, is in use, or is not resumable)."""
 
 
 class RunFailure(RuntimeError):
@@ -57,95 +59,6 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
-# ----------------------------------------------------------------------------- one writer per folder
-
-
-def _is_launch_main_process() -> bool:
-    """Rank 0 of a launch (``accelerate launch``/torchrun/deepspeed set ``RANK``; a plain run has none).
-
-    Only that process takes the lock; the others of the same launch write nothing to the folder's top
-    level and must not mistake their own main process's lock for a second run.
-    """
-    return os.environ.get("RANK", "0") == "0"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
-
-
-def lock_owner(path: str | Path) -> dict[str, Any] | None:
-    """Who holds the run folder's lock, if a *live* process other than this one does; else None.
-
-    A lock of a process that is gone from this host is stale. A lock from another host cannot be checked
-    and counts as live (the message tells the user how to remove it).
-    """
-    try:
-        owner = json.loads((Path(path) / LOCK_FILE).read_text())
-        pid, host = int(owner["pid"]), str(owner["host"])
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError):  # unreadable or foreign content: nobody to wait for
-        return None
-    if host == socket.gethostname() and (pid == os.getpid() or not _process_alive(pid)):
-        return None
-    return owner
-
-
-def _refuse_if_locked(path: Path) -> None:
-    owner = lock_owner(path)
-    if owner is not None:
-        raise RunFolderError(
-            f"run folder {str(path)!r} is in use by process {owner['pid']} on host {owner['host']!r} "
-            f"(since {owner.get('started', '?')}); two processes writing one run folder would mix their "
-            "steps and checkpoints. Wait for that run to finish (or stop it), or choose another "
-            f"run.output_dir. If that process is gone for good, delete {str(path / LOCK_FILE)!r}."
-        )
-
-
-_held_locks: set[Path] = set()
-
-
-def acquire_run_lock(path: Path) -> None:
-    """Write ``path/.lock`` naming this process, atomically; refuse if a live process holds it."""
-    lock = path / LOCK_FILE
-    tmp = path / f"{TMP_PREFIX}lock-{os.getpid()}"
-    started = datetime.datetime.now().isoformat(timespec="seconds")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}))
-    try:
-        try:
-            os.link(tmp, lock)  # creates the lock with its content in one step, or fails if it exists
-        except FileExistsError:
-            _refuse_if_locked(path)
-            os.replace(tmp, lock)  # stale (or already ours): take it over
-    finally:
-        tmp.unlink(missing_ok=True)
-    _held_locks.add(path.resolve())
-
-
-def release_run_lock(path: str | Path) -> None:
-    """Remove the folder's lock if this process holds it (the end of a run, or an error)."""
-    path = Path(path).resolve()
-    lock = path / LOCK_FILE
-    _held_locks.discard(path)
-    try:
-        if json.loads(lock.read_text()).get("pid") == os.getpid():
-            lock.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-@atexit.register
-def _release_all_run_locks() -> None:
-    for path in list(_held_locks):
-        release_run_lock(path)
-
-
 # ----------------------------------------------------------------------------- preparing the folder
 
 
@@ -153,8 +66,8 @@ def check_run_dir(path: str | Path, *, overwrite: bool, resume: bool) -> None:
     """Refuse, before any work or side effect, a run folder that a live run is writing, or that holds an
     earlier run (unless asked to resume or overwrite it)."""
     path = Path(path)
-    if _is_launch_main_process():
-        _refuse_if_locked(path)
+    if is_launch_main_process():
+        refuse_if_locked(path)
     if path.exists() and any(p.name != LOCK_FILE for p in path.iterdir()) and not (overwrite or resume):
         raise RunFolderError(
             f"run folder {str(path)!r} already holds a run. Pass run.resume=true to continue it, "

@@ -282,3 +282,7 @@ class PreferenceLoss(Enum):
 
     def __call__(self, batch: PreferenceBatch, **options: float) -> PreferenceOutput:
         return self.value.fn(batch, **options)
+
+
+LOSS_NAMES: tuple[str, ...] = tuple(name.lower() for name in PreferenceLoss.__members__)
+"""The config values of the registry, in its order: a new member is a new allowed ``loss``."""

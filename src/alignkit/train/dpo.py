@@ -41,7 +41,7 @@ from alignkit.data.pair_examples import (
     tokenize_pairs,
     tokenize_unpaired,
 )
-from alignkit.losses.dpo import PreferenceBatch, PreferenceLoss, PreferenceOutput
+from alignkit.losses.dpo import LOSS_NAMES, PreferenceBatch, PreferenceLoss, PreferenceOutput
 from alignkit.models.forward import response_logps
 from alignkit.models.loading import check_model_source, save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, model_quantize, trainable_summary
@@ -58,7 +58,8 @@ from alignkit.train.common import (
 from alignkit.train.engine import LoopData, LoopResult, LossFn, LossOutput, TrainLoop
 from alignkit.train.reference import ReferenceModel, cache_reference_logps, reference_logps
 
-LossName = Literal["dpo", "ipo", "simpo", "orpo", "kto"]
+LossName = Literal[LOSS_NAMES]  # type: ignore[valid-type]
+"""``loss``'s allowed values, read off the ``PreferenceLoss`` registry."""
 
 
 @dataclass
