@@ -7,7 +7,7 @@ A key is ``<family>/<name>``; the family says what it is about:
                    ``approx_kl`` and ``clipfrac`` (the update's ratio), ``grad_norm``, ``ptx_loss``, and its
                    samples' ``response_length`` (tokens) and ``finished_rate`` (ended their turn)
 ``value/*``        the reward critic (PPO): ``loss``, ``clipfrac``, ``explained_variance``, ``mean``, ``grad_norm``
-``cost_value/*``   the cost critic (Safe RLHF), the same names
+``cost_value/*``   the cost critic (Safe RLHF): ``loss``, ``clipfrac``, ``explained_variance``, ``grad_norm``
 ``reward/*``       the reward scorer's view of the samples: ``score``, ``shaped`` (with the KL penalty),
                    ``group_std`` and ``zero_std_groups`` (group estimators)
 ``cost/*``         the cost scorer's: ``score``, ``shaped``
@@ -17,8 +17,9 @@ A key is ``<family>/<name>``; the family says what it is about:
 ``timing/*``       seconds per step spent in each phase (``alignkit.train.timing``)
 =================  ===========================================================================================
 
-Offline loops log ``loss``, ``lr``, ``grad_norm``, ``epoch`` and their loss's own metrics (``rewards/*``,
-``logps/*`` for the DPO family, ``accuracy`` for score models) at the top level: one model, one loss.
+Offline loops log ``loss``, ``lr``, ``grad_norm``, ``epoch`` and their loss's own metrics: ``rewards/*``
+and ``logps/*`` for the DPO family and the reward model, ``cost/*`` (``accuracy``, ``sign_accuracy``, ...)
+for the cost model, whose run has no online ``cost/*`` keys to clash with.
 """
 
 from __future__ import annotations

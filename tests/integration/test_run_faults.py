@@ -98,17 +98,17 @@ def test_a_live_run_refuses_a_second_writer_and_ctrl_c_saves_and_names_the_check
 def test_full_disk_keeps_the_last_checkpoint_and_resume_cleans_up_and_skips_a_torn_line(
     tmp_path, monkeypatch, capsys
 ):
-    import alignkit.train.engine as engine
+    import alignkit.train.recorder as recorder  # writes every loop's trainer_state.json
 
     out = tmp_path / "run"
-    real_write_json = engine.write_json
+    real_write_json = recorder.write_json
 
     def full_at_second_checkpoint(path, data):
         if path.parent.name == ".tmp-step-000004":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write_json(path, data)
 
-    monkeypatch.setattr(engine, "write_json", full_at_second_checkpoint)
+    monkeypatch.setattr(recorder, "write_json", full_at_second_checkpoint)
     argv = ["train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(out, *FAST)]
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -120,7 +120,7 @@ def test_full_disk_keeps_the_last_checkpoint_and_resume_cleans_up_and_skips_a_to
     assert not (out / ".lock").exists()
 
     # A crash can leave what the disk-full path could not: a temp folder and a line cut mid-write.
-    monkeypatch.setattr(engine, "write_json", real_write_json)
+    monkeypatch.setattr(recorder, "write_json", real_write_json)
     dead = out / "checkpoints" / ".tmp-step-000004"
     (dead / "state").mkdir(parents=True)
     with (out / "metrics.jsonl").open("a") as f:

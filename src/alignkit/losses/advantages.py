@@ -14,8 +14,10 @@ What an estimator needs from the trainer is declared next to it, not guessed fro
 - ``constant_loss_normaliser``: the loss divides by a constant (mini-batch x max_new_tokens: Dr. GRPO)
   rather than the mini-batch's token count, so short answers are not up-weighted.
 
-The trainers read the registry (``GRPOConfig.advantage``'s allowed values and the run's display name come
-from it); the config validation, the CLI's error messages and the docs follow.
+The critic-free trainer (``alignkit train grpo``) runs any estimator without a critic and honours every
+flag; ``GRPOConfig.advantage``'s allowed values and the run's display name come from the registry, and the
+config validation, the CLI's error messages and the docs follow. PPO runs the one estimator with a critic,
+``gae`` (its whitening is ``ppo.whiten_advantages``, on by default as the entry declares).
 """
 
 from __future__ import annotations

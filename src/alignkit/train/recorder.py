@@ -2,7 +2,7 @@
 
 What a loop leaves behind, the same for SFT as for Safe RLHF:
 
-- ``metrics.jsonl`` (one line per logged step, ``step`` first, ``elapsed_s`` last), TensorBoard events,
+- ``metrics.jsonl`` (one JSON object per logged step, with its ``step`` and ``elapsed_s``), TensorBoard events,
   a progress bar, and PNG plots at the end;
 - ``checkpoints/step-N/``: every trained model in the HF layout, accelerate's state (optimizers,
   schedules, RNG; the weights are not stored twice, ``lean_state.py``) and ``trainer_state.json``;

@@ -29,7 +29,7 @@ TRAINERS: dict[str, tuple[str, str, str]] = {
     "grpo": (
         "alignkit.train.grpo",
         "GRPOConfig",
-        "GRPO, Dr. GRPO or RLOO with any scorer (cost: constrained)",
+        "GRPO, Dr. GRPO, RLOO or REINFORCE++ with any scorer (cost: constrained)",
     ),
 }
 
