@@ -48,28 +48,25 @@ then ``--repeats`` rounds of timed runs (ppo, ppo-grouped, safe-ppo, grpo, ppo, 
 medians. ``wall s`` is the whole call (model loading, final save and plots). Memory: as
 ``sft_vs_trl.py`` (CUDA peak allocation, or growth of the process's RSS over the call).
 
-Phases: every timed run carries light timers (a few dozen ``perf_counter`` calls per step) on
-``HFGenerator.generate`` (generation), ``score_rollout`` (scoring), ``per_token_forward`` by what it runs
-(old log-probs + entropy; reference), ``PPOTrainer._values`` by critic (critic forwards), the advantage
-functions (``kl_penalty``, ``per_token_rewards``/``per_token_costs``, ``gae``, ``combined_advantages``,
-``global_whiten``, the Lagrange update; GRPO: its group advantage) and ``online.optimizer_step`` by the
-``Trained`` it steps (update of actor / critic / cost critic: forward + backward + clipping + optimizer).
-They are read at each metrics line, so the phase table covers the same steps 2..N as ``s / step``;
-``other`` is the rest (micro-batch assembly, metrics, logging). ``--profile`` adds one cProfile run of
+Phases: the trainers time themselves (``timing/*`` in every metrics line, ``alignkit.train.timing``):
+generation (``timing/rollout``), scoring, the policy's old log-prob + entropy forward, the reference
+forward, each critic's forward (``timing/values``, ``timing/cost_values``), KL shaping + GAE + advantages,
+and each trained model's update (``timing/update_<model>``: forward + backward + clipping + optimizer). The
+phase table covers the same steps 2..N as ``s / step``; ``other`` is the rest (micro-batch assembly,
+metrics, logging). Nothing of alignkit is patched but ``HFGenerator.generate``'s public call, watched to
+check every rollout's prompts and sizes. ``--profile`` adds one cProfile run of
 each trainer, written to ``results/ppo_vs_grpo_profile_<trainer>.txt``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +98,19 @@ PHASES = {
     "update_critic": "update: critic",
     "update_cost_critic": "update: cost critic",
 }
-UPDATE_PHASE = {"policy": "update_policy", "value": "update_critic", "cost_value": "update_cost_critic"}
+TIMING_KEYS = {
+    "generation": "timing/rollout",
+    "scoring": "timing/scoring",
+    "old_logps": "timing/old_logps",
+    "reference": "timing/reference",
+    "critic_forward": "timing/values",
+    "cost_critic_forward": "timing/cost_values",
+    "advantages": "timing/advantages",
+    "update_policy": "timing/update_policy",
+    "update_critic": "timing/update_value",
+    "update_cost_critic": "timing/update_cost_value",
+}
+"""Each phase of the table: the ``timing/*`` key the trainers log for it."""
 
 
 def shape(args: argparse.Namespace, name: str) -> tuple[int, int]:
@@ -176,118 +185,9 @@ def trainer_config(args: argparse.Namespace, name: str, model: str, steps: int, 
 
 
 # ------------------------------------------------------------------------------------------ instruments
-def phase_timer(
-    phases: dict[str, float], counts: dict[str, int], phase_of: Callable[..., str | None], fn: Any
-) -> Any:
-    """``fn`` that adds its wall time to ``phases[phase_of(*args)]`` (untimed where that is None)."""
-
-    def wrapper(*a: Any, **k: Any) -> Any:
-        phase = phase_of(*a, **k)
-        if phase is None:
-            return fn(*a, **k)
-        t0 = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
-            counts[phase] = counts.get(phase, 0) + 1
-
-    return wrapper
-
-
-@contextlib.contextmanager
-def patched_item(mapping: MutableMapping[str, Any], key: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
-    """Replace ``mapping[key]`` by ``wrap(original)`` for the duration of the block."""
-    original = mapping[key]
-    mapping[key] = wrap(original)
-    try:
-        yield
-    finally:
-        mapping[key] = original
-
-
-def forward_phase(fn: Any, *a: Any, **k: Any) -> str | None:
-    """What a ``per_token_forward`` call runs: the policy (old log-probs), the reference, or a critic (None:
-    critics are timed one level up, at ``PPOTrainer._values``, which knows which critic it is)."""
-    if getattr(fn, "__name__", "") == "token_logps":
-        return "reference"
-    if getattr(fn, "__name__", "") == "_policy_forward" or "GRPOTrainer.step" in getattr(
-        fn, "__qualname__", ""
-    ):
-        return "old_logps"
-    return None
-
-
-@contextlib.contextmanager
-def instrumented(phases: dict[str, float], counts: dict[str, int]) -> Iterator[None]:
-    """Phase timers on every trainer's methods (see the docstring); no behaviour changes."""
-    import alignkit.train.grpo as grpo
-    import alignkit.train.online_trainer as online_trainer
-    import alignkit.train.ppo as ppo
-    import alignkit.train.update as online
-    from alignkit.generate.hf import HFGenerator
-
-    def timer(phase_of: Callable[..., str | None]) -> Callable[[Any], Any]:
-        return lambda fn: phase_timer(phases, counts, phase_of, fn)
-
-    def const(phase: str) -> Callable[[Any], Any]:
-        return timer(lambda *a, **k: phase)
-
-    def critic_phase(trainer: Any, critic: Any, *a: Any, **k: Any) -> str:
-        return "critic_forward" if critic is trainer.critic else "cost_critic_forward"
-
-    def update_phase(accelerator: Any, trained: Any, *a: Any, **k: Any) -> str:
-        return UPDATE_PHASE.get(trained.name, f"update_{trained.name}")
-
-    with contextlib.ExitStack() as stack:
-        for owner, attr, wrap in (
-            (HFGenerator, "generate", const("generation")),
-            (online_trainer, "score_rollout", const("scoring")),
-            (ppo, "per_token_forward", timer(forward_phase)),
-            (grpo, "per_token_forward", timer(forward_phase)),
-            (ppo.PPOTrainer, "_values", timer(critic_phase)),
-            *(
-                (ppo, fn, const("advantages"))
-                for fn in (
-                    "kl_penalty",
-                    "per_token_rewards",
-                    "per_token_costs",
-                    "gae",
-                    "combined_advantages",
-                    "global_whiten",
-                )
-            ),
-            (grpo, "combined_advantages", const("advantages")),
-            (online_trainer.OnlineTrainer, "update_multiplier", const("advantages")),
-            (online, "optimizer_step", timer(update_phase)),
-        ):
-            stack.enter_context(patched(owner, attr, wrap))
-        for key in grpo.ADVANTAGES:
-            stack.enter_context(patched_item(grpo.ADVANTAGES, key, const("advantages")))
-        yield
-
-
-@contextlib.contextmanager
-def phases_at_metrics_log(phases: dict[str, float]) -> Iterator[list[dict[str, float]]]:
-    """A copy of the phase totals at each metrics line alignkit writes (one per step)."""
-    from alignkit.runs import MetricsLog
-
-    snapshots: list[dict[str, float]] = []
-
-    def wrap(write: Any) -> Any:
-        def snapshot(self: Any, record: Any) -> None:
-            snapshots.append(dict(phases))
-            write(self, record)
-
-        return snapshot
-
-    with patched(MetricsLog, "write", wrap):
-        yield snapshots
-
-
 # ---------------------------------------------------------------------------------------------- trainers
 def run_trainer(args: argparse.Namespace, name: str, model: str, steps: int, run_dir: Path) -> dict[str, Any]:
-    """One call of the trainer's public ``train(config)``, with phase timers and the memory meter."""
+    """One call of the trainer's public ``train(config)`` with the memory meter; phases from its metrics."""
     import alignkit.train.grpo as grpo
     import alignkit.train.ppo as ppo
     import alignkit.train.safe_ppo as safe_ppo
@@ -295,13 +195,8 @@ def run_trainer(args: argparse.Namespace, name: str, model: str, steps: int, run
 
     train = {"ppo": ppo.train, "ppo-grouped": ppo.train, "safe-ppo": safe_ppo.train, "grpo": grpo.train}[name]
     config = trainer_config(args, name, model, steps, run_dir)
-    phases: dict[str, float] = {}
-    counts: dict[str, int] = {}
     calls: list[dict[str, Any]] = []
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(patched(HFGenerator, "generate", rollout_recorder(calls)))
-        stack.enter_context(instrumented(phases, counts))
-        snapshots = stack.enter_context(phases_at_metrics_log(phases))
+    with patched(HFGenerator, "generate", rollout_recorder(calls)):
         t0 = time.perf_counter()
         with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
             result = train(config)
@@ -311,8 +206,8 @@ def run_trainer(args: argparse.Namespace, name: str, model: str, steps: int, run
     return {
         "step_end_s": [r["elapsed_s"] for r in steps_log],
         "step_end_cpu_s": cpu_at_log[:steps],
-        "phases_at_step_end": snapshots[:steps],
-        "phase_calls": counts,
+        "phases_per_step": [{k: r.get(key, 0.0) for k, key in TIMING_KEYS.items()} for r in steps_log],
+        "phase_calls": {k: sum(key in r for r in steps_log) for k, key in TIMING_KEYS.items()},
         "rewards": [r["reward/score"] for r in steps_log],
         "calls": calls,
         "wall_s": wall,
@@ -323,8 +218,8 @@ def run_trainer(args: argparse.Namespace, name: str, model: str, steps: int, run
 def summarise(raw: dict[str, Any], steps: int) -> dict[str, Any]:
     """``grpo_vs_trl.summarise_run`` (times, completions, memory over steps 2..N) plus phases per step."""
     out = summarise_run(raw, steps)
-    first, last = raw["phases_at_step_end"][0], raw["phases_at_step_end"][steps - 1]
-    per_step = {k: (last.get(k, 0.0) - first.get(k, 0.0)) / (steps - 1) for k in PHASES}
+    later = raw["phases_per_step"][1:steps]  # steps 2..N, as s / step
+    per_step = {k: sum(p[k] for p in later) / (steps - 1) for k in PHASES}
     per_step["other"] = out["s_per_step"] - sum(per_step.values())
     out.update({f"phase/{k}": v for k, v in per_step.items()})
     return out

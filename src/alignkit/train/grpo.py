@@ -208,7 +208,7 @@ class GRPOTrainer(OnlineTrainer):
             return batch
 
         with self.timer("update"):
-            record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step))
+            record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step, self.timer))
         if estimator.kl_in_reward and self.reference is not None:
             record["policy/kl"] = reward_kl
         sums = {}

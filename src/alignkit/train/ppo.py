@@ -333,12 +333,13 @@ class PPOTrainer(OnlineTrainer):
         }
         record = {"value/explained_variance": float(explained_variance(values, returns, mask))}
         if costs is not None:
-            with self.timer("values"):
+            with self.timer("cost_values"):
                 cost_values = self._values(self.cost_critic, rollout)
-            cost_signal = per_token_costs(costs, kl, mask, ppo.kl_coef, ppo.score_clip)
-            cost_advantages, cost_returns = GAE(
-                AdvantageInputs(costs, cost_signal, mask, 1, cost_values, ppo.gamma, ppo.gae_lambda)
-            )
+            with self.timer("advantages"):
+                cost_signal = per_token_costs(costs, kl, mask, ppo.kl_coef, ppo.score_clip)
+                cost_advantages, cost_returns = GAE(
+                    AdvantageInputs(costs, cost_signal, mask, 1, cost_values, ppo.gamma, ppo.gae_lambda)
+                )
             tensors.update(cost_values=cost_values, cost_returns=cost_returns)
             # lambda first: this step's actor loss uses the updated multiplier (safe-rlhf's order).
             record.update(self.update_multiplier(step, costs))
@@ -354,7 +355,7 @@ class PPOTrainer(OnlineTrainer):
         record["value/mean"] = global_masked_mean(acc, values, mask)
         with self.timer("update"):
             rows = self._rows(step, rollout, tensors)
-            record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step))
+            record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step, self.timer))
         record.update(self.sample_metrics(rollout, scores, costs, sums))
         return record
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +116,7 @@ def update_on_rollout(
     cfg: OnlineTrainerConfig,
     rows: Callable[[list[int]], dict[str, torch.Tensor]],
     step: int,
+    timer: Callable[[str], AbstractContextManager[Any]] | None = None,
 ) -> dict[str, float]:
     """``update_epochs`` shuffled passes of mini-batch optimizer steps over this process's samples.
 
@@ -133,7 +135,9 @@ def update_on_rollout(
             micro = [rows(chunk) for chunk in micro_batches(mini, cfg.micro_batch_size)]
             sums["tokens"] += float(sum(label_mask(b["labels"]).sum() for b in micro))
             for item in trained:
-                for k, v in optimizer_step(accelerator, item, micro, cfg.max_grad_norm).items():
+                with timer(f"update_{item.name}") if timer is not None else contextlib.nullcontext():
+                    metrics = optimizer_step(accelerator, item, micro, cfg.max_grad_norm)
+                for k, v in metrics.items():
                     if k.endswith("grad_norm"):
                         norms.setdefault(k, []).append(v)
                     else:
