@@ -24,6 +24,45 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------------------------- model
+MODEL_SIZES = ("toy", "4m")
+"""``--model-size``: ``toy`` is the toy world's own policy (hidden 128, 2 layers, ~0.5M parameters);
+``4m`` is a Llama of hidden 256, 4 layers, 4 heads, intermediate 768 over the same tokenizer (~3.8M)."""
+
+
+def sized_model(size: str) -> str:
+    """A model path for ``--model-size``: the toy world's tiny Llama, or the ~3.8M one (built once, offline,
+    from ``LlamaConfig`` with random init, seed 0, into ``$ALIGNKIT_HOME/bench-models/llama-4m``)."""
+    if size == "toy":
+        return "toyworld://models/tiny"
+    if size != "4m":
+        raise ValueError(f"unknown model size {size!r}; expected one of {MODEL_SIZES}")
+    from alignkit.models.loading import load_tokenizer
+    from alignkit.toyworld import resolve
+    from alignkit.toyworld.model import TinyModelSpec, build_tiny_model, save_model
+
+    world_model = Path(resolve("toyworld://models/tiny"))
+    out = Path(os.environ.get("ALIGNKIT_HOME", Path.home() / ".cache/alignkit")) / "bench-models/llama-4m"
+    if not (out / "config.json").is_file():
+        tokenizer = load_tokenizer(str(world_model))
+        spec = TinyModelSpec(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=768)
+        tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
+        save_model(build_tiny_model(tokenizer, seed=0, spec=spec), tokenizer, tmp)
+        tmp.rename(out)
+    return str(out)
+
+
+def parameter_count(path: str) -> int:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from alignkit.models.loading import resolve_path
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve_path(path)))
+    return sum(p.numel() for p in model.parameters())
 
 
 # ------------------------------------------------------------------------------------------------ memory

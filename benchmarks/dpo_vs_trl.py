@@ -58,6 +58,7 @@ from typing import Any
 
 import torch
 from _common import (
+    MODEL_SIZES,
     RESULTS,
     MemoryMeter,
     alignkit_step_log,
@@ -67,9 +68,11 @@ from _common import (
     median_summary,
     memory_description,
     memory_key_and_label,
+    parameter_count,
     print_host,
     print_table,
     profile_once,
+    sized_model,
     step_clock_callback,
     trl_optimizer_name,
     versions,
@@ -159,6 +162,7 @@ def train_sft_policy(args: argparse.Namespace, out_dir: Path) -> str:
         SFTConfig,
         REPO / "examples/toyworld/sft.yaml",
         [
+            f"model.path={sized_model(args.model_size)}",
             f"trainer.max_steps={args.sft_steps}",
             "trainer.eval_every=0",
             "trainer.save_every=0",
@@ -508,6 +512,12 @@ def main() -> None:
     p.add_argument(
         "--sft-steps", type=int, default=200, help="steps of the toy SFT when --model is not given"
     )
+    p.add_argument(
+        "--model-size",
+        choices=MODEL_SIZES,
+        default="toy",
+        help="the toy SFT's base: toy (~0.5M) or 4m (~3.8M)",
+    )
     p.add_argument("--data", default="toyworld://data/safe_pref", help="preference dataset")
     p.add_argument("--template", default="pku-saferlhf", help="alignkit data template for --data")
     p.add_argument("--split", default="train")
@@ -543,6 +553,7 @@ def main() -> None:
     print_host(device)
     tmp = Path(tempfile.mkdtemp(prefix="dpo_vs_trl-"))
     model = args.model or train_sft_policy(args, tmp / "sft")
+    print(f"policy: {model} ({parameter_count(model) / 1e6:.2f}M parameters)")
     work = build_workload(args, model, max(args.steps, args.warmup_steps))
     print(
         f"data: {work.num_pairs} pairs ({work.truncated} truncated to {args.max_length}, {work.dropped} dropped); "

@@ -50,6 +50,7 @@ from typing import Any
 
 import torch
 from _common import (
+    MODEL_SIZES,
     RESULTS,
     MemoryMeter,
     alignkit_step_log,
@@ -59,9 +60,11 @@ from _common import (
     median_summary,
     memory_description,
     memory_key_and_label,
+    parameter_count,
     print_host,
     print_table,
     profile_once,
+    sized_model,
     step_clock_callback,
     trl_optimizer_name,
     versions,
@@ -294,7 +297,10 @@ def summarise_run(raw: dict[str, Any], work: Workload, steps: int) -> dict[str, 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="toyworld://models/tiny", help="hub name, folder or toyworld:// path")
+    p.add_argument(
+        "--model", default=None, help="hub name, folder or toyworld:// path (overrides --model-size)"
+    )
+    p.add_argument("--model-size", choices=MODEL_SIZES, default="toy", help="toy (~0.5M) or 4m (~3.8M Llama)")
     p.add_argument(
         "--data", default="toyworld://data/sft", help="dataset of conversations (TRL messages format)"
     )
@@ -321,6 +327,8 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     device = device_line()
     print_host(device)
+    args.model = args.model or sized_model(args.model_size)
+    print(f"model: {args.model} ({parameter_count(args.model) / 1e6:.2f}M parameters)")
     work = build_workload(args, max(args.steps, args.warmup_steps))
     print(
         f"data: {work.num_examples} examples ({work.truncated} truncated to {args.max_length}, "
