@@ -239,3 +239,28 @@ def test_gemma2_softcapping_is_applied_on_the_selected_logits():
         uncapped = response_logps(model, batch).logps
     torch.testing.assert_close(capped, ref, atol=TOL, rtol=TOL)
     assert not torch.allclose(uncapped, ref, atol=TOL, rtol=TOL)
+
+
+@pytest.mark.parametrize("loss_name", ["dpo", "simpo"])
+def test_dpo_trainer_loss_on_shared_rows_equals_padded_pairs(toy_llama, loss_name):
+    """The trainer's loss function, live reference included: same loss, metrics and gradients."""
+    from alignkit.losses.dpo import PreferenceLoss
+    from alignkit.models.loading import load_causal_lm
+    from alignkit.train.dpo import paired_loss_fn
+    from alignkit.train.dpo_reference import FrozenReference
+
+    ref_model = load_causal_lm("toyworld://models/tiny", dtype="float32")
+    with torch.no_grad():
+        for p in ref_model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    loss = PreferenceLoss(loss_name)
+    fn = paired_loss_fn(loss, {}, FrozenReference(ref_model) if loss.needs_reference else None)
+    pairs = random_pairs(toy_llama.config.vocab_size, 5, seed=8)
+    ref_out = fn(toy_llama, collate_pairs(pairs, pad_token_id=0))
+    ref_grads = grads(toy_llama, ref_out.loss_sum)
+    out = fn(toy_llama, collate_shared_pairs(pairs, pad_token_id=0))
+    torch.testing.assert_close(out.loss_sum, ref_out.loss_sum, atol=TOL, rtol=TOL)
+    assert out.metric_sums.keys() == ref_out.metric_sums.keys()
+    for key, value in ref_out.metric_sums.items():
+        torch.testing.assert_close(out.metric_sums[key], value, atol=TOL, rtol=TOL, msg=key)
+    assert_same_grads(grads(toy_llama, out.loss_sum), ref_grads)
