@@ -65,6 +65,16 @@ MIN_SAVING = 0.1
 """Pack a micro-batch only when that removes at least this fraction of the tokens padded rows compute."""
 
 
+def packed_rows(lengths: Sequence[int], row_length: float, row_tokens: int) -> list[list[int]] | None:
+    """:func:`pack_rows` into rows of about ``row_length`` x the longest (at most ``row_tokens`` unless one
+    is longer); None when that would not save ``MIN_SAVING`` of the padded rows' tokens."""
+    longest = max(lengths)
+    capacity = max(longest, min(row_length * longest, row_tokens))
+    rows = pack_rows(lengths, max(1, math.ceil(sum(lengths) / capacity)))
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    return None if len(rows) * width > (1 - MIN_SAVING) * len(lengths) * longest else rows
+
+
 def collate_packed(
     examples: Sequence[TokenizedExample],
     pad_token_id: int,
@@ -79,12 +89,10 @@ def collate_packed(
     would barely shorten (``MIN_SAVING``) is padded as usual (``collate_lm``): the same loss either way.
     """
     lengths = [len(e.input_ids) for e in examples]
-    longest = max(lengths)
-    capacity = max(longest, min(row_length * longest, row_tokens))
-    rows = pack_rows(lengths, max(1, math.ceil(sum(lengths) / capacity)))
-    width = max(sum(lengths[i] for i in row) for row in rows)
-    if len(rows) * width > (1 - MIN_SAVING) * len(examples) * longest:
+    rows = packed_rows(lengths, row_length, row_tokens)
+    if rows is None:
         return collate_lm(examples, pad_token_id)
+    width = max(sum(lengths[i] for i in row) for row in rows)
     ids, positions, labels = [], [], []
     for row in rows:
         ids.append([t for i in row for t in examples[i].input_ids])

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import ConfigError
-from alignkit.data.collate import collate_lm, pad_right
+from alignkit.data.collate import ROW_LENGTH, ROW_TOKENS, collate_lm, packed_rows, pad_right
 from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response
 
@@ -191,42 +191,56 @@ def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def collate_shared_pairs(examples: Sequence[PairExample], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """One row per pair, ``shared prefix + rest of chosen + rest of rejected``, ``(B, T)``, and what to score.
+def collate_shared_pairs(
+    examples: Sequence[PairExample],
+    pad_token_id: int,
+    row_length: float = ROW_LENGTH,
+    row_tokens: int = ROW_TOKENS,
+) -> dict[str, torch.Tensor]:
+    """Each pair as one block, ``shared prefix + rest of chosen + rest of rejected``, blocks packed into rows
+    ``(R, T)`` (as ``collate_packed`` packs SFT examples), and what to score.
 
-    ``position_ids`` restart after the prefix for the rejected part; ``segment_ids`` are 0 on the prefix,
-    1 on chosen, 2 on rejected, -1 on padding. Scored tokens come as ``score_index`` (flat position of the
-    hidden state that predicts the token), ``score_target`` and ``score_seq`` (chosen of pair i is
-    sequence i, rejected is ``B + i``: ``collate_pairs``' row order), and ``score_counts`` ``(2B,)``.
-    A token shared by both sides is scored for each side that labels it. ``ref_logps`` as
-    ``collate_pairs``.
+    ``position_ids`` restart at 0 for each block and again after the prefix for the rejected part;
+    ``segment_ids`` are ``3j`` on pair j's prefix, ``3j + 1`` on its chosen part, ``3j + 2`` on its rejected
+    part, -1 on padding (a token may see its own segment and its pair's prefix). Scored tokens come as
+    ``score_index`` (flat position of the hidden state that predicts the token), ``score_target`` and
+    ``score_seq`` (chosen of pair i is sequence i, rejected is ``B + i``: ``collate_pairs``' row order),
+    and ``score_counts`` ``(2B,)``, whose length says how many pairs the batch holds. A token shared by both
+    sides is scored for each side that labels it. ``ref_logps`` as ``collate_pairs``.
     """
     b = len(examples)
-    rows, positions, segments = [], [], []
-    spec: list[tuple[int, int, int]] = []  # (row-local position of the predicting state, target, sequence)
+    blocks, positions, segments = [], [], []
+    spec: list[tuple[int, int, int, int]] = []  # (pair, block position of the predicting state, target, seq)
     counts = [0] * (2 * b)
     for i, e in enumerate(examples):
         chosen, rejected = e.chosen.input_ids, e.rejected.input_ids
         p = shared_prefix(chosen, rejected)
-        rows.append([*chosen, *rejected[p:]])
+        blocks.append([*chosen, *rejected[p:]])
         positions.append([*range(len(chosen)), *range(p, len(rejected))])
-        segments.append([0] * p + [1] * (len(chosen) - p) + [2] * (len(rejected) - p))
-        # Row-local position of each side's token t: chosen tokens sit where they are; rejected tokens past
-        # the prefix follow the chosen ones.
+        segments.append([3 * i] * p + [3 * i + 1] * (len(chosen) - p) + [3 * i + 2] * (len(rejected) - p))
+        # Block position of each side's token t: chosen tokens sit where they are; rejected tokens past the
+        # prefix follow the chosen ones.
         for seq, side, offset in ((i, e.chosen, 0), (b + i, e.rejected, len(chosen) - p)):
             for t in range(1, len(side.input_ids)):
                 if side.labels[t] != IGNORE_INDEX:
-                    spec.append((t - 1 if t - 1 < p else t - 1 + offset, side.labels[t], seq))
+                    spec.append((i, t - 1 if t - 1 < p else t - 1 + offset, side.labels[t], seq))
                     counts[seq] += 1
-    width = max(len(r) for r in rows)
-    row_of = [seq % b for _, _, seq in spec]
+    lengths = [len(block) for block in blocks]
+    rows = packed_rows(lengths, row_length, row_tokens) or [[i] for i in range(b)]
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    start = [0] * b  # flat position of each block's first token
+    for r, row in enumerate(rows):
+        at = r * width
+        for i in row:
+            start[i] = at
+            at += lengths[i]
     batch = {
-        "input_ids": pad_right(rows, pad_token_id),
-        "position_ids": pad_right(positions, 0),
-        "segment_ids": pad_right(segments, -1),
-        "score_index": torch.tensor([r * width + pos for r, (pos, _, _) in zip(row_of, spec, strict=True)]),
-        "score_target": torch.tensor([target for _, target, _ in spec]),
-        "score_seq": torch.tensor([seq for _, _, seq in spec]),
+        "input_ids": pad_right([[t for i in row for t in blocks[i]] for row in rows], pad_token_id),
+        "position_ids": pad_right([[q for i in row for q in positions[i]] for row in rows], 0),
+        "segment_ids": pad_right([[g for i in row for g in segments[i]] for row in rows], -1),
+        "score_index": torch.tensor([start[i] + pos for i, pos, _, _ in spec]),
+        "score_target": torch.tensor([target for _, _, target, _ in spec]),
+        "score_seq": torch.tensor([seq for _, _, _, seq in spec]),
         "score_counts": torch.tensor(counts),
     }
     if examples and all(e.ref_logps is not None for e in examples):
@@ -253,9 +267,10 @@ def lm_inputs(batch: dict[str, torch.Tensor], prefix: str = "") -> dict[str, tor
 
 
 def count_pairs(batch: dict[str, torch.Tensor]) -> int:
-    """Loss units of a paired batch: pairs (one row each when shared, else half its rows)."""
-    rows = batch["input_ids"].shape[0]
-    return rows if "segment_ids" in batch else rows // 2
+    """Loss units of a paired batch: pairs (half its sequences)."""
+    if "score_counts" in batch:
+        return batch["score_counts"].shape[0] // 2
+    return batch["input_ids"].shape[0] // 2
 
 
 def count_examples(batch: dict[str, torch.Tensor]) -> int:

@@ -19,8 +19,9 @@ full logits are used instead (correct, just not cheaper).
 **Layouts other than right padding.** ``position_ids`` (restarting per example) with no
 ``attention_mask`` is a *packed* batch: transformers' masking utilities (``find_packed_sequence_indices``)
 then keep examples from attending to each other (``data/collate.py``, :func:`supports_packing`).
-``segment_ids`` (0 = shared prompt, 1 = chosen, 2 = rejected, -1 = padding) is a shared-prompt row:
-a 4D mask is built here so each response sees the prompt and itself only (:func:`supports_shared_prompt`).
+``segment_ids`` (pair j: ``3j`` its prompt, ``3j + 1`` chosen, ``3j + 2`` rejected; -1 padding) are
+shared-prompt rows: a 4D mask is built here so each response sees its prompt and itself only
+(:func:`supports_shared_prompt`).
 """
 
 from __future__ import annotations
@@ -92,12 +93,14 @@ def supports_shared_prompt(model: torch.nn.Module) -> bool:
 
 
 def shared_prompt_mask(model: torch.nn.Module, segment_ids: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, T, T)`` mask of a shared-prompt row: causal, and a token sees the prompt (segment 0) and
-    its own segment only; padding (-1) sees only padding, so no softmax row is empty."""
+    """``(B, 1, T, T)`` mask of shared-prompt rows: causal, and a token sees its own segment and its pair's
+    prompt only (pair j: prompt ``3j``, chosen ``3j + 1``, rejected ``3j + 2``); padding (-1) sees only
+    padding, so no softmax row is empty."""
     seg_q, seg_k = segment_ids.unsqueeze(-1), segment_ids.unsqueeze(-2)  # (B, T, 1), (B, 1, T)
     t = segment_ids.shape[-1]
     causal = torch.ones(t, t, dtype=torch.bool, device=segment_ids.device).tril()
-    allowed = causal & ((seg_k == seg_q) | ((seg_k == 0) & (seg_q >= 0)))
+    prompt_of_q = torch.div(seg_q, 3, rounding_mode="floor") * 3
+    allowed = causal & ((seg_k == seg_q) | ((seg_k == prompt_of_q) & (seg_q >= 0)))
     allowed = allowed.unsqueeze(1)
     if _attention(model) == "sdpa":
         return allowed

@@ -187,6 +187,7 @@ def test_shared_prompt_pairs_equal_padded_pairs(any_model):
     shared = collate_shared_pairs(pairs, pad_token_id=0)
     assert count_pairs(plain) == count_pairs(shared) == len(pairs)
     assert shared["input_ids"].numel() < plain["input_ids"].numel()
+    assert shared["input_ids"].shape[0] < len(pairs)  # several pairs share a row
     ref = response_logps(any_model, lm_inputs(plain))
     ref_grads = grads(any_model, ref.logps[:6].sum() - 2 * ref.logps[6:].sum())
     if not supports_shared_prompt(any_model):
