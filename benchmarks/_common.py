@@ -24,6 +24,45 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------------------------- model
+MODEL_SIZES = ("toy", "4m")
+"""``--model-size``: ``toy`` is the toy world's own policy (hidden 128, 2 layers, ~0.5M parameters);
+``4m`` is a Llama of hidden 256, 4 layers, 4 heads, intermediate 768 over the same tokenizer (~3.8M)."""
+
+
+def sized_model(size: str) -> str:
+    """A model path for ``--model-size``: the toy world's tiny Llama, or the ~3.8M one (built once, offline,
+    from ``LlamaConfig`` with random init, seed 0, into ``$ALIGNKIT_HOME/bench-models/llama-4m``)."""
+    if size == "toy":
+        return "toyworld://models/tiny"
+    if size != "4m":
+        raise ValueError(f"unknown model size {size!r}; expected one of {MODEL_SIZES}")
+    from alignkit.models.loading import load_tokenizer
+    from alignkit.toyworld import resolve
+    from alignkit.toyworld.model import TinyModelSpec, build_tiny_model, save_model
+
+    world_model = Path(resolve("toyworld://models/tiny"))
+    out = Path(os.environ.get("ALIGNKIT_HOME", Path.home() / ".cache/alignkit")) / "bench-models/llama-4m"
+    if not (out / "config.json").is_file():
+        tokenizer = load_tokenizer(str(world_model))
+        spec = TinyModelSpec(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=768)
+        tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
+        save_model(build_tiny_model(tokenizer, seed=0, spec=spec), tokenizer, tmp)
+        tmp.rename(out)
+    return str(out)
+
+
+def parameter_count(path: str) -> int:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from alignkit.models.loading import resolve_path
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve_path(path)))
+    return sum(p.numel() for p in model.parameters())
 
 
 # ------------------------------------------------------------------------------------------------ memory
@@ -226,3 +265,244 @@ def profile_once(fn: Any, top: int, path: Path) -> str:
     stats.sort_stats("cumulative").print_stats(top)
     path.write_text(buf.getvalue())
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------ shared run set-up
+def train_sft_policy(args: Any, out_dir: Path) -> str:
+    """A starting policy: the toy SFT recipe (``examples/toyworld/sft.yaml``) on ``--model-size``'s model,
+    shortened to ``--sft-steps`` (preference training never starts from random init)."""
+    from alignkit.config import load_config
+    from alignkit.train.sft import SFTConfig, train
+
+    config = load_config(
+        SFTConfig,
+        REPO / "examples/toyworld/sft.yaml",
+        [
+            f"model.path={sized_model(args.model_size)}",
+            f"trainer.max_steps={args.sft_steps}",
+            "trainer.eval_every=0",
+            "trainer.save_every=0",
+            f"run.output_dir={out_dir}",
+            "run.overwrite=true",
+            "run.tensorboard=false",
+            "run.progress=false",
+        ],
+    )
+    t0 = time.perf_counter()
+    result = train(config)
+    losses = [r["loss"] for r in result.history if "loss" in r]
+    print(
+        f"SFT policy: {args.sft_steps} steps in {time.perf_counter() - t0:.1f} s, final loss {losses[-1]:.4f}"
+    )
+    return str(out_dir / "final")
+
+
+def alignkit_trainer_section(args: Any, steps: int) -> dict[str, Any]:
+    """alignkit's ``trainer`` section for a timed run: constant LR, no warm-up/eval/saves, log every step."""
+    return {
+        "lr": args.lr,
+        "adam_betas": list(args.betas),
+        "weight_decay": 0.0,
+        "lr_scheduler": "constant",
+        "warmup_ratio": 0.0,
+        "max_steps": steps,
+        "micro_batch_size": args.micro_batch,
+        "grad_accum_steps": 1,
+        "max_grad_norm": args.max_grad_norm,
+        "eval_every": 0,
+        "save_every": 0,
+        "log_every": 1,
+        "seed": args.seed,
+        "mixed_precision": "no",
+    }
+
+
+def alignkit_common_sections(args: Any, model: str, steps: int, run_dir: Path) -> dict[str, Any]:
+    """The config sections every alignkit run here shares: fp32 model, data, trainer, quiet run folder."""
+    return {
+        "model": {"path": model, "dtype": "float32", "gradient_checkpointing": False},
+        "data": {
+            "train": {"source": args.data, "template": args.template, "split": args.split},
+            "max_length": args.max_length,
+            "packing": not args.no_packing,
+        },
+        "trainer": alignkit_trainer_section(args, steps),
+        "run": {"output_dir": str(run_dir), "overwrite": True, "tensorboard": False, "progress": False},
+    }
+
+
+def run_alignkit_timed(train: Any, config: Any, steps: int) -> dict[str, Any]:
+    """One public ``train(config)`` call under the memory meter; per-step wall/CPU clocks from its metrics."""
+    t0 = time.perf_counter()
+    with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
+        result = train(config)
+    wall = time.perf_counter() - t0
+    steps_log = alignkit_step_log(result, steps)
+    return {
+        "step_end_s": [r["elapsed_s"] for r in steps_log],
+        "step_end_cpu_s": cpu_at_log[:steps],
+        "losses": [r["loss"] for r in steps_log],
+        "units_logged": [r["units"] for r in steps_log],
+        "wall_s": wall,
+        **mem.report(),
+    }
+
+
+def trl_common_args(args: Any, steps: int, out_dir: Path) -> dict[str, Any]:
+    """The TRL config keywords both comparisons share (the same optimisation and bookkeeping as alignkit)."""
+    return {
+        "output_dir": str(out_dir),
+        "max_steps": steps,
+        "per_device_train_batch_size": args.micro_batch,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": args.lr,
+        "adam_beta1": args.betas[0],
+        "adam_beta2": args.betas[1],
+        "weight_decay": 0.0,
+        "max_grad_norm": args.max_grad_norm,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "bf16": False,
+        "fp16": False,
+        "activation_checkpointing": False,
+        "max_length": args.max_length,
+        "padding_free": False,
+        "logging_strategy": "steps",
+        "logging_steps": 1,
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": args.seed,
+        "use_cpu": not torch.cuda.is_available(),
+    }
+
+
+def trl_model_and_optimizers(args: Any, path: str) -> tuple[Any, Any, tuple[Any, Any]]:
+    """(tokenizer, fp32 model on the device, optimizers): the ``torch.optim.AdamW`` alignkit builds, unless
+    ``--trl-default-optim``."""
+    from transformers import AutoModelForCausalLM
+
+    from alignkit.models.loading import load_tokenizer, resolve_path
+
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(resolve_path(path), dtype=torch.float32)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    optimizers: tuple[Any, Any] = (None, None)
+    if not args.trl_default_optim:
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizers = (
+            torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.betas), weight_decay=0.0),
+            None,
+        )
+    return tokenizer, model, optimizers
+
+
+class StepLossRecorder:
+    """Mixin for a TRL trainer: keeps each training micro-batch's loss (detached: no device sync) and the
+    first training batch's inputs."""
+
+    step_losses: list[torch.Tensor]
+    first_batch: dict[str, torch.Tensor] | None = None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
+        if model.training:
+            if self.first_batch is None:
+                self.first_batch = {
+                    k: v.detach().cpu() for k, v in inputs.items() if isinstance(v, torch.Tensor)
+                }
+            self.step_losses.append((loss[0] if return_outputs else loss).detach())
+        return loss
+
+
+def train_trl_quietly(trainer: Any) -> None:
+    """Quiet a TRL trainer (no stdout printer) and train it."""
+    from transformers import PrinterCallback
+
+    trainer.step_losses = []
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+
+
+def timed_summary(raw: dict[str, Any], steps: int) -> dict[str, Any]:
+    """What both comparisons report of a run, timed over steps 2..N (end of step 1 to end of step N)."""
+    ends = raw["step_end_s"]
+    assert len(ends) == steps, f"expected {steps} step timings, got {len(ends)}"
+    seconds = ends[-1] - ends[0]
+    cpu = raw["step_end_cpu_s"]
+    return {
+        "timed_steps": steps - 1,
+        "timed_s": seconds,
+        "cpu_s_per_step": (cpu[-1] - cpu[0]) / (steps - 1),
+        "steps_per_s": (steps - 1) / seconds,
+        "first_loss": raw["losses"][0],
+        "last_loss": raw["losses"][-1],
+        "wall_s": raw["wall_s"],
+        **{k: v for k, v in raw.items() if k.endswith("_mib")},
+    }
+
+
+def alternating_runs(
+    once: Any, summarise: Any, args: Any, describe: Any, label: str = ""
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """A warm-up run of each trainer, then ``--repeats`` timed rounds alternating alignkit, TRL, ...
+
+    ``once(name, steps, tag) -> raw``; ``summarise(raw) -> run``; ``describe(run) -> str`` for the line.
+    Returns (summaries, raws) per trainer.
+    """
+    print(f"\n{label}warm-up: {args.warmup_steps} steps of each")
+    for name in ("alignkit", "trl"):
+        once(name, args.warmup_steps, "warmup")
+    runs: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
+    raws: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
+    for i in range(args.repeats):
+        for name in ("alignkit", "trl"):
+            raws[name].append(once(name, args.steps, str(i)))
+            runs[name].append(summarise(raws[name][-1]))
+            print(f"  repeat {i + 1}/{args.repeats} {name:8s} {describe(runs[name][-1])}")
+    return runs, raws
+
+
+def loss_curve_diff(raws: dict[str, list[dict[str, Any]]]) -> float:
+    """Max |alignkit - TRL| over the first timed run's per-step losses."""
+    pairs = zip(raws["alignkit"][0]["losses"], raws["trl"][0]["losses"], strict=True)
+    return max(abs(x - y) for x, y in pairs)
+
+
+def add_common_arguments(p: Any, *, steps: int, warmup: int, micro_batch: int, lr: float) -> None:
+    """The command-line options both comparisons share."""
+    p.add_argument("--model-size", choices=MODEL_SIZES, default="toy", help="toy (~0.5M) or 4m (~3.8M Llama)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--steps", type=int, default=steps, help="optimizer steps per timed run")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each trainer (median reported)")
+    p.add_argument(
+        "--warmup-steps", type=int, default=warmup, help="steps of the untimed warm-up run of each"
+    )
+    p.add_argument("--micro-batch", type=int, default=micro_batch)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.95])
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-packing", action="store_true", help="alignkit with data.packing=false (padded rows)")
+    p.add_argument("--trl-default-optim", action="store_true", help="let TRL build its default (fused) AdamW")
+
+
+def report_header(args: Any, device: str) -> dict[str, Any]:
+    """The first fields of a results JSON: command, host, versions, settings, how things were measured."""
+    import sys
+
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "versions": versions(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s; TRL on_step_end)",
+        "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
+        "load_average_at_start": getattr(args, "load_at_start", None),
+        "load_average_at_end": load_average(),
+        "memory": memory_description(),
+    }

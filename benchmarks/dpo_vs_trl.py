@@ -49,7 +49,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -60,22 +59,30 @@ import torch
 from _common import (
     RESULTS,
     MemoryMeter,
-    alignkit_step_log,
-    cpu_clock_at_metrics_log,
+    StepLossRecorder,
+    add_common_arguments,
+    alignkit_common_sections,
+    alternating_runs,
     device_line,
     load_average,
+    loss_curve_diff,
     median_summary,
-    memory_description,
     memory_key_and_label,
+    parameter_count,
     print_host,
     print_table,
     profile_once,
+    report_header,
+    run_alignkit_timed,
     step_clock_callback,
+    timed_summary,
+    train_sft_policy,
+    train_trl_quietly,
+    trl_common_args,
+    trl_model_and_optimizers,
     trl_optimizer_name,
-    versions,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 MODES = ("live", "cached")
 
 
@@ -93,7 +100,9 @@ class PairWorkload:
     loss_tokens: list[int] = field(default_factory=list)
     """Per step: tokens scored (chosen + rejected response tokens)."""
     padded_tokens: list[int] = field(default_factory=list)
-    """Per step: 2B x longest row of alignkit's batch."""
+    """Per step: 2B x longest row (padded pairs: what TRL computes on)."""
+    shared_tokens: list[int] = field(default_factory=list)
+    """Per step: B x longest row of alignkit's shared-prompt rows (``data.packing``), padding included."""
     num_pairs: int = 0
     dropped: int = 0
     truncated: int = 0
@@ -109,7 +118,7 @@ def labelled_split(example: Any) -> tuple[list[int], list[int]]:
 
 def build_workload(args: argparse.Namespace, model: str, steps: int) -> PairWorkload:
     """Read and tokenize the pairs exactly as ``alignkit.train.dpo.train`` does, then lay them out in step order."""
-    from alignkit.data.pair_examples import to_preference, tokenize_pairs
+    from alignkit.data.pair_examples import collate_shared_pairs, to_preference, tokenize_pairs
     from alignkit.data.render import chat_dicts
     from alignkit.models.loading import load_tokenizer
     from alignkit.sections import DataConfig, DatasetConfig
@@ -147,33 +156,8 @@ def build_workload(args: argparse.Namespace, model: str, steps: int) -> PairWork
         rows = [e for _, ex in batch for e in (ex.chosen, ex.rejected)]
         work.loss_tokens.append(sum(e.num_loss_tokens for e in rows))
         work.padded_tokens.append(len(rows) * max(len(e.input_ids) for e in rows))
+        work.shared_tokens.append(collate_shared_pairs([ex for _, ex in batch], 0)["input_ids"].numel())
     return work
-
-
-def train_sft_policy(args: argparse.Namespace, out_dir: Path) -> str:
-    """The starting policy: the toy SFT recipe, shortened to ``--sft-steps`` (DPO never starts from random init)."""
-    from alignkit.config import load_config
-    from alignkit.train.sft import SFTConfig, train
-
-    config = load_config(
-        SFTConfig,
-        REPO / "examples/toyworld/sft.yaml",
-        [
-            f"trainer.max_steps={args.sft_steps}",
-            "trainer.eval_every=0",
-            "trainer.save_every=0",
-            f"run.output_dir={out_dir}",
-            "run.overwrite=true",
-            "run.tensorboard=false",
-            "run.progress=false",
-        ],
-    )
-    t0 = time.perf_counter()
-    result = train(config)
-    print(
-        f"SFT policy: {args.sft_steps} steps in {time.perf_counter() - t0:.1f} s, final loss {result.history[-1].get('loss')}"
-    )
-    return str(out_dir / "final")
 
 
 # ---------------------------------------------------------------------------------------------- trainers
@@ -184,50 +168,9 @@ def run_alignkit(
     from alignkit.config import from_dict
     from alignkit.train.dpo import DPOConfig, train
 
-    config = from_dict(
-        DPOConfig,
-        {
-            "model": {"path": model, "dtype": "float32", "gradient_checkpointing": False},
-            "data": {
-                "train": {"source": args.data, "template": args.template, "split": args.split},
-                "max_length": args.max_length,
-            },
-            "loss": "dpo",
-            "beta": args.beta,
-            "preference": args.preference,
-            "reference": mode,
-            "trainer": {
-                "lr": args.lr,
-                "adam_betas": list(args.betas),
-                "weight_decay": 0.0,
-                "lr_scheduler": "constant",
-                "warmup_ratio": 0.0,
-                "max_steps": steps,
-                "micro_batch_size": args.micro_batch,
-                "grad_accum_steps": 1,
-                "max_grad_norm": args.max_grad_norm,
-                "eval_every": 0,
-                "save_every": 0,
-                "log_every": 1,
-                "seed": args.seed,
-                "mixed_precision": "no",
-            },
-            "run": {"output_dir": str(run_dir), "overwrite": True, "tensorboard": False, "progress": False},
-        },
-    )
-    t0 = time.perf_counter()
-    with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
-        result = train(config)
-    wall = time.perf_counter() - t0
-    steps_log = alignkit_step_log(result, steps)
-    return {
-        "step_end_s": [r["elapsed_s"] for r in steps_log],
-        "step_end_cpu_s": cpu_at_log[:steps],
-        "losses": [r["loss"] for r in steps_log],
-        "pairs_logged": [r["units"] for r in steps_log],
-        "wall_s": wall,
-        **mem.report(),
-    }
+    sections = alignkit_common_sections(args, model, steps, run_dir)
+    loss = {"loss": "dpo", "beta": args.beta, "preference": args.preference, "reference": mode}
+    return run_alignkit_timed(train, from_dict(DPOConfig, sections | loss), steps)
 
 
 def run_trl(
@@ -235,82 +178,32 @@ def run_trl(
 ) -> dict[str, Any]:
     """One ``DPOTrainer.train()`` on the pre-ordered pairs (with alignkit's token split; see the docstring)."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, PrinterCallback
     from trl import DPOConfig, DPOTrainer
-
-    from alignkit.models.loading import load_tokenizer, resolve_path
 
     n_rows = steps * args.micro_batch
 
-    class EqualInputsDPOTrainer(DPOTrainer):
+    class EqualInputsDPOTrainer(StepLossRecorder, DPOTrainer):
         """TRL tokenizes as usual (its split is kept for the check); training gets alignkit's split."""
 
         trl_split: Any = None
-        step_losses: list[torch.Tensor]
-        first_batch: dict[str, torch.Tensor] | None = None
 
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):  # noqa: ANN001
             self.trl_split = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
             return Dataset.from_list(work.split[:n_rows])
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            if model.training:
-                if self.first_batch is None:
-                    self.first_batch = {k: v.detach().cpu() for k, v in inputs.items()}
-                self.step_losses.append((loss[0] if return_outputs else loss).detach())
-            return loss
-
-    cuda = torch.cuda.is_available()
     config = DPOConfig(
-        output_dir=str(out_dir),
-        max_steps=steps,
-        per_device_train_batch_size=args.micro_batch,
-        gradient_accumulation_steps=1,
-        learning_rate=args.lr,
-        adam_beta1=args.betas[0],
-        adam_beta2=args.betas[1],
-        weight_decay=0.0,
-        max_grad_norm=args.max_grad_norm,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        bf16=False,
-        fp16=False,
-        activation_checkpointing=False,
-        max_length=args.max_length,
+        **trl_common_args(args, steps, out_dir),
         truncation_mode="keep_start",
-        padding_free=False,
         beta=args.beta,
         loss_type=["sigmoid"],
         label_smoothing=0.0,
         precompute_ref_log_probs=mode == "cached",
         train_sampling_strategy="sequential",
-        logging_strategy="steps",
-        logging_steps=1,
-        eval_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=args.seed,
-        use_cpu=not cuda,
     )
     clock = step_clock_callback()
     t0 = time.perf_counter()
     with MemoryMeter() as mem:
-        tokenizer = load_tokenizer(model_path)
-        model = AutoModelForCausalLM.from_pretrained(resolve_path(model_path), dtype=torch.float32)
-        model.to("cuda" if cuda else "cpu")
-        optimizers: tuple[Any, Any] = (None, None)
-        if not args.trl_default_optim:  # the optimizer alignkit's dpo.train builds
-            optimizers = (
-                torch.optim.AdamW(
-                    [p for p in model.parameters() if p.requires_grad],
-                    lr=args.lr,
-                    betas=tuple(args.betas),
-                    weight_decay=0.0,
-                ),
-                None,
-            )
+        tokenizer, model, optimizers = trl_model_and_optimizers(args, model_path)
         trainer = EqualInputsDPOTrainer(
             model=model,
             args=config,
@@ -319,9 +212,7 @@ def run_trl(
             optimizers=optimizers,
             callbacks=[clock],
         )
-        trainer.step_losses = []
-        trainer.remove_callback(PrinterCallback)
-        trainer.train()
+        train_trl_quietly(trainer)
     wall = time.perf_counter() - t0
 
     # Checks (outside the metered call). TRL's own split vs alignkit's:
@@ -384,21 +275,10 @@ def labels_differ(trl_batch: dict[str, torch.Tensor], examples: list[Any]) -> bo
 # ---------------------------------------------------------------------------------------------- analysis
 def summarise_run(raw: dict[str, Any], work: PairWorkload, steps: int, micro_batch: int) -> dict[str, Any]:
     """Throughput over steps 2..N (the interval between the end of step 1 and the end of step N)."""
-    ends = raw["step_end_s"]
-    assert len(ends) == steps, f"expected {steps} step timings, got {len(ends)}"
-    seconds = ends[-1] - ends[0]
-    cpu = raw["step_end_cpu_s"]
-    return {
-        "timed_steps": steps - 1,
-        "timed_s": seconds,
-        "cpu_s_per_step": (cpu[-1] - cpu[0]) / (steps - 1),
-        "steps_per_s": (steps - 1) / seconds,
-        "pairs_per_s": (steps - 1) * micro_batch / seconds,
-        "loss_tokens_per_s": sum(work.loss_tokens[1:steps]) / seconds,
-        "first_loss": raw["losses"][0],
-        "last_loss": raw["losses"][-1],
-        "wall_s": raw["wall_s"],
-        **{k: v for k, v in raw.items() if k.endswith("_mib")},
+    out = timed_summary(raw, steps)
+    return out | {
+        "pairs_per_s": (steps - 1) * micro_batch / out["timed_s"],
+        "loss_tokens_per_s": sum(work.loss_tokens[1:steps]) / out["timed_s"],
     }
 
 
@@ -411,7 +291,7 @@ def compare(
     def once(name: str, steps: int, tag: str) -> dict[str, Any]:
         if name == "alignkit":
             raw = run_alignkit(args, model, mode, steps, tmp / f"alignkit-{mode}-{tag}")
-            assert raw["pairs_logged"] == [float(args.micro_batch)] * steps, "alignkit's pair counts differ"
+            assert raw["units_logged"] == [float(args.micro_batch)] * steps, "alignkit's pair counts differ"
         else:
             raw = run_trl(args, model, mode, steps, work, tmp / f"trl-{mode}-{tag}")
             checks.setdefault("trl_own_tokenization_rows_checked", steps * args.micro_batch)
@@ -430,28 +310,21 @@ def compare(
             )
         return raw
 
-    print(f"\n[{mode} reference] warm-up: {args.warmup_steps} steps of each")
-    once("alignkit", args.warmup_steps, "warmup")
-    once("trl", args.warmup_steps, "warmup")
-    runs: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
-    raws: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
-    for i in range(args.repeats):
-        for name in ("alignkit", "trl"):
-            raw = once(name, args.steps, str(i))
-            raws[name].append(raw)
-            runs[name].append(summarise_run(raw, work, args.steps, args.micro_batch))
-            r = runs[name][-1]
-            print(
-                f"  repeat {i + 1}/{args.repeats} {name:8s} {r['pairs_per_s']:8.1f} pairs/s "
-                f"{r['cpu_s_per_step']:.4f} CPU s/step  first loss {r['first_loss']:.8f}"
-            )
+    runs, raws = alternating_runs(
+        once,
+        lambda raw: summarise_run(raw, work, args.steps, args.micro_batch),
+        args,
+        lambda r: (
+            f"{r['pairs_per_s']:8.1f} pairs/s {r['cpu_s_per_step']:.4f} CPU s/step  "
+            f"first loss {r['first_loss']:.8f}"
+        ),
+        label=f"[{mode} reference] ",
+    )
 
     summary = median_summary(runs)
     a, t = summary["alignkit"], summary["trl"]
     mem_key, mem_label = memory_key_and_label()
-    curve_diff = max(
-        abs(x - y) for x, y in zip(raws["alignkit"][0]["losses"], raws["trl"][0]["losses"], strict=True)
-    )
+    curve_diff = loss_curve_diff(raws)
     rows = [
         ("pairs/s", "pairs_per_s", "{:.1f}"),
         ("steps/s", "steps_per_s", "{:.2f}"),
@@ -510,22 +383,12 @@ def main() -> None:
     )
     p.add_argument("--data", default="toyworld://data/safe_pref", help="preference dataset")
     p.add_argument("--template", default="pku-saferlhf", help="alignkit data template for --data")
-    p.add_argument("--split", default="train")
     p.add_argument("--preference", choices=("helpfulness", "safety"), default="helpfulness")
     p.add_argument(
         "--modes", nargs="+", choices=MODES, default=list(MODES), help="reference modes to compare"
     )
-    p.add_argument("--steps", type=int, default=50, help="optimizer steps per timed run")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each trainer (median reported)")
-    p.add_argument("--warmup-steps", type=int, default=5, help="steps of the untimed warm-up run of each")
-    p.add_argument("--micro-batch", type=int, default=16, help="pairs per step")
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.95])
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--beta", type=float, default=0.1, help="DPO beta (sigmoid loss)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trl-default-optim", action="store_true", help="let TRL build its default (fused) AdamW")
+    add_common_arguments(p, steps=50, warmup=5, micro_batch=16, lr=1e-4)
     p.add_argument("--profile", action="store_true", help="afterwards, cProfile one run of each per mode")
     p.add_argument("--out", type=Path, default=RESULTS / "dpo_vs_trl.json")
     args = p.parse_args()
@@ -540,13 +403,17 @@ def main() -> None:
     datasets.disable_progress_bars()
     os.environ.setdefault("TQDM_DISABLE", "1")  # TRL's reference-precompute bar
     device = device_line()
+    args.load_at_start = load_average()
     print_host(device)
     tmp = Path(tempfile.mkdtemp(prefix="dpo_vs_trl-"))
     model = args.model or train_sft_policy(args, tmp / "sft")
+    print(f"policy: {model} ({parameter_count(model) / 1e6:.2f}M parameters)")
     work = build_workload(args, model, max(args.steps, args.warmup_steps))
     print(
         f"data: {work.num_pairs} pairs ({work.truncated} truncated to {args.max_length}, {work.dropped} dropped); "
-        f"{args.micro_batch} pairs per step, {args.steps} steps; policy {model}"
+        f"{args.micro_batch} pairs per step, {args.steps} steps; policy {model}; tokens computed per step: "
+        f"{sum(work.padded_tokens) / len(work.padded_tokens):.0f} as padded pairs, "
+        f"{sum(work.shared_tokens) / len(work.shared_tokens):.0f} as alignkit's shared-prompt rows"
     )
 
     results = {mode: compare(args, model, mode, work, tmp, device) for mode in args.modes}
@@ -563,16 +430,11 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "versions": versions(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "policy": model if args.model else f"toy SFT, {args.sft_steps} steps of examples/toyworld/sft.yaml",
-        "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s; TRL on_step_end)",
-        "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
-        "load_average_at_end": load_average(),
-        "memory": memory_description(),
+        **report_header(args, device),
+        "model_parameters": parameter_count(model),
+        "policy": model
+        if args.model
+        else f"{args.model_size} model, {args.sft_steps} SFT steps of examples/toyworld/sft.yaml",
         "inputs": (
             "TRL gets alignkit's token split (prompt = unlabelled prefix, completion = labelled tokens); TRL's "
             "own split also labels the chat template's trailing newline after <|im_end|> (see checks)"
@@ -583,6 +445,7 @@ def main() -> None:
             "dropped": work.dropped,
             "scored_tokens_timed": sum(work.loss_tokens[1 : args.steps]),
             "padded_tokens_timed": sum(work.padded_tokens[1 : args.steps]),
+            "alignkit_shared_prompt_tokens_timed": sum(work.shared_tokens[1 : args.steps]),
         },
         **results,
     }

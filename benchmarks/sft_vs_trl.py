@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -52,19 +51,28 @@ import torch
 from _common import (
     RESULTS,
     MemoryMeter,
-    alignkit_step_log,
-    cpu_clock_at_metrics_log,
+    StepLossRecorder,
+    add_common_arguments,
+    alignkit_common_sections,
+    alternating_runs,
     device_line,
     load_average,
+    loss_curve_diff,
     median_summary,
-    memory_description,
     memory_key_and_label,
+    parameter_count,
     print_host,
     print_table,
     profile_once,
+    report_header,
+    run_alignkit_timed,
+    sized_model,
     step_clock_callback,
+    timed_summary,
+    train_trl_quietly,
+    trl_common_args,
+    trl_model_and_optimizers,
     trl_optimizer_name,
-    versions,
 )
 
 
@@ -82,7 +90,9 @@ class Workload:
     total_tokens: list[int] = field(default_factory=list)
     """Per step: non-padding tokens."""
     padded_tokens: list[int] = field(default_factory=list)
-    """Per step: batch x longest row, what the model actually computes on."""
+    """Per step: batch x longest row, what the model computes on with padded rows (TRL here)."""
+    packed_tokens: list[int] = field(default_factory=list)
+    """Per step: rows x width of alignkit's packed micro-batch (``data.packing``), padding included."""
     truncated: int = 0
     dropped_no_loss: int = 0
     num_examples: int = 0
@@ -90,6 +100,7 @@ class Workload:
 
 def build_workload(args: argparse.Namespace, steps: int) -> Workload:
     """Read and tokenize the data exactly as ``alignkit.train.sft.train`` does, then lay it out in step order."""
+    from alignkit.data.collate import collate_packed
     from alignkit.data.render import IGNORE_INDEX, chat_dicts, render_conversation
     from alignkit.models.loading import load_tokenizer
     from alignkit.sections import DataConfig, DatasetConfig
@@ -119,6 +130,7 @@ def build_workload(args: argparse.Namespace, steps: int) -> Workload:
         work.loss_tokens.append(sum(sum(t != IGNORE_INDEX for t in e.labels[1:]) for e in examples))
         work.total_tokens.append(sum(len(e.input_ids) for e in examples))
         work.padded_tokens.append(len(examples) * max(len(e.input_ids) for e in examples))
+        work.packed_tokens.append(collate_packed(examples, 0)["input_ids"].numel())
     return work
 
 
@@ -128,116 +140,30 @@ def run_alignkit(args: argparse.Namespace, steps: int, run_dir: Path) -> dict[st
     from alignkit.config import from_dict
     from alignkit.train.sft import SFTConfig, train
 
-    config = from_dict(
-        SFTConfig,
-        {
-            "model": {"path": args.model, "dtype": "float32", "gradient_checkpointing": False},
-            "data": {
-                "train": {"source": args.data, "template": args.template, "split": args.split},
-                "max_length": args.max_length,
-            },
-            "trainer": {
-                "lr": args.lr,
-                "adam_betas": list(args.betas),
-                "weight_decay": 0.0,
-                "lr_scheduler": "constant",
-                "warmup_ratio": 0.0,
-                "max_steps": steps,
-                "micro_batch_size": args.micro_batch,
-                "grad_accum_steps": 1,
-                "max_grad_norm": args.max_grad_norm,
-                "eval_every": 0,
-                "save_every": 0,
-                "log_every": 1,
-                "seed": args.seed,
-                "mixed_precision": "no",
-            },
-            "run": {"output_dir": str(run_dir), "overwrite": True, "tensorboard": False, "progress": False},
-        },
-    )
-    t0 = time.perf_counter()
-    with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
-        result = train(config)
-    wall = time.perf_counter() - t0
-    steps_log = alignkit_step_log(result, steps)
-    return {
-        "step_end_s": [r["elapsed_s"] for r in steps_log],
-        "step_end_cpu_s": cpu_at_log[:steps],
-        "losses": [r["loss"] for r in steps_log],
-        "loss_tokens_logged": [r["units"] for r in steps_log],
-        "wall_s": wall,
-        **mem.report(),
-    }
+    config = from_dict(SFTConfig, alignkit_common_sections(args, args.model, steps, run_dir))
+    return run_alignkit_timed(train, config, steps)
 
 
 def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path) -> dict[str, Any]:
     """One ``SFTTrainer.train()`` on the pre-ordered conversations; returns timings, losses and a token check."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    from alignkit.models.loading import load_tokenizer, resolve_path
+    class LossRecorder(StepLossRecorder, SFTTrainer):
+        pass
 
-    class LossRecorder(SFTTrainer):
-        """Keeps each training micro-batch's loss (a detached tensor: no extra device sync)."""
-
-        step_losses: list[torch.Tensor]
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            if model.training:
-                self.step_losses.append((loss[0] if return_outputs else loss).detach())
-            return loss
-
-    cuda = torch.cuda.is_available()
     config = SFTConfig(
-        output_dir=str(out_dir),
-        max_steps=steps,
-        per_device_train_batch_size=args.micro_batch,
-        gradient_accumulation_steps=1,
-        learning_rate=args.lr,
-        adam_beta1=args.betas[0],
-        adam_beta2=args.betas[1],
-        weight_decay=0.0,
-        max_grad_norm=args.max_grad_norm,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        bf16=False,
-        fp16=False,
-        activation_checkpointing=False,
-        max_length=args.max_length,
+        **trl_common_args(args, steps, out_dir),
         packing=False,
-        padding_free=False,
         assistant_only_loss=True,
         shuffle_dataset=False,
         train_sampling_strategy="sequential",
-        logging_strategy="steps",
-        logging_steps=1,
-        eval_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=args.seed,
-        use_cpu=not cuda,
     )
     n_rows = steps * args.micro_batch
     clock = step_clock_callback()
     t0 = time.perf_counter()
     with MemoryMeter() as mem:
-        tokenizer = load_tokenizer(args.model)
-        model = AutoModelForCausalLM.from_pretrained(resolve_path(args.model), dtype=torch.float32)
-        model.to("cuda" if cuda else "cpu")
-        optimizers: tuple[Any, Any] = (None, None)
-        if not args.trl_default_optim:  # the optimizer alignkit's sft.train builds
-            optimizers = (
-                torch.optim.AdamW(
-                    [p for p in model.parameters() if p.requires_grad],
-                    lr=args.lr,
-                    betas=tuple(args.betas),
-                    weight_decay=0.0,
-                ),
-                None,
-            )
+        tokenizer, model, optimizers = trl_model_and_optimizers(args, args.model)
         trainer = LossRecorder(
             model=model,
             args=config,
@@ -246,9 +172,7 @@ def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path)
             optimizers=optimizers,
             callbacks=[clock],
         )
-        trainer.step_losses = []
-        trainer.remove_callback(PrinterCallback)
-        trainer.train()
+        train_trl_quietly(trainer)
     wall = time.perf_counter() - t0
     ds = trainer.train_dataset
     mismatches = sum(
@@ -271,45 +195,25 @@ def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path)
 # ---------------------------------------------------------------------------------------------- analysis
 def summarise_run(raw: dict[str, Any], work: Workload, steps: int) -> dict[str, Any]:
     """Throughput over steps 2..N (the interval between the end of step 1 and the end of step N)."""
-    ends = raw["step_end_s"]
-    assert len(ends) == steps, f"expected {steps} step timings, got {len(ends)}"
-    seconds = ends[-1] - ends[0]
-    loss_tokens = sum(work.loss_tokens[1:steps])
-    total_tokens = sum(work.total_tokens[1:steps])
-    cpu = raw["step_end_cpu_s"]
-    return {
-        "timed_steps": steps - 1,
-        "timed_s": seconds,
-        "cpu_s_per_step": (cpu[-1] - cpu[0]) / (steps - 1),
-        "steps_per_s": (steps - 1) / seconds,
-        "loss_tokens_per_s": loss_tokens / seconds,
-        "total_tokens_per_s": total_tokens / seconds,
+    out = timed_summary(raw, steps)
+    seconds = out["timed_s"]
+    return out | {
+        "loss_tokens_per_s": sum(work.loss_tokens[1:steps]) / seconds,
+        "total_tokens_per_s": sum(work.total_tokens[1:steps]) / seconds,
         "padded_tokens_per_s": sum(work.padded_tokens[1:steps]) / seconds,
-        "first_loss": raw["losses"][0],
-        "last_loss": raw["losses"][-1],
-        "wall_s": raw["wall_s"],
-        **{k: v for k, v in raw.items() if k.endswith("_mib")},
     }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="toyworld://models/tiny", help="hub name, folder or toyworld:// path")
+    p.add_argument(
+        "--model", default=None, help="hub name, folder or toyworld:// path (overrides --model-size)"
+    )
     p.add_argument(
         "--data", default="toyworld://data/sft", help="dataset of conversations (TRL messages format)"
     )
     p.add_argument("--template", default="trl-messages", help="alignkit data template for --data")
-    p.add_argument("--split", default="train")
-    p.add_argument("--steps", type=int, default=100, help="optimizer steps per timed run")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each trainer (median reported)")
-    p.add_argument("--warmup-steps", type=int, default=10, help="steps of the untimed warm-up run of each")
-    p.add_argument("--micro-batch", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.95])
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trl-default-optim", action="store_true", help="let TRL build its default (fused) AdamW")
+    add_common_arguments(p, steps=100, warmup=10, micro_batch=32, lr=3e-3)
     p.add_argument("--profile", action="store_true", help="afterwards, cProfile one run of each (untimed)")
     p.add_argument("--out", type=Path, default=RESULTS / "sft_vs_trl.json")
     args = p.parse_args()
@@ -320,21 +224,25 @@ def main() -> None:
 
     transformers.logging.set_verbosity_error()
     device = device_line()
+    args.load_at_start = load_average()
     print_host(device)
+    args.model = args.model or sized_model(args.model_size)
+    print(f"model: {args.model} ({parameter_count(args.model) / 1e6:.2f}M parameters)")
     work = build_workload(args, max(args.steps, args.warmup_steps))
     print(
         f"data: {work.num_examples} examples ({work.truncated} truncated to {args.max_length}, "
-        f"{work.dropped_no_loss} without loss tokens dropped); micro-batch {args.micro_batch}, {args.steps} steps"
+        f"{work.dropped_no_loss} without loss tokens dropped); micro-batch {args.micro_batch}, {args.steps} steps; "
+        f"padding: {1 - sum(work.total_tokens) / sum(work.padded_tokens):.0%} of padded rows, "
+        f"{1 - sum(work.total_tokens) / sum(work.packed_tokens):.0%} of alignkit's packed rows"
     )
 
     tmp = Path(tempfile.mkdtemp(prefix="sft_vs_trl-"))
-    runs: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
     checks: dict[str, Any] = {}
 
     def once(name: str, steps: int, tag: str) -> dict[str, Any]:
         if name == "alignkit":
             raw = run_alignkit(args, steps, tmp / f"alignkit-{tag}")
-            assert raw["loss_tokens_logged"] == [float(n) for n in work.loss_tokens[:steps]], (
+            assert raw["units_logged"] == [float(n) for n in work.loss_tokens[:steps]], (
                 "alignkit's logged loss-token counts differ from the workload's: batches are not what we think"
             )
         else:
@@ -346,20 +254,15 @@ def main() -> None:
             checks.setdefault("trl_optimizer", raw["optimizer"])
         return raw
 
-    print(f"warm-up: {args.warmup_steps} steps of each")
-    once("alignkit", args.warmup_steps, "warmup")
-    once("trl", args.warmup_steps, "warmup")
-    raws: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
-    for i in range(args.repeats):
-        for name in ("alignkit", "trl"):
-            raw = once(name, args.steps, str(i))
-            raws[name].append(raw)
-            runs[name].append(summarise_run(raw, work, args.steps))
-            r = runs[name][-1]
-            print(
-                f"  repeat {i + 1}/{args.repeats} {name:8s} {r['steps_per_s']:7.2f} steps/s "
-                f"{r['loss_tokens_per_s']:10.0f} loss tok/s  first loss {r['first_loss']:.6f}"
-            )
+    runs, raws = alternating_runs(
+        once,
+        lambda raw: summarise_run(raw, work, args.steps),
+        args,
+        lambda r: (
+            f"{r['steps_per_s']:7.2f} steps/s {r['loss_tokens_per_s']:10.0f} loss tok/s  "
+            f"first loss {r['first_loss']:.6f}"
+        ),
+    )
 
     summary = median_summary(runs)
     a, t = summary["alignkit"], summary["trl"]
@@ -367,9 +270,7 @@ def main() -> None:
     same_first = all(r["first_loss"] == runs["alignkit"][0]["first_loss"] for r in runs["alignkit"])
     first_diff = abs(a["first_loss"] - t["first_loss"])
     last_diff = abs(a["last_loss"] - t["last_loss"])
-    steps_curve_diff = max(
-        abs(x - y) for x, y in zip(raws["alignkit"][0]["losses"], raws["trl"][0]["losses"], strict=True)
-    )
+    steps_curve_diff = loss_curve_diff(raws)
 
     mem_key, mem_label = memory_key_and_label()
     rows = [
@@ -397,21 +298,16 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "versions": versions(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s; TRL on_step_end)",
-        "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
-        "load_average_at_end": load_average(),
-        "memory": memory_description(),
+        **report_header(args, device),
+        "model_parameters": parameter_count(args.model),
         "data": {
             "examples": work.num_examples,
             "truncated": work.truncated,
             "dropped_no_loss": work.dropped_no_loss,
             "loss_tokens_timed": sum(work.loss_tokens[1 : args.steps]),
             "total_tokens_timed": sum(work.total_tokens[1 : args.steps]),
+            "padded_tokens_timed": sum(work.padded_tokens[1 : args.steps]),
+            "alignkit_packed_tokens_timed": sum(work.packed_tokens[1 : args.steps]),
         },
         "checks": checks
         | {

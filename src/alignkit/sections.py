@@ -136,6 +136,12 @@ class DataConfig:
     reasoning_loss: bool = True
     """Whether <think>...</think> reasoning in assistant turns carries loss (false: only the answer and the
     end-of-turn token do; needs <think> and </think> to be single tokens, as in Qwen3 / DeepSeek-R1)."""
+    packing: bool = True
+    """Compute no padding where the model allows it, with the same losses: SFT packs a micro-batch's
+    conversations into shared rows with block-diagonal attention (TRL's padding_free), and the paired
+    preference losses (DPO, IPO, SimPO, ORPO) run each prompt once for both responses. Models whose
+    attention cannot keep packed examples apart (remote code, and for DPO sliding-window or flash
+    attention) fall back to padded rows. false: always pad."""
 
     def validate(self, prefix: str) -> None:
         check(self.max_length > 0, f"{prefix}max_length", self.max_length, "a positive integer")

@@ -1,12 +1,21 @@
-"""Padding tokenized examples into batches.
+"""Padding (or packing) tokenized examples into batches.
 
 Right padding for training: with a causal mask, real tokens never attend to the padding that follows
 them, so a sequence's logits do not depend on how long its batch-mates are (the accumulation and
 multi-process invariants rely on this).
+
+Packing (:func:`collate_packed`, TRL's ``padding_free``) lays several examples end to end in one row
+instead, with ``position_ids`` restarting at 0 for each and no ``attention_mask``: transformers reads the
+restarts as example boundaries and masks attention block-diagonally, so every token sees exactly what it
+would see alone, and the padding a micro-batch computes on shrinks to the tail of each row. Rows are
+a few times the micro-batch's longest example (``ROW_LENGTH``, ``ROW_TOKENS``), balanced longest first. Packing only
+rearranges a micro-batch's own examples: which examples a step sees, and the loss tokens it is
+normalised by, do not change.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -29,3 +38,70 @@ def collate_lm(examples: Sequence[TokenizedExample], pad_token_id: int) -> dict[
     attention_mask = pad_right([[1] * len(e.input_ids) for e in examples], 0)
     labels = pad_right([e.labels for e in examples], IGNORE_INDEX)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def pack_rows(lengths: Sequence[int], num_rows: int) -> list[list[int]]:
+    """Example indices per row: longest first, each into the row holding the fewest tokens so far (ties:
+    the first such row), which keeps the rows' lengths close. Deterministic, so a micro-batch always packs
+    the same way."""
+    rows: list[list[int]] = [[] for _ in range(num_rows)]
+    fill = [0] * num_rows
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        r = min(range(num_rows), key=lambda r: fill[r])
+        rows[r].append(i)
+        fill[r] += lengths[i]
+    return [row for row in rows if row]
+
+
+ROW_LENGTH = 4.0
+"""Packed rows aim at this many times the micro-batch's longest example, ..."""
+ROW_TOKENS = 1024
+"""... but at no more tokens than this, unless one example is longer. Long enough that little padding is
+left and the rows are few (per-row overheads), short enough that attention, quadratic in the row, stays
+a small part of the cost. Measured on the 3.8M benchmark Llama (CPU, examples of 20-36 tokens, 32 per
+micro-batch): rows of 1x / 3x / 12x / 25x the longest example took 1.0 / 0.68 / 0.77 / 0.94 of the
+padded batch's forward + backward time."""
+MIN_SAVING = 0.1
+"""Pack a micro-batch only when that removes at least this fraction of the tokens padded rows compute."""
+
+
+def packed_rows(lengths: Sequence[int], row_length: float, row_tokens: int) -> list[list[int]] | None:
+    """:func:`pack_rows` into rows of about ``row_length`` x the longest (at most ``row_tokens`` unless one
+    is longer); None when that would not save ``MIN_SAVING`` of the padded rows' tokens."""
+    longest = max(lengths)
+    capacity = max(longest, min(row_length * longest, row_tokens))
+    rows = pack_rows(lengths, max(1, math.ceil(sum(lengths) / capacity)))
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    return None if len(rows) * width > (1 - MIN_SAVING) * len(lengths) * longest else rows
+
+
+def collate_packed(
+    examples: Sequence[TokenizedExample],
+    pad_token_id: int,
+    row_length: float = ROW_LENGTH,
+    row_tokens: int = ROW_TOKENS,
+) -> dict[str, torch.Tensor]:
+    """input_ids, position_ids and labels ``(R, T)``: the examples packed into ``R <= B`` rows.
+
+    Each example's positions restart at 0; its first token gets no label (unpacked, column 0 has no
+    prediction either), so the previous example's last token never predicts it. Row tails are padding
+    with positions counting on from 0 (a block of their own) and no labels. A micro-batch that packing
+    would barely shorten (``MIN_SAVING``) is padded as usual (``collate_lm``): the same loss either way.
+    """
+    lengths = [len(e.input_ids) for e in examples]
+    rows = packed_rows(lengths, row_length, row_tokens)
+    if rows is None:
+        return collate_lm(examples, pad_token_id)
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    ids, positions, labels = [], [], []
+    for row in rows:
+        ids.append([t for i in row for t in examples[i].input_ids])
+        positions.append(
+            [p for i in row for p in range(lengths[i])] + list(range(width - sum(lengths[i] for i in row)))
+        )
+        labels.append([t for i in row for t in (IGNORE_INDEX, *examples[i].labels[1:])])
+    return {
+        "input_ids": pad_right(ids, pad_token_id),
+        "position_ids": torch.tensor(positions),
+        "labels": pad_right(labels, IGNORE_INDEX),
+    }

@@ -5,6 +5,10 @@ Two example shapes, one per kind of loss:
 - :class:`PairExample` (DPO, IPO, SimPO, ORPO): a prompt's chosen and rejected responses. A batch of B
   pairs is one ``(2B, T)`` tensor, chosen rows first, so the policy scores both sides in a single
   forward (half the kernel launches of two forwards, and both sides see the same weights and mode).
+  :func:`collate_shared_pairs` lays a pair out as *one* row instead, ``prompt + chosen + rejected``,
+  so the prompt (their common prefix) is computed once; a 4D mask built from ``segment_ids``
+  (``models/forward.py``) keeps the rejected tokens from seeing the chosen ones, and the rejected
+  positions continue from the prompt's end, so every token sees exactly what it sees in its own row.
 - :class:`UnpairedExample` (KTO): one response judged desirable or not, plus a *mismatched* sequence,
   its prompt followed by another prompt's response, from which KTO estimates ``KL(pi || pi_ref)``.
   The mismatched partner is fixed once when the data is prepared (as TRL does), so the reference
@@ -25,11 +29,23 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import ConfigError
-from alignkit.data.collate import collate_lm
+from alignkit.data.collate import ROW_LENGTH, ROW_TOKENS, collate_lm, packed_rows, pad_right
 from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
-from alignkit.data.render import TokenizedExample, render_response
+from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response
 
 PreferenceLabel = Literal["helpfulness", "safety"]
+LAYOUT_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "position_ids",
+    "labels",
+    "segment_ids",
+    "score_index",
+    "score_target",
+    "score_seq",
+    "score_counts",
+)
+"""The keys of a batch that say what the model runs on and what it scores."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,73 @@ def collate_pairs(examples: Sequence[PairExample], pad_token_id: int) -> dict[st
     return batch
 
 
+def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the common prefix of two token sequences (the part both responses share)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def collate_shared_pairs(
+    examples: Sequence[PairExample],
+    pad_token_id: int,
+    row_length: float = ROW_LENGTH,
+    row_tokens: int = ROW_TOKENS,
+) -> dict[str, torch.Tensor]:
+    """Each pair as one block, ``shared prefix + rest of chosen + rest of rejected``, blocks packed into rows
+    ``(R, T)`` (as ``collate_packed`` packs SFT examples), and what to score.
+
+    ``position_ids`` restart at 0 for each block and again after the prefix for the rejected part;
+    ``segment_ids`` are ``3j`` on pair j's prefix, ``3j + 1`` on its chosen part, ``3j + 2`` on its rejected
+    part, -1 on padding (a token may see its own segment and its pair's prefix). Scored tokens come as
+    ``score_index`` (flat position of the hidden state that predicts the token), ``score_target`` and
+    ``score_seq`` (chosen of pair i is sequence i, rejected is ``B + i``: ``collate_pairs``' row order),
+    and ``score_counts`` ``(2B,)``, whose length says how many pairs the batch holds. A token shared by both
+    sides is scored for each side that labels it. ``ref_logps`` as ``collate_pairs``.
+    """
+    b = len(examples)
+    blocks, positions, segments = [], [], []
+    spec: list[tuple[int, int, int, int]] = []  # (pair, block position of the predicting state, target, seq)
+    counts = [0] * (2 * b)
+    for i, e in enumerate(examples):
+        chosen, rejected = e.chosen.input_ids, e.rejected.input_ids
+        p = shared_prefix(chosen, rejected)
+        blocks.append([*chosen, *rejected[p:]])
+        positions.append([*range(len(chosen)), *range(p, len(rejected))])
+        segments.append([3 * i] * p + [3 * i + 1] * (len(chosen) - p) + [3 * i + 2] * (len(rejected) - p))
+        # Block position of each side's token t: chosen tokens sit where they are; rejected tokens past the
+        # prefix follow the chosen ones.
+        for seq, side, offset in ((i, e.chosen, 0), (b + i, e.rejected, len(chosen) - p)):
+            for t in range(1, len(side.input_ids)):
+                if side.labels[t] != IGNORE_INDEX:
+                    spec.append((i, t - 1 if t - 1 < p else t - 1 + offset, side.labels[t], seq))
+                    counts[seq] += 1
+    lengths = [len(block) for block in blocks]
+    rows = packed_rows(lengths, row_length, row_tokens) or [[i] for i in range(b)]
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    start = [0] * b  # flat position of each block's first token
+    for r, row in enumerate(rows):
+        at = r * width
+        for i in row:
+            start[i] = at
+            at += lengths[i]
+    batch = {
+        "input_ids": pad_right([[t for i in row for t in blocks[i]] for row in rows], pad_token_id),
+        "position_ids": pad_right([[q for i in row for q in positions[i]] for row in rows], 0),
+        "segment_ids": pad_right([[g for i in row for g in segments[i]] for row in rows], -1),
+        "score_index": torch.tensor([start[i] + pos for i, pos, _, _ in spec]),
+        "score_target": torch.tensor([target for _, _, target, _ in spec]),
+        "score_seq": torch.tensor([seq for _, _, _, seq in spec]),
+        "score_counts": torch.tensor(counts),
+    }
+    if examples and all(e.ref_logps is not None for e in examples):
+        batch["ref_logps"] = torch.cat([_ref_column(examples, 0), _ref_column(examples, 1)])
+    return batch
+
+
 def collate_unpaired(examples: Sequence[UnpairedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
     """The completions ``(N, T)``, ``desirable`` ``(N,)`` and the KL sequences as ``kl_*`` ``(N, T')``."""
     batch = collate_lm([e.completion for e in examples], pad_token_id)
@@ -178,12 +261,15 @@ def collate_unpaired(examples: Sequence[UnpairedExample], pad_token_id: int) -> 
 
 
 def lm_inputs(batch: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
-    """The ``input_ids``/``attention_mask``/``labels`` of a batch (``prefix="kl_"``: the KL sequences)."""
-    return {k: batch[f"{prefix}{k}"] for k in ("input_ids", "attention_mask", "labels")}
+    """What the model runs on and what it scores (``input_ids``, ``attention_mask``, ``labels``, or a
+    shared-prompt layout's keys, as ``models.forward`` reads them); ``prefix="kl_"``: the KL sequences."""
+    return {k: batch[f"{prefix}{k}"] for k in LAYOUT_KEYS if f"{prefix}{k}" in batch}
 
 
 def count_pairs(batch: dict[str, torch.Tensor]) -> int:
-    """Loss units of a paired batch: pairs (half its rows)."""
+    """Loss units of a paired batch: pairs (half its sequences)."""
+    if "score_counts" in batch:
+        return batch["score_counts"].shape[0] // 2
     return batch["input_ids"].shape[0] // 2
 
 

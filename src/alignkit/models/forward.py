@@ -1,16 +1,45 @@
 """Forward passes that turn a causal LM and a labelled batch into the quantities losses take.
 
-One place for "run the model, score the labelled tokens", shared by SFT-style evaluation, DPO (policy
-and reference) and preference evaluation, so the shift/mask convention cannot drift between trainers.
+One place for "run the model, score the labelled tokens", shared by SFT, DPO (policy and reference),
+preference evaluation and the online trainers' per-token log-probs, so the shift/mask convention cannot
+drift between trainers.
+
+**The LM head runs only where a token is scored.** A batch says which hidden states predict which
+tokens: from ``labels`` (position ``t - 1`` predicts ``labels[t]``), or explicitly (``score_index``,
+``score_target``, ``score_seq``: a flat position of the predicting hidden state, the token, and which
+sequence's sum it belongs to; the shared-prompt DPO layout of ``data/pair_examples.py``). A forward
+pre-hook on the model's output embeddings (``get_output_embeddings()``, found through PEFT, DDP and
+DeepSpeed wrappers) hands the head only those hidden states, so ``(B, T, V)`` logits are never made for
+prompt or padding positions. The model's own forward still runs end to end (DDP/FSDP/ZeRO hooks, LoRA,
+and whatever the model does to its logits after the head: Gemma 2's soft-capping, Cohere's
+``logit_scale``, all element-wise), so the numbers are the full forward's. When the head is not called
+exactly once on ``(B, T, H)`` hidden states, or the logits do not come back as the selected rows, the
+full logits are used instead (correct, just not cheaper).
+
+**Layouts other than right padding.** ``position_ids`` (restarting per example) with no
+``attention_mask`` is a *packed* batch: transformers' masking utilities (``find_packed_sequence_indices``)
+then keep examples from attending to each other (``data/collate.py``, :func:`supports_packing`).
+``segment_ids`` (pair j: ``3j`` its prompt, ``3j + 1`` chosen, ``3j + 2`` rejected; -1 padding) are
+shared-prompt rows: a 4D mask is built here so each response sees its prompt and itself only
+(:func:`supports_shared_prompt`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import torch
 
-from alignkit.losses.logprobs import label_mask, sequence_logps, token_logps
+from alignkit.losses.logprobs import label_mask
+
+MODEL_KEYS = ("input_ids", "attention_mask", "position_ids")
+SCORE_KEYS = ("score_index", "score_target", "score_seq", "score_counts")
+
+PACKING_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
+"""Attention implementations whose transformers masking honours packed ``position_ids``."""
+CUSTOM_MASK_ATTENTION = ("sdpa", "eager")
+"""Attention implementations that take an arbitrary 4D mask."""
 
 
 class ResponseLogps(NamedTuple):
@@ -20,12 +49,164 @@ class ResponseLogps(NamedTuple):
     """(B,) how many tokens were summed (for length-normalised losses)."""
 
 
+# ------------------------------------------------------------------------------------------ the model
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside DDP / DeepSpeed / compile wrappers (a PEFT model is kept: it forwards attributes)."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
+def _base_model(model: torch.nn.Module) -> Any:
+    model = unwrap(model)
+    get_base = getattr(model, "get_base_model", None)  # PEFT
+    return get_base() if callable(get_base) else model
+
+
+def _is_transformers_model(model: torch.nn.Module) -> bool:
+    base = _base_model(model)
+    return type(base).__module__.startswith("transformers.models.") and hasattr(base, "config")
+
+
+def _attention(model: torch.nn.Module) -> str | None:
+    return getattr(getattr(_base_model(model), "config", None), "_attn_implementation", None)
+
+
+def supports_packing(model: torch.nn.Module) -> bool:
+    """Whether packed rows (``position_ids`` restarting per example, no attention mask) keep the examples
+    apart: a transformers model class (not remote code) whose attention reads packing from positions."""
+    return _is_transformers_model(model) and _attention(model) in PACKING_ATTENTION
+
+
+def supports_shared_prompt(model: torch.nn.Module) -> bool:
+    """Whether a custom 4D mask is applied as given: eager/sdpa attention, and every layer full attention
+    (sliding-window layers build their own masks, which a single 4D mask would replace)."""
+    if not _is_transformers_model(model) or _attention(model) not in CUSTOM_MASK_ATTENTION:
+        return False
+    config = _base_model(model).config
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        return all(t == "full_attention" for t in layer_types)
+    return getattr(config, "sliding_window", None) is None
+
+
+def shared_prompt_mask(model: torch.nn.Module, segment_ids: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, T, T)`` mask of shared-prompt rows: causal, and a token sees its own segment and its pair's
+    prompt only (pair j: prompt ``3j``, chosen ``3j + 1``, rejected ``3j + 2``); padding (-1) sees only
+    padding, so no softmax row is empty."""
+    seg_q, seg_k = segment_ids.unsqueeze(-1), segment_ids.unsqueeze(-2)  # (B, T, 1), (B, 1, T)
+    t = segment_ids.shape[-1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=segment_ids.device).tril()
+    prompt_of_q = torch.div(seg_q, 3, rounding_mode="floor") * 3
+    allowed = causal & ((seg_k == seg_q) | ((seg_k == prompt_of_q) & (seg_q >= 0)))
+    allowed = allowed.unsqueeze(1)
+    if _attention(model) == "sdpa":
+        return allowed
+    dtype = unwrap(model).get_input_embeddings().weight.dtype
+    dtype = dtype if dtype.is_floating_point else torch.float32
+    zero = torch.zeros((), dtype=dtype, device=segment_ids.device)
+    return torch.where(allowed, zero, torch.finfo(dtype).min)
+
+
+def model_inputs(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword arguments of the model's forward for ``batch`` (a 4D mask for shared-prompt rows)."""
+    inputs = {k: batch[k] for k in MODEL_KEYS if k in batch}
+    if "segment_ids" in batch:
+        if not supports_shared_prompt(model):
+            raise ValueError(
+                f"{type(_base_model(model)).__name__} ({_attention(model)} attention) cannot take a shared-prompt "
+                "batch: its attention does not apply a custom 4D mask as given; collate padded pairs instead"
+            )
+        inputs["attention_mask"] = shared_prompt_mask(model, batch["segment_ids"])
+    return inputs
+
+
+# ---------------------------------------------------------------------------------- scored positions
+class ScoreSpec(NamedTuple):
+    index: torch.Tensor
+    """(N,) flat position (row * T + column) of the hidden state that predicts each scored token."""
+    target: torch.Tensor
+    """(N,) the scored token ids."""
+    seq: torch.Tensor
+    """(N,) which sequence each scored token is summed into."""
+    counts: torch.Tensor
+    """(S,) scored tokens per sequence (S sequences)."""
+
+
+def score_spec(batch: Mapping[str, torch.Tensor]) -> ScoreSpec:
+    """What to score: the explicit ``score_*`` tensors, or from ``labels`` (one sequence per row)."""
+    if "score_index" in batch:
+        return ScoreSpec(*(batch[k] for k in SCORE_KEYS))
+    labels = batch["labels"]
+    mask = label_mask(labels)  # (B, T): targets at t >= 1
+    rows, cols = mask.nonzero(as_tuple=True)
+    return ScoreSpec(rows * labels.shape[1] + cols - 1, labels[rows, cols], rows, mask.sum(dim=-1))
+
+
+def output_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    get = getattr(unwrap(model), "get_output_embeddings", None)
+    head = get() if callable(get) else None
+    return head if isinstance(head, torch.nn.Module) else None
+
+
+def selected_logits(
+    model: torch.nn.Module, inputs: Mapping[str, torch.Tensor], index: torch.Tensor
+) -> torch.Tensor:
+    """``(N, V)`` logits of the hidden states at flat positions ``index`` (see the module docstring)."""
+    head = output_head(model)
+    shape = inputs["input_ids"].shape
+    calls: list[bool] = []
+
+    def select(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        hidden = args[0] if args else None
+        ok = not calls and isinstance(hidden, torch.Tensor) and tuple(hidden.shape[:2]) == tuple(shape)
+        calls.append(ok)
+        if not ok:
+            return None
+        return (hidden.reshape(-1, hidden.shape[-1])[index], *args[1:])
+
+    if head is not None:
+        handle = head.register_forward_pre_hook(select)
+        try:
+            logits = model(**inputs, use_cache=False).logits
+        finally:
+            handle.remove()
+        if calls == [True] and logits.shape[:-1] == index.shape:
+            return logits
+        if not any(calls) and logits.dim() == 3:  # the head was never given the hidden states
+            return logits.flatten(0, 1)[index]
+    logits = model(**inputs, use_cache=False).logits  # (B, T, V)
+    return logits.flatten(0, 1)[index]
+
+
+def target_logps(logits: torch.Tensor, target: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """``(N,)`` float32 ``log softmax(logits)[target]``; half-precision logits are upcast a chunk at a time."""
+    if logits.dtype == torch.float32:
+        return logits.gather(-1, target.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    parts = []
+    for start in range(0, logits.shape[0], chunk):
+        part = logits[start : start + chunk].float()
+        picked = part.gather(-1, target[start : start + chunk].unsqueeze(-1)).squeeze(-1)
+        parts.append(picked - torch.logsumexp(part, dim=-1))
+    return torch.cat(parts) if parts else logits.new_zeros((0,), dtype=torch.float32)
+
+
+def scored_logps(
+    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], temperature: float = 1.0
+) -> tuple[torch.Tensor, ScoreSpec]:
+    """``(N,)`` log-probs of every scored token (fp32, at ``temperature``) and the spec saying where they are."""
+    spec = score_spec(batch)
+    logits = selected_logits(model, model_inputs(model, batch), spec.index)
+    return target_logps(tempered(logits, temperature), spec.target), spec
+
+
 def response_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> ResponseLogps:
-    """Summed log-probs of each row's labelled tokens (``labels != -100``), in one forward."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-    token = token_logps(logits, batch["labels"])  # (B, T)
-    mask = label_mask(batch["labels"])  # (B, T)
-    return ResponseLogps(sequence_logps(token, mask), mask.sum(dim=-1))
+    """Summed log-probs of each sequence's scored tokens (each row's ``labels != -100``), in one forward."""
+    logps, spec = scored_logps(model, batch)
+    sums = logps.new_zeros(spec.counts.shape[0]).index_add(0, spec.seq, logps)
+    return ResponseLogps(sums, spec.counts)
 
 
 def labelled_token_logps(
@@ -40,8 +221,10 @@ def labelled_token_logps(
     The per-token form of :func:`response_logps`, for losses that weigh tokens separately (PPO, GRPO).
     ``temperature`` scores under ``softmax(logits / temperature)``, the distribution RL samples from.
     """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (B, T, V)
-    return token_logps(tempered(logits, temperature), labels)
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    logps, spec = scored_logps(model, batch, temperature)
+    flat = logps.new_zeros(labels.numel()).index_put((spec.index + 1,), logps)
+    return flat.view(labels.shape)
 
 
 def tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:

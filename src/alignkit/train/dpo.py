@@ -8,7 +8,11 @@ Design choices, and why:
 
 - **One forward for both sides.** Chosen and rejected are padded to a common length and stacked
   (``alignkit.data.pair_examples.collate_pairs``), so the policy runs once per micro-batch: half the launches, and both
-  sides see exactly the same weights and mode.
+  sides see exactly the same weights and mode. With ``data.packing`` (the default) a pair is one row,
+  prompt + chosen + rejected (``collate_shared_pairs``), so the prompt is computed once for both sides,
+  by the policy and by a live reference; and the LM head runs only on response positions
+  (``models/forward.py``). Same numbers (tested to 1e-5); models whose attention cannot take the 4D
+  mask (sliding windows, flash attention, remote code) keep padded pairs.
 - **The reference is a seam** (``train/reference.py``): a frozen copy of ``model.path`` (or
   ``ref_model_path``), the policy with its LoRA adapter disabled, or log-probs cached once before
   training (``reference: cached``; identical numbers, no reference forward per step and no reference
@@ -34,6 +38,7 @@ import torch
 from alignkit.config import check
 from alignkit.data.pair_examples import (
     collate_pairs,
+    collate_shared_pairs,
     collate_unpaired,
     count_examples,
     count_pairs,
@@ -42,7 +47,7 @@ from alignkit.data.pair_examples import (
     tokenize_unpaired,
 )
 from alignkit.losses.dpo import LOSS_NAMES, PreferenceBatch, PreferenceLoss, PreferenceOutput
-from alignkit.models.forward import response_logps
+from alignkit.models.forward import response_logps, supports_shared_prompt
 from alignkit.models.loading import check_model_source, save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, model_quantize, trainable_summary
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
@@ -143,11 +148,12 @@ def _metric_sums(out: PreferenceOutput, units: int) -> dict[str, torch.Tensor]:
 def paired_loss_fn(
     loss: PreferenceLoss, options: dict[str, float], reference: ReferenceModel | None
 ) -> LossFn:
-    """Loss of a batch from ``collate_pairs``: one policy forward over chosen and rejected together."""
+    """Loss of a batch from ``collate_pairs`` / ``collate_shared_pairs``: one policy forward over chosen and
+    rejected together."""
 
     def loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         b = count_pairs(batch)
-        policy = response_logps(model, lm_inputs(batch))  # (2B,): rows [0, B) chosen, [B, 2B) rejected
+        policy = response_logps(model, lm_inputs(batch))  # (2B,): [0, B) chosen, [B, 2B) rejected
         ref = reference_logps(batch, reference) if loss.needs_reference else None  # (2B,)
         pref = PreferenceBatch(
             policy_chosen_logps=policy.logps[:b],
@@ -256,6 +262,17 @@ def train(config: DPOConfig) -> LoopResult:
         reference = None
 
     collate = collate_pairs if loss.paired else collate_unpaired
+    ref_model = reference.model if reference is not None and reference.kind == "frozen" else None
+    if (
+        loss.paired
+        and config.data.packing
+        and supports_shared_prompt(model)
+        and (ref_model is None or supports_shared_prompt(ref_model))
+    ):
+        collate = collate_shared_pairs
+    if loss.paired:
+        layout = "one row per pair, shared prompt" if collate is collate_shared_pairs else "padded pairs"
+        accelerator.print(f"data: {layout} (data.packing={config.data.packing})")
     make_loss = paired_loss_fn if loss.paired else kto_loss_fn
     loop = TrainLoop(
         accelerator=accelerator,

@@ -6,6 +6,11 @@ The mask comes from the tokenizer's chat template (``alignkit.data.render``): sy
 the template's own scaffolding carry no loss, while the tokens that close an assistant turn do, so the
 model learns to stop. The normaliser is the assistant-token count of the whole optimizer step, across
 micro-batches and processes (``train/engine.py``), which is what makes accumulation exact.
+
+With ``data.packing`` (the default) a micro-batch's conversations are packed into shared rows with
+block-diagonal attention (``data/collate.collate_packed``), and the LM head runs only on the positions
+that predict an assistant token (``models/forward.py``): the same loss, without computing padding or
+prompt logits. The examples of each step, and so the data order and the normaliser, are unchanged.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from typing import Any
 
 import torch
 
-from alignkit.data.collate import collate_lm
+from alignkit.data.collate import collate_lm, collate_packed
 from alignkit.data.render import render_conversation
-from alignkit.losses.logprobs import label_mask, token_logps
-from alignkit.losses.sft import sft_loss
+from alignkit.losses.logprobs import label_mask
+from alignkit.models.forward import scored_logps, supports_packing
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
@@ -56,11 +61,10 @@ def count_loss_tokens(batch: dict[str, torch.Tensor]) -> int:
 
 
 def sft_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-    logps = token_logps(logits, batch["labels"])  # (B, T): column t scores token t given tokens < t
+    """Summed NLL of the batch's assistant tokens (padded or packed rows alike)."""
+    logps, _ = scored_logps(model, batch)  # (N,): log pi of each loss token, LM head on those positions only
     # Normaliser 1: the loop divides the summed NLL by the token count of the whole optimizer step.
-    out = sft_loss(logps, label_mask(batch["labels"]), num_tokens=1.0)
-    return LossOutput(out.loss, {})
+    return LossOutput(-logps.sum(), {})
 
 
 def tokenize(records: list[Any], tokenizer: Any, max_length: int) -> tuple[list[Any], int]:
@@ -92,6 +96,11 @@ def train(config: SFTConfig) -> LoopResult:
     model, optimizer = prepare_training(accelerator, model, config.trainer)
 
     pad_id = tokenizer.pad_token_id
+    packed = config.data.packing and supports_packing(model)
+    accelerator.print(
+        f"data: {'packed rows' if packed else 'padded rows'} (data.packing={config.data.packing})"
+    )
+    collate = collate_packed if packed else collate_lm
     loop = TrainLoop(
         accelerator=accelerator,
         model=model,
@@ -99,7 +108,7 @@ def train(config: SFTConfig) -> LoopResult:
         data=LoopData(
             train=tokenized["train"],
             eval=tokenized.get("eval", ()),
-            collate=lambda examples: collate_lm(examples, pad_id),
+            collate=lambda examples: collate(examples, pad_id),
             count_units=count_loss_tokens,
         ),
         loss_fn=sft_loss_sum,

@@ -1,0 +1,267 @@
+"""The fast paths of ``models/forward.py`` compute the plain path's numbers (losses and gradients, 1e-5).
+
+Plain path: right-padded rows, a full forward, ``(B, T, V)`` logits, ``token_logps``. Fast paths: the LM
+head only on scored positions, packed SFT rows (``collate_packed``) and shared-prompt DPO rows
+(``collate_shared_pairs``), on the toy world's Llama and on tiny models of other families.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from alignkit.data.collate import collate_lm, collate_packed, pack_rows
+from alignkit.data.pair_examples import collate_pairs, collate_shared_pairs, count_pairs, lm_inputs
+from alignkit.data.render import IGNORE_INDEX, TokenizedExample
+from alignkit.losses.logprobs import label_mask, sequence_logps, token_logps
+from alignkit.models.forward import (
+    labelled_token_logps,
+    response_logps,
+    scored_logps,
+    supports_packing,
+    supports_shared_prompt,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "families"))
+
+TOL = 1e-5
+
+
+def example(ids: list[int], prompt_len: int) -> TokenizedExample:
+    labels = [IGNORE_INDEX] * prompt_len + ids[prompt_len:]
+    return TokenizedExample(input_ids=ids, labels=labels)
+
+
+def random_examples(vocab: int, n: int, seed: int = 0) -> list[TokenizedExample]:
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        length = int(torch.randint(4, 40, (1,), generator=gen))
+        prompt = int(torch.randint(1, length - 1, (1,), generator=gen))
+        out.append(example(torch.randint(3, vocab, (length,), generator=gen).tolist(), prompt))
+    return out
+
+
+def random_pairs(vocab: int, n: int, seed: int = 0):
+    from alignkit.data.pair_examples import PairExample
+
+    gen = torch.Generator().manual_seed(seed)
+    pairs = []
+    for _ in range(n):
+        prompt = torch.randint(
+            3, vocab, (int(torch.randint(2, 20, (1,), generator=gen)),), generator=gen
+        ).tolist()
+        sides = []
+        for _ in range(2):
+            resp = torch.randint(3, vocab, (int(torch.randint(1, 15, (1,), generator=gen)),), generator=gen)
+            sides.append(example(prompt + resp.tolist(), len(prompt)))
+        pairs.append(PairExample(*sides))
+    return pairs
+
+
+def plain_token_logps(model, batch):
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return token_logps(logits, batch["labels"])
+
+
+def plain_sft_loss(model, batch):
+    return -sequence_logps(plain_token_logps(model, batch), label_mask(batch["labels"])).sum()
+
+
+def grads(model, loss):
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def assert_same_grads(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=TOL, rtol=TOL, msg=name)
+
+
+@pytest.fixture(scope="module")
+def toy_llama():
+    from alignkit.models.loading import load_causal_lm
+
+    model = load_causal_lm("toyworld://models/tiny", dtype="float32")
+    model.train()
+    return model
+
+
+def family_model(name: str):
+    from family_models import FAMILIES, family_model, family_tokenizer
+
+    family = FAMILIES[name]
+    model = family_model(family, family_tokenizer(family))
+    model.train()
+    return model
+
+
+def models():
+    yield "toy-llama", None
+    yield "qwen2.5", "qwen2.5"
+    yield "gemma2", "gemma2"
+
+
+@pytest.fixture(params=[m for m, _ in models()])
+def any_model(request, toy_llama):
+    if request.param == "toy-llama":
+        return toy_llama
+    return family_model(dict(models())[request.param])
+
+
+def test_pack_rows_puts_the_longest_first_into_the_emptiest_row():
+    assert pack_rows([5, 3, 2, 4, 1], 2) == [[0, 2, 4], [3, 1]]
+    assert pack_rows([3, 3], 3) == [[0], [1]]
+    rows = pack_rows([7, 1, 1, 1, 6, 2], 2)
+    assert sorted(i for r in rows for i in r) == list(range(6))
+
+
+def test_collate_packed_keeps_every_loss_token_and_restarts_positions():
+    examples = random_examples(100, 12)
+    packed = collate_packed(examples, pad_token_id=0)
+    plain = collate_lm(examples, pad_token_id=0)
+    assert packed["input_ids"].numel() < 0.9 * plain["input_ids"].numel()
+    assert int(label_mask(packed["labels"]).sum()) == int(label_mask(plain["labels"]).sum())
+    assert "attention_mask" not in packed
+    starts = (packed["position_ids"] == 0).sum()
+    assert starts >= len(examples)
+    same_length = [example(list(range(3, 13)), 4)] * 4  # nothing to gain: padded rows as usual
+    assert collate_packed(same_length, 0).keys() == collate_lm(same_length, 0).keys()
+
+
+def test_sft_packed_loss_and_gradients_equal_padded(any_model):
+    examples = random_examples(any_model.config.vocab_size, 10, seed=1)
+    plain = collate_lm(examples, pad_token_id=0)
+    packed = collate_packed(examples, pad_token_id=0)
+    ref_loss = plain_sft_loss(any_model, plain)
+    ref_grads = grads(any_model, ref_loss)
+    for batch in (plain, packed):  # LM head on loss positions only, then also packed
+        loss = -scored_logps(any_model, batch)[0].sum()
+        torch.testing.assert_close(loss, ref_loss, atol=TOL, rtol=TOL)
+        assert_same_grads(grads(any_model, loss), ref_grads)
+
+
+def test_packed_logits_equal_per_example_logits(toy_llama):
+    examples = random_examples(toy_llama.config.vocab_size, 6, seed=2)
+    packed = collate_packed(examples, pad_token_id=0)
+    with torch.no_grad():
+        logits = toy_llama(
+            input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False
+        ).logits
+        lengths = [len(e.input_ids) for e in examples]
+        rows = pack_rows(lengths, packed["input_ids"].shape[0])
+        assert sum(len(r) for r in rows) == len(examples)
+        for r, row in enumerate(rows):
+            start = 0
+            for i in row:
+                ids = torch.tensor([examples[i].input_ids])
+                alone = toy_llama(input_ids=ids).logits[0]
+                torch.testing.assert_close(logits[r, start : start + len(alone)], alone, atol=TOL, rtol=TOL)
+                start += len(alone)
+
+
+def test_response_and_token_logps_equal_the_full_forward(any_model):
+    examples = random_examples(any_model.config.vocab_size, 6, seed=3)
+    batch = collate_lm(examples, pad_token_id=0)
+    with torch.no_grad():
+        ref_tokens = plain_token_logps(any_model, batch)
+        mask = label_mask(batch["labels"])
+        out = response_logps(any_model, batch)
+        torch.testing.assert_close(out.logps, sequence_logps(ref_tokens, mask), atol=TOL, rtol=TOL)
+        assert torch.equal(out.num_tokens, mask.sum(-1))
+        per_token = labelled_token_logps(
+            any_model, batch["input_ids"], batch["attention_mask"], batch["labels"], temperature=0.7
+        )
+        logits = any_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        torch.testing.assert_close(per_token, token_logps(logits / 0.7, batch["labels"]), atol=TOL, rtol=TOL)
+
+
+def test_shared_prompt_pairs_equal_padded_pairs(any_model):
+    pairs = random_pairs(any_model.config.vocab_size, 6, seed=4)
+    plain = collate_pairs(pairs, pad_token_id=0)
+    shared = collate_shared_pairs(pairs, pad_token_id=0)
+    assert count_pairs(plain) == count_pairs(shared) == len(pairs)
+    assert shared["input_ids"].numel() < plain["input_ids"].numel()
+    assert shared["input_ids"].shape[0] < len(pairs)  # several pairs share a row
+    ref = response_logps(any_model, lm_inputs(plain))
+    ref_grads = grads(any_model, ref.logps[:6].sum() - 2 * ref.logps[6:].sum())
+    if not supports_shared_prompt(any_model):
+        pytest.skip("sliding-window attention: the trainer keeps padded pairs for this model")
+    out = response_logps(any_model, lm_inputs(shared))
+    torch.testing.assert_close(out.logps, ref.logps, atol=TOL, rtol=TOL)
+    assert torch.equal(out.num_tokens, ref.num_tokens)
+    assert_same_grads(grads(any_model, out.logps[:6].sum() - 2 * out.logps[6:].sum()), ref_grads)
+
+
+def test_shared_prompt_eager_attention_is_exact_too():
+    from alignkit.models.loading import load_causal_lm
+
+    model = load_causal_lm("toyworld://models/tiny", dtype="float32")
+    model.config._attn_implementation = "eager"
+    pairs = random_pairs(model.config.vocab_size, 4, seed=5)
+    with torch.no_grad():
+        ref = response_logps(model, lm_inputs(collate_pairs(pairs, pad_token_id=0))).logps
+        out = response_logps(model, lm_inputs(collate_shared_pairs(pairs, pad_token_id=0))).logps
+    torch.testing.assert_close(out, ref, atol=TOL, rtol=TOL)
+
+
+def test_lora_model_takes_the_fast_path_exactly(toy_llama):
+    from peft import LoraConfig, get_peft_model
+
+    from alignkit.models.forward import output_head
+
+    model = get_peft_model(
+        family_model("qwen2.5"), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
+    )
+    assert output_head(model) is not None and supports_packing(model) and supports_shared_prompt(model)
+    examples = random_examples(model.config.vocab_size, 6, seed=6)
+    plain = collate_lm(examples, pad_token_id=0)
+    ref_loss = plain_sft_loss(model, plain)
+    ref_grads = grads(model, ref_loss)
+    loss = -scored_logps(model, collate_packed(examples, pad_token_id=0))[0].sum()
+    torch.testing.assert_close(loss, ref_loss, atol=TOL, rtol=TOL)
+    assert_same_grads(grads(model, loss), ref_grads)
+
+
+def test_gemma2_softcapping_is_applied_on_the_selected_logits():
+    model = family_model("gemma2")
+    model.config.final_logit_softcapping = 0.05  # small enough to change every log-prob
+    examples = random_examples(model.config.vocab_size, 4, seed=7)
+    batch = collate_lm(examples, pad_token_id=0)
+    with torch.no_grad():
+        ref = sequence_logps(plain_token_logps(model, batch), label_mask(batch["labels"]))
+        capped = response_logps(model, batch).logps
+        model.config.final_logit_softcapping = None
+        uncapped = response_logps(model, batch).logps
+    torch.testing.assert_close(capped, ref, atol=TOL, rtol=TOL)
+    assert not torch.allclose(uncapped, ref, atol=TOL, rtol=TOL)
+
+
+@pytest.mark.parametrize("loss_name", ["dpo", "simpo"])
+def test_dpo_trainer_loss_on_shared_rows_equals_padded_pairs(toy_llama, loss_name):
+    """The trainer's loss function, live reference included: same loss, metrics and gradients."""
+    from alignkit.losses.dpo import PreferenceLoss
+    from alignkit.models.loading import load_causal_lm
+    from alignkit.train.dpo import paired_loss_fn
+    from alignkit.train.reference import ReferenceModel
+
+    ref_model = load_causal_lm("toyworld://models/tiny", dtype="float32")
+    with torch.no_grad():
+        for p in ref_model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    loss = PreferenceLoss(loss_name)
+    fn = paired_loss_fn(loss, {}, ReferenceModel.frozen(ref_model) if loss.needs_reference else None)
+    pairs = random_pairs(toy_llama.config.vocab_size, 5, seed=8)
+    ref_out = fn(toy_llama, collate_pairs(pairs, pad_token_id=0))
+    ref_grads = grads(toy_llama, ref_out.loss_sum)
+    out = fn(toy_llama, collate_shared_pairs(pairs, pad_token_id=0))
+    torch.testing.assert_close(out.loss_sum, ref_out.loss_sum, atol=TOL, rtol=TOL)
+    assert out.metric_sums.keys() == ref_out.metric_sums.keys()
+    for key, value in ref_out.metric_sums.items():
+        torch.testing.assert_close(out.metric_sums[key], value, atol=TOL, rtol=TOL, msg=key)
+    assert_same_grads(grads(toy_llama, out.loss_sum), ref_grads)
