@@ -49,7 +49,8 @@ def _safe_ppo(demo_run, out: Path, *extra: str):
 
 def _rows(run_dir: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+    # wall-clock numbers (elapsed_s, timing/*) differ between any two runs; everything else must not
+    return [{k: v for k, v in r.items() if k != "elapsed_s" and not k.startswith("timing/")} for r in rows]
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -227,6 +227,34 @@ def labelled_token_logps(
     return flat.view(labels.shape)
 
 
+class TokenLogps(NamedTuple):
+    logps: torch.Tensor
+    """(B, T) log-probs of the labelled tokens (fp32), 0 elsewhere; carries the gradient."""
+    entropy: torch.Tensor | None
+    """(B, T) entropy of the distribution that chose each labelled token (detached), 0 elsewhere."""
+
+
+def labelled_token_logps_and_entropy(
+    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], temperature: float = 1.0, entropy: bool = True
+) -> TokenLogps:
+    """:func:`labelled_token_logps` and, from the same logits, the entropy at each labelled position: the
+    policy forward of the online trainers (the LM head runs only on response positions, as everywhere)."""
+    from alignkit.losses.logprobs import entropy_from_logits
+
+    labels = batch["labels"]
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+    spec = score_spec(inputs)
+    logits = tempered(selected_logits(model, model_inputs(model, inputs), spec.index), temperature)
+    where = (spec.index + 1,)
+    logps = target_logps(logits, spec.target)
+    token = logps.new_zeros(labels.numel()).index_put(where, logps).view(labels.shape)
+    if not entropy:
+        return TokenLogps(token, None)
+    with torch.no_grad():
+        values = entropy_from_logits(logits.detach().unsqueeze(0)).squeeze(0)
+    return TokenLogps(token, values.new_zeros(labels.numel()).index_put(where, values).view(labels.shape))
+
+
 def tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """``logits / temperature`` (the same tensor when it is 1)."""
     return logits if temperature == 1.0 else logits / temperature

@@ -28,9 +28,9 @@ from alignkit.config import check
 from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs, CriticFreeEstimator
 from alignkit.losses.grpo import GRPOAggregation, grpo_loss
 from alignkit.losses.lagrangian import combined_advantages
-from alignkit.losses.logprobs import entropy_from_logits, label_mask, token_logps
+from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import KLEstimator, kl_penalty, per_token_costs, per_token_rewards
-from alignkit.models.forward import labelled_token_logps, tempered
+from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, ModelConfig, OnlineTrainerConfig, RunConfig
 from alignkit.train.common import make_optimizer
@@ -116,11 +116,8 @@ class GRPOTrainer(OnlineTrainer):
         self, model: Any, batch: dict[str, torch.Tensor], normaliser: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
         config = self.config
-        logits = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).logits
-        logits = tempered(logits, config.rollout.temperature)  # the distribution that sampled
-        logps = token_logps(logits, batch["labels"])
+        # at the temperature that sampled; the LM head only on response positions
+        logps, entropy = labelled_token_logps_and_entropy(model, batch, config.rollout.temperature)
         mask = label_mask(batch["labels"])
         aggregation = GRPOAggregation(config.aggregation)
         if self.estimator.constant_loss_normaliser:
@@ -139,11 +136,9 @@ class GRPOTrainer(OnlineTrainer):
             num_tokens=normaliser,
         )
         loss = self.mini_batch_share(out.loss, batch, aggregation)
-        with torch.no_grad():
-            # only the distributions that chose a response token (position t - 1 chose token t)
-            chosen = logits.detach()[:, :-1][mask[:, 1:]].unsqueeze(0)  # (1, N, V)
-            metrics = token_weighted({"policy/kl": out.kl, "policy/clipfrac": out.clipfrac}, mask)
-            metrics["policy/entropy"] = float(entropy_from_logits(chosen).sum())
+        metrics = token_weighted({"policy/kl": out.kl, "policy/clipfrac": out.clipfrac}, mask)
+        assert entropy is not None
+        metrics["policy/entropy"] = float(entropy.sum())
         # this micro-batch's share of the mini-batch loss, times the normaliser: summed and divided by the
         # step's tokens it is the mini-batch loss (either aggregation) whatever the micro-batch size
         metrics["policy/loss"] = float(loss.detach()) * normaliser

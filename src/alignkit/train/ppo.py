@@ -25,7 +25,7 @@ from alignkit.data.collate import collate_lm
 from alignkit.data.render import render_conversation
 from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs
 from alignkit.losses.lagrangian import combined_advantages
-from alignkit.losses.logprobs import entropy_from_logits, label_mask, token_logps
+from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import (
     KLEstimator,
     explained_variance,
@@ -36,7 +36,7 @@ from alignkit.losses.ppo import (
     ppo_value_loss,
 )
 from alignkit.losses.sft import sft_loss
-from alignkit.models.forward import tempered
+from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy
 from alignkit.models.value import load_critic
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, OnlineTrainerConfig, RunConfig
@@ -227,11 +227,8 @@ class PPOTrainer(OnlineTrainer):
     def _actor_loss(
         self, model: Any, batch: dict[str, torch.Tensor], normaliser: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).logits
-        logits = tempered(logits, self.config.rollout.temperature)  # the distribution that sampled
-        logps = token_logps(logits, batch["labels"])
+        # at the temperature that sampled; the LM head only on response positions
+        logps = labelled_token_logps_and_entropy(model, batch, self.config.rollout.temperature, False).logps
         mask = label_mask(batch["labels"])
         ppo = self.config.ppo
         out = ppo_policy_loss(
@@ -247,10 +244,10 @@ class PPOTrainer(OnlineTrainer):
         loss = self.mini_batch_share(out.loss, batch, ppo.aggregation)
         metrics["policy/loss"] = float(loss.detach()) * normaliser
         if "ptx_input_ids" in batch:
-            ptx_logits = model(
-                input_ids=batch["ptx_input_ids"], attention_mask=batch["ptx_attention_mask"], use_cache=False
-            ).logits
-            ptx = sft_loss(token_logps(ptx_logits, batch["ptx_labels"]), label_mask(batch["ptx_labels"])).loss
+            ptx_logps = labelled_token_logps(
+                model, batch["ptx_input_ids"], batch["ptx_attention_mask"], batch["ptx_labels"]
+            )
+            ptx = sft_loss(ptx_logps, label_mask(batch["ptx_labels"])).loss
             # The mini-batch's PTX term is the mean NLL over its PTX micro-batches (DDP averages processes).
             loss = loss + self.config.ppo.ptx_coef * ptx / self.micro_per_mini
             metrics["policy/ptx_loss"] = float(ptx.detach()) * float(mask.sum())
@@ -283,15 +280,9 @@ class PPOTrainer(OnlineTrainer):
     # ------------------------------------------------------------------ one step
     def _policy_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(b, t, 2): log-probs of the chosen tokens and the entropy of the distribution that chose them."""
-        logits = self.actor(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).logits
-        logits = tempered(logits, self.config.rollout.temperature)
-        mask = label_mask(batch["labels"])
-        # only where a response token was chosen: position t - 1's distribution chose token t
-        entropy = torch.zeros(mask.shape, dtype=torch.float32, device=logits.device)
-        entropy[mask] = entropy_from_logits(logits[:, :-1][mask[:, 1:]].unsqueeze(0)).squeeze(0)
-        return torch.stack([token_logps(logits, batch["labels"]), entropy], dim=-1)
+        out = labelled_token_logps_and_entropy(self.actor, batch, self.config.rollout.temperature)
+        assert out.entropy is not None
+        return torch.stack([out.logps, out.entropy], dim=-1)
 
     def _values(self, critic: Any, rollout: Rollout) -> torch.Tensor:
         critic.eval()
