@@ -70,6 +70,7 @@ from typing import Any
 
 import torch
 from _common import (
+    MODEL_SIZES,
     RESULTS,
     MemoryMeter,
     cpu_clock_at_metrics_log,
@@ -82,11 +83,11 @@ from _common import (
     print_table,
     profile_once,
     step_clock_callback,
+    train_sft_policy,
     trl_optimizer_name,
     versions,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 PHASES = ("generation", "scoring", "reference", "update")
 
 ALIGNKIT_PHASES = {
@@ -131,31 +132,6 @@ def build_workload(args: argparse.Namespace, model: str, steps: int) -> PromptWo
             work.user_texts.append(message_text(prompts[i], "user"))
             work.prompt_ids.append(render_prompt(tokenizer, prompts[i]))
     return work
-
-
-def train_sft_policy(args: argparse.Namespace, out_dir: Path) -> str:
-    """The starting policy: the toy SFT recipe, shortened to ``--sft-steps`` (GRPO starts from an SFT model)."""
-    from alignkit.config import load_config
-    from alignkit.train.sft import SFTConfig, train
-
-    config = load_config(
-        SFTConfig,
-        REPO / "examples/toyworld/sft.yaml",
-        [
-            f"trainer.max_steps={args.sft_steps}",
-            "trainer.eval_every=0",
-            "trainer.save_every=0",
-            f"run.output_dir={out_dir}",
-            "run.overwrite=true",
-            "run.tensorboard=false",
-            "run.progress=false",
-        ],
-    )
-    t0 = time.perf_counter()
-    result = train(config)
-    loss = next((r["loss"] for r in reversed(result.history) if "loss" in r), None)
-    print(f"SFT policy: {args.sft_steps} steps in {time.perf_counter() - t0:.1f} s, final loss {loss}")
-    return str(out_dir / "final")
 
 
 # ------------------------------------------------------------------------------------------ instruments
@@ -609,6 +585,7 @@ def main() -> None:
     p.add_argument(
         "--sft-steps", type=int, default=200, help="steps of the toy SFT when --model is not given"
     )
+    p.add_argument("--model-size", choices=MODEL_SIZES, default="toy", help="toy (~0.5M) or 4m (~3.8M Llama)")
     p.add_argument("--data", default="toyworld://data/prompts", help="prompt dataset")
     p.add_argument("--template", default="trl-prompt", help="alignkit data template for --data")
     p.add_argument("--split", default="train")
@@ -679,7 +656,9 @@ def main() -> None:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "versions": versions(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "policy": model if args.model else f"toy SFT, {args.sft_steps} steps of examples/toyworld/sft.yaml",
+        "policy": model
+        if args.model
+        else f"{args.model_size} model, {args.sft_steps} SFT steps of examples/toyworld/sft.yaml",
         "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s; TRL on_step_end)",
         "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
         "load_average_at_end": load_average(),

@@ -72,6 +72,7 @@ from typing import Any
 
 import torch
 from _common import (
+    MODEL_SIZES,
     RESULTS,
     MemoryMeter,
     cpu_clock_at_metrics_log,
@@ -82,8 +83,9 @@ from _common import (
     memory_key_and_label,
     print_host,
     profile_once,
+    train_sft_policy,
 )
-from grpo_vs_trl import patched, rollout_recorder, summarise_run, train_sft_policy
+from grpo_vs_trl import patched, rollout_recorder, summarise_run
 
 TRAINERS = ("ppo", "ppo-grouped", "safe-ppo", "grpo")
 PHASES = {
@@ -310,6 +312,7 @@ def main() -> None:
     p.add_argument(
         "--sft-steps", type=int, default=200, help="steps of the toy SFT when --model is not given"
     )
+    p.add_argument("--model-size", choices=MODEL_SIZES, default="toy", help="toy (~0.5M) or 4m (~3.8M Llama)")
     p.add_argument("--data", default="toyworld://data/prompts", help="prompt dataset")
     p.add_argument("--template", default="trl-prompt", help="alignkit data template for --data")
     p.add_argument("--split", default="train")
