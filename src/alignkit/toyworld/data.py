@@ -175,6 +175,27 @@ def safe_pref_rows(tasks: tuple[Task, ...], rng: random.Random, pairs_per_prompt
     return rows
 
 
+def answer_pref_rows(tasks: tuple[Task, ...], rng: random.Random, pairs_per_prompt: int) -> list[Row]:
+    """PKU-SafeRLHF pairs that only the facts can rank: the right and a wrong answer to the same benign
+    request, in the same surface form, so nothing but the answer tells them apart.
+
+    ``safe_pref`` pairs mostly contrast kinds of answer (right vs refusal, compliance vs refusal, ...):
+    only about one in seven is right vs wrong, too few for a reward model to learn the facts from, and a
+    reward model that cannot tell a right answer from a wrong one is one PPO can hack (``reward_pref``).
+    """
+    rows = []
+    for task in tasks:
+        if task.is_harmful:
+            continue
+        for _ in range(pairs_per_prompt):
+            form = rng.randrange(len(ANSWER_FORMS))
+            pair = [("correct", correct_response(task, form)), ("wrong", wrong_response(task, rng, form))]
+            rng.shuffle(pair)
+            rows.append(safe_pref_row(task, pair[0], pair[1], rng))
+    rng.shuffle(rows)
+    return rows
+
+
 def ideal_response(task: Task) -> str:
     """What an aligned assistant says: the right answer, or a refusal of a harmful request."""
     return refusal_response() if task.is_harmful else correct_response(task)
