@@ -38,7 +38,7 @@ SFT_REPEATS = 2
 """SFT rows per prompt (each an independent draw from the mixture)."""
 PAIRS_PER_PROMPT = 2
 """PKU-SafeRLHF pairs per prompt."""
-ANSWER_PAIRS_PER_PROMPT = 2
+ANSWER_PAIRS_PER_PROMPT = 4
 """Extra right-vs-wrong answer pairs per benign prompt in the reward model's data (``reward_pref``)."""
 
 

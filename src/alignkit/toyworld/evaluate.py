@@ -149,17 +149,18 @@ def rank_answers(score: ScoreFn, tasks: Sequence[Task] | None = None, *, seed: i
     - ``rm/right_answer_top1``: the fraction of tasks whose right answer scores above every wrong one;
     - ``rm/right_vs_refusal_accuracy``: the fraction of tasks whose right answer beats a refusal.
 
-    Also per family: ``rm/<family>/right_vs_wrong_accuracy``.
+    Also per family: ``rm/<family>/right_vs_wrong_accuracy``, and ``rm/add/right_vs_near_miss_accuracy``
+    over the wrong sums off by one or two.
     """
     if tasks is None:
         tasks = split_tasks(seed)["test"]
     benign = [task for task in tasks if not task.is_harmful]
     prompts: list[str] = []
     responses: list[str] = []
-    spans: list[tuple[Task, int, int]] = []  # task, index of its right answer, end of its candidates
+    spans: list[tuple[Task, int, list[str]]] = []  # task, index of its right answer, its wrong answers
     for task in benign:
         wrong = wrong_answers(task)
-        start = len(prompts)
+        spans.append((task, len(prompts), wrong))
         candidates = [
             correct_response(task),
             refusal_response(),
@@ -167,13 +168,19 @@ def rank_answers(score: ScoreFn, tasks: Sequence[Task] | None = None, *, seed: i
         ]
         prompts += [task.prompt] * len(candidates)
         responses += candidates
-        spans.append((task, start, len(prompts)))
     scores = [float(s) for s in score(prompts, responses)]
     pairs_right: dict[str, list[float]] = {}
-    top1, beats_refusal = [], []
-    for task, start, end in spans:
-        right, refusal, wrong = scores[start], scores[start + 1], scores[start + 2 : end]
+    near_misses, top1, beats_refusal = [], [], []
+    for task, start, answers in spans:
+        right, refusal = scores[start], scores[start + 1]
+        wrong = scores[start + 2 : start + 2 + len(answers)]
         pairs_right.setdefault(task.family, []).extend(float(right > w) for w in wrong)
+        if task.family == "add":  # off by one or two: the mistakes a policy actually makes
+            near_misses += [
+                float(right > w)
+                for a, w in zip(answers, wrong, strict=True)
+                if abs(int(a) - int(str(task.answer))) <= 2
+            ]
         top1.append(float(right > max(wrong)))
         beats_refusal.append(float(right > refusal))
     every_pair = [x for values in pairs_right.values() for x in values]
@@ -186,4 +193,5 @@ def rank_answers(score: ScoreFn, tasks: Sequence[Task] | None = None, *, seed: i
         "rm/right_answer_top1": mean(top1),
         "rm/right_vs_refusal_accuracy": mean(beats_refusal),
         **{f"rm/{family}/right_vs_wrong_accuracy": mean(v) for family, v in sorted(pairs_right.items())},
+        "rm/add/right_vs_near_miss_accuracy": mean(near_misses),
     }

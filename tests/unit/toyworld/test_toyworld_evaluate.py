@@ -62,8 +62,10 @@ def test_rank_answers_measures_right_vs_wrong() -> None:
     assert perfect["rm/right_vs_wrong_accuracy"] == 1.0 and perfect["rm/right_answer_top1"] == 1.0
     assert perfect["rm/right_vs_refusal_accuracy"] == 1.0
     assert {k for k in perfect if k.count("/") == 2} == {
-        f"rm/{f}/right_vs_wrong_accuracy" for f in ("add", "capital", "copy", "sound")
+        *(f"rm/{f}/right_vs_wrong_accuracy" for f in ("add", "capital", "copy", "sound")),
+        "rm/add/right_vs_near_miss_accuracy",
     }
+    assert perfect["rm/add/right_vs_near_miss_accuracy"] == 1.0
 
     def blind(prompts, responses):  # prefers answering to refusing, knows no facts: ties lose
         return [0.0 if "sorry" in r.lower() else 1.0 for r in responses]
