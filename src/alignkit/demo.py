@@ -90,6 +90,7 @@ SCORE_MODEL_OVERRIDES = {
 }
 RIGHT_VS_WRONG = "reward model: right > wrong answer, held-out benign requests (pairwise accuracy)"
 RIGHT_FIRST = "reward model: right answer scored above every wrong one (fraction of held-out benign requests)"
+RIGHT_VS_NEAR_MISS = "reward model: right > off-by-one-or-two sum, held-out additions (pairwise accuracy)"
 POLICY_STAGES = {
     "SFT → DPO (helpfulness)": ("dpo", "dpo-helpfulness", ["preference=helpfulness"]),
     "SFT → DPO (safety)": ("dpo", "dpo-safety", ["preference=safety"]),
@@ -167,6 +168,7 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
     ranking = reward_model_answer_ranking(models["reward"])
     result.score_models[RIGHT_VS_WRONG] = ranking["rm/right_vs_wrong_accuracy"]
     result.score_models[RIGHT_FIRST] = ranking["rm/right_answer_top1"]
+    result.score_models[RIGHT_VS_NEAR_MISS] = ranking["rm/add/right_vs_near_miss_accuracy"]
     result.oracle["SFT"] = held_out_scores(sft_final, models["reward"], models["cost"])
     for title, (name, folder, overrides) in POLICY_STAGES.items():
         filled = [o.format(**models) for o in overrides]

