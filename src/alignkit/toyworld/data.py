@@ -179,7 +179,7 @@ def safe_pref_rows(tasks: tuple[Task, ...], rng: random.Random, pairs_per_prompt
 
 def _answers_of(family: str) -> list[str]:
     """The right answer of every fact of a benign family (one per fact, so repeats keep their frequency)."""
-    return [task.answer for task in all_tasks() if task.family == family and task.template == 0]  # type: ignore[misc]
+    return [str(task.answer) for task in all_tasks() if task.family == family and task.template == 0]
 
 
 def hard_wrong_answer(task: Task, rng: random.Random) -> str:
