@@ -165,7 +165,9 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
     for name, (title, key) in SCORE_MODEL_METRICS.items():
         filled = [o.format(**models) for o in SCORE_MODEL_OVERRIDES.get(name, [])]
         result.score_models[title] = last_metric(stage(name, name, *filled), key)
+    began = time.perf_counter()
     ranking = reward_model_answer_ranking(models["reward"])
+    result.seconds["reward: answer ranking"] = time.perf_counter() - began
     result.score_models[RIGHT_VS_WRONG] = ranking["rm/right_vs_wrong_accuracy"]
     result.score_models[RIGHT_FIRST] = ranking["rm/right_answer_top1"]
     result.score_models[RIGHT_VS_NEAR_MISS] = ranking["rm/add/right_vs_near_miss_accuracy"]
