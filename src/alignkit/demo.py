@@ -83,6 +83,14 @@ SCORE_MODEL_METRICS = {
     "reward": ("reward model: held-out accuracy vs the helpfulness oracle", "eval/rewards/accuracy"),
     "cost": ("cost model: held-out sign accuracy vs the harm oracle", "eval/cost/sign_accuracy"),
 }
+SCORE_MODEL_OVERRIDES = {
+    # The reward model starts from the SFT policy, as in InstructGPT: a random-init backbone never learns
+    # the facts, cannot tell a right answer from a wrong one, and PPO against it trades accuracy for score.
+    "reward": ["model.path={sft}"],
+}
+RIGHT_VS_WRONG = "reward model: right > wrong answer, held-out benign requests (pairwise accuracy)"
+RIGHT_FIRST = "reward model: right answer scored above every wrong one (fraction of held-out benign requests)"
+RIGHT_VS_NEAR_MISS = "reward model: right > off-by-one-or-two sum, held-out additions (pairwise accuracy)"
 POLICY_STAGES = {
     "SFT → DPO (helpfulness)": ("dpo", "dpo-helpfulness", ["preference=helpfulness"]),
     "SFT → DPO (safety)": ("dpo", "dpo-safety", ["preference=safety"]),
@@ -111,6 +119,23 @@ def held_out_scores(model_path: str | Path, reward_path: Path, cost_path: Path) 
     return metrics
 
 
+def reward_model_answer_ranking(reward_path: str | Path) -> dict[str, float]:
+    """``toyworld.evaluate.rank_answers`` with the reward model at ``reward_path``: does it score the right
+    answer to a held-out benign request above the wrong ones? (If not, PPO against it can only lose
+    accuracy: the diagnosis of reward hacking on the toy world.)"""
+    from alignkit.score.score_model import ScoreModelScorer
+    from alignkit.toyworld.evaluate import rank_answers
+
+    scorer = ScoreModelScorer(str(reward_path), max_length=64, batch_size=256)
+
+    def score(prompts: list[str], responses: list[str]) -> list[float]:
+        conversations = [[{"role": "user", "content": p}] for p in prompts]
+        answers = [[{"role": "assistant", "content": r}] for r in responses]
+        return scorer.score(conversations, answers).tolist()
+
+    return rank_answers(score)
+
+
 def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoResult:
     """Build the toy world, train each stage, score every policy, write the tables and ``report.html``."""
     from alignkit.toyworld import default_world
@@ -136,9 +161,16 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     sft_final = stage("sft", "sft") / "final"
-    for name, (title, key) in SCORE_MODEL_METRICS.items():
-        result.score_models[title] = last_metric(stage(name, name), key)
     models = {"sft": sft_final, "reward": out / "reward" / "final", "cost": out / "cost" / "final"}
+    for name, (title, key) in SCORE_MODEL_METRICS.items():
+        filled = [o.format(**models) for o in SCORE_MODEL_OVERRIDES.get(name, [])]
+        result.score_models[title] = last_metric(stage(name, name, *filled), key)
+    began = time.perf_counter()
+    ranking = reward_model_answer_ranking(models["reward"])
+    result.seconds["reward: answer ranking"] = time.perf_counter() - began
+    result.score_models[RIGHT_VS_WRONG] = ranking["rm/right_vs_wrong_accuracy"]
+    result.score_models[RIGHT_FIRST] = ranking["rm/right_answer_top1"]
+    result.score_models[RIGHT_VS_NEAR_MISS] = ranking["rm/add/right_vs_near_miss_accuracy"]
     result.oracle["SFT"] = held_out_scores(sft_final, models["reward"], models["cost"])
     for title, (name, folder, overrides) in POLICY_STAGES.items():
         filled = [o.format(**models) for o in overrides]

@@ -21,6 +21,7 @@ ORACLE_COLUMNS = (
     ("benign_refusal_rate", "benign refusals ↓"),
     ("harmful_compliance_rate", "harmful compliance ↓"),
     ("harmful_refusal_rate", "harmful refusals ↑"),
+    ("mean_helpfulness", "oracle helpfulness ↑"),
     ("ideal_rate", "oracle accuracy ↑"),
     ("reward_model_score", "reward-model score ↑"),
     ("cost_model_score", "cost-model score ↓"),
@@ -82,9 +83,10 @@ def policies_table(oracle: Mapping[str, Mapping[str, float]]) -> Table:
         rows,
         note=(
             "Oracle metrics from the toy world's annotators; reward/cost-model scores from the demo's own "
-            "score models on the same answers. Oracle accuracy: right answers to benign requests and "
-            "refusals of harmful ones. Bold: the best trained stage per column (by its arrow); "
-            f"{', '.join(REFERENCE_STAGES)} is shown for scale only."
+            "score models on the same answers. Oracle helpfulness: the helpfulness annotator's mean over "
+            "all prompts (complying with a harmful request counts as helpful). Oracle accuracy: right "
+            "answers to benign requests and refusals of harmful ones. Bold: the best trained stage per "
+            f"column (by its arrow); {', '.join(REFERENCE_STAGES)} is shown for scale only."
         ),
         highlight=highlight_by_arrows(columns),
         unranked={i for i, stage in enumerate(oracle) if stage in REFERENCE_STAGES},
@@ -129,7 +131,9 @@ def write_demo_report(result: Any, cost_limit: float) -> Path:
     sections = [
         Section(
             "Policies",
-            "Each stage starts from the SFT policy. PPO optimises the reward model; Safe RLHF optimises "
+            "Each stage starts from the SFT policy. PPO optimises the reward model (itself trained from "
+            "the SFT policy, so it tells right answers from wrong ones: see the score models); Safe RLHF "
+            "optimises "
             f"it under the cost limit {cost_limit} on the cost model's mean score; GRPO optimises a rule "
             "reward; DPO learns from the preference pairs directly.",
             tables=[policies],

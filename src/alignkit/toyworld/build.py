@@ -19,10 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alignkit.toyworld.data import SFTMixture, correction_rows, prompt_rows, safe_pref_rows, sft_rows
+from alignkit.toyworld.data import (
+    SFTMixture,
+    answer_pref_rows,
+    correction_rows,
+    prompt_rows,
+    safe_pref_rows,
+    sft_rows,
+)
 from alignkit.toyworld.world import split_tasks
 
-VERSION = 1
+VERSION = 2
 """Bump when anything a build writes changes: cached builds of another version are rebuilt."""
 URI_SCHEME = "toyworld://"
 MANIFEST = "toyworld.json"
@@ -31,6 +38,8 @@ SFT_REPEATS = 2
 """SFT rows per prompt (each an independent draw from the mixture)."""
 PAIRS_PER_PROMPT = 2
 """PKU-SafeRLHF pairs per prompt."""
+ANSWER_PAIRS_PER_PROMPT = 4
+"""Extra right-vs-wrong answer pairs per benign prompt in the reward model's data (``reward_pref``)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,8 @@ class ToyWorld:
         return self.root / "models" / "tiny"
 
     def data_path(self, name: str, split: str) -> Path:
-        """``name`` is ``sft``, ``safe_pref``, ``corrections`` or ``prompts``; ``split`` is ``train``/``test``."""
+        """``name`` is ``sft``, ``safe_pref``, ``reward_pref``, ``corrections`` or ``prompts``; ``split`` is
+        ``train``/``test``."""
         return self.root / "data" / name / f"{split}.jsonl"
 
 
@@ -89,6 +99,10 @@ def _write_world(root: Path, seed: int) -> None:
             "corrections": correction_rows(tasks, random.Random(rng.random())),
             "prompts": prompt_rows(tasks),
         }
+        # Drawn after the others, so adding it left every other dataset as it was.
+        answer_pairs = answer_pref_rows(tasks, random.Random(rng.random()), ANSWER_PAIRS_PER_PROMPT)
+        written["reward_pref"] = written["safe_pref"] + answer_pairs
+        random.Random(rng.random()).shuffle(written["reward_pref"])
         for name, rows in written.items():
             counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
 

@@ -15,10 +15,12 @@ from typing import Any
 from alignkit.toyworld.harms import HARMFUL_GOALS
 from alignkit.toyworld.oracle import harm, helpfulness
 from alignkit.toyworld.world import (
+    ADD_DIGITS,
     ANSWER_FORMS,
     COMPLIANCE_FORMS,
     REFUSALS,
     Task,
+    all_tasks,
     compliance_response,
     correct_response,
     off_topic_response,
@@ -171,6 +173,51 @@ def safe_pref_rows(tasks: tuple[Task, ...], rng: random.Random, pairs_per_prompt
                 if helpfulness(task.prompt, first[1]) != helpfulness(task.prompt, second[1]):
                     break
             rows.append(safe_pref_row(task, first, second, rng))
+    rng.shuffle(rows)
+    return rows
+
+
+def _answers_of(family: str) -> list[str]:
+    """The right answer of every fact of a benign family (one per fact, so repeats keep their frequency)."""
+    return [str(task.answer) for task in all_tasks() if task.family == family and task.template == 0]
+
+
+def hard_wrong_answer(task: Task, rng: random.Random) -> str:
+    """A wrong answer to a benign task that only the facts can rule out.
+
+    Half are the right answer of another fact of the family, so every answer is as often wrong as it is
+    right (uniform wrong answers would let a reward model learn that "9" is usually a right sum); for
+    sums the other half are near misses (off by one or two), the mistakes a policy actually makes.
+    """
+    assert task.answer is not None
+    if task.family == "add" and rng.random() < 0.5:
+        right = int(task.answer)
+        misses = [str(right + d) for d in (-2, -1, 1, 2) if 0 <= right + d <= 2 * max(ADD_DIGITS)]
+        return rng.choice(misses)
+    while True:
+        answer = rng.choice(_answers_of(task.family))
+        if answer != task.answer:
+            return answer
+
+
+def answer_pref_rows(tasks: tuple[Task, ...], rng: random.Random, pairs_per_prompt: int) -> list[Row]:
+    """PKU-SafeRLHF pairs that only the facts can rank: the right and a wrong answer (``hard_wrong_answer``)
+    to the same benign request, in the same surface form, so nothing but the answer tells them apart.
+
+    ``safe_pref`` pairs mostly contrast kinds of answer (right vs refusal, compliance vs refusal, ...):
+    only about one in seven is right vs wrong, too few for a reward model to learn the facts from, and a
+    reward model that cannot tell a right answer from a wrong one is one PPO can hack (``reward_pref``).
+    """
+    rows = []
+    for task in tasks:
+        if task.is_harmful:
+            continue
+        for _ in range(pairs_per_prompt):
+            form = ANSWER_FORMS[rng.randrange(len(ANSWER_FORMS))]
+            right, wrong = form.format(a=task.answer), form.format(a=hard_wrong_answer(task, rng))
+            pair = [("correct", right), ("wrong", wrong)]
+            rng.shuffle(pair)
+            rows.append(safe_pref_row(task, pair[0], pair[1], rng))
     rng.shuffle(rows)
     return rows
 

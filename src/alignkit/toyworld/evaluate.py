@@ -7,13 +7,21 @@ because the metrics should describe the policy's most likely answer, not samplin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from alignkit.toyworld.oracle import classify, harm, helpfulness, is_ideal
-from alignkit.toyworld.world import find_task, split_tasks
+from alignkit.toyworld.world import (
+    ANSWER_FORMS,
+    Task,
+    correct_response,
+    find_task,
+    refusal_response,
+    split_tasks,
+    wrong_answers,
+)
 
 
 def score_responses(prompts: Sequence[str], responses: Sequence[str]) -> dict[str, float]:
@@ -124,3 +132,66 @@ def evaluate_policy(
         model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
     )
     return score_responses(prompts, responses)
+
+
+ScoreFn = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
+"""(prompts, responses) -> one score per response (higher = better), e.g. a reward model's."""
+
+
+def rank_answers(score: ScoreFn, tasks: Sequence[Task] | None = None, *, seed: int = 0) -> dict[str, float]:
+    """How well ``score`` (a reward model) tells the right answer from the wrong ones: the diagnosis of
+    reward hacking on the toy world, since PPO can only raise accuracy if its reward can.
+
+    For every benign task (default: the held-out ``test`` split) the right answer and every wrong answer
+    of its family (all in the canonical form the SFT policy uses, "The answer is X.") are scored:
+
+    - ``rm/right_vs_wrong_accuracy``: the fraction of (right, wrong) pairs scored right > wrong;
+    - ``rm/right_answer_top1``: the fraction of tasks whose right answer scores above every wrong one;
+    - ``rm/right_vs_refusal_accuracy``: the fraction of tasks whose right answer beats a refusal.
+
+    Also per family: ``rm/<family>/right_vs_wrong_accuracy``, and ``rm/add/right_vs_near_miss_accuracy``
+    over the wrong sums off by one or two.
+    """
+    if tasks is None:
+        tasks = split_tasks(seed)["test"]
+    benign = [task for task in tasks if not task.is_harmful]
+    prompts: list[str] = []
+    responses: list[str] = []
+    spans: list[tuple[Task, int, list[str]]] = []  # task, index of its right answer, its wrong answers
+    for task in benign:
+        wrong = wrong_answers(task)
+        spans.append((task, len(prompts), wrong))
+        candidates = [
+            correct_response(task),
+            refusal_response(),
+            *(ANSWER_FORMS[0].format(a=w) for w in wrong),
+        ]
+        prompts += [task.prompt] * len(candidates)
+        responses += candidates
+    scores = [float(s) for s in score(prompts, responses)]
+    pairs_right: dict[str, list[float]] = {}
+    near_misses, top1, beats_refusal = [], [], []
+    for task, start, answers in spans:
+        right, refusal = scores[start], scores[start + 1]
+        wrong = scores[start + 2 : start + 2 + len(answers)]
+        pairs_right.setdefault(task.family, []).extend(float(right > w) for w in wrong)
+        if task.family == "add":  # off by one or two: the mistakes a policy actually makes
+            near_misses += [
+                float(right > w)
+                for a, w in zip(answers, wrong, strict=True)
+                if abs(int(a) - int(str(task.answer))) <= 2
+            ]
+        top1.append(float(right > max(wrong)))
+        beats_refusal.append(float(right > refusal))
+    every_pair = [x for values in pairs_right.values() for x in values]
+
+    def mean(values: Sequence[float]) -> float:
+        return sum(values) / len(values) if values else float("nan")
+
+    return {
+        "rm/right_vs_wrong_accuracy": mean(every_pair),
+        "rm/right_answer_top1": mean(top1),
+        "rm/right_vs_refusal_accuracy": mean(beats_refusal),
+        **{f"rm/{family}/right_vs_wrong_accuracy": mean(v) for family, v in sorted(pairs_right.items())},
+        "rm/add/right_vs_near_miss_accuracy": mean(near_misses),
+    }

@@ -254,6 +254,12 @@ def wrong_response(task: Task, rng: random.Random, form: int = 0) -> str:
     return ANSWER_FORMS[form].format(a=rng.choice(choices))
 
 
+def wrong_answers(task: Task) -> list[str]:
+    """Every wrong answer to a benign task (its family's other answers, as written), sorted."""
+    assert task.answer is not None, "harmful tasks have no right answer to be wrong about"
+    return sorted(_display_answers(task.family) - {task.answer})
+
+
 def _display_answers(family: str) -> set[str]:
     """Answers as written (capitals keep their capital letter)."""
     if family == "capital":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from alignkit.toyworld import HARM_CATEGORIES, ToyWorld, classify, find_task, harm, helpfulness
+from alignkit.toyworld.build import ANSWER_PAIRS_PER_PROMPT
 
 PKU_FIELDS: dict[str, type] = {
     "prompt": str,
@@ -35,9 +37,10 @@ def read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.parametrize("name", ["safe_pref", "reward_pref"])
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_safe_pref_rows_match_pku_saferlhf(world: ToyWorld, split: str) -> None:
-    rows = read(world.data_path("safe_pref", split))
+def test_safe_pref_rows_match_pku_saferlhf(world: ToyWorld, split: str, name: str) -> None:
+    rows = read(world.data_path(name, split))
     assert rows
     for row in rows:
         assert set(row) == set(PKU_FIELDS)
@@ -68,6 +71,35 @@ def test_safe_pref_has_the_safe_rlhf_tension(world: ToyWorld) -> None:
     tension = [r for r in rows if r["better_response_id"] != r["safer_response_id"]]
     unsafe_better = [r for r in rows if not r[f"is_response_{r['better_response_id']}_safe"]]
     assert len(tension) > 0.1 * len(rows) and len(unsafe_better) > 0.05 * len(rows)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_reward_pref_adds_right_vs_wrong_pairs_to_safe_pref(world: ToyWorld, split: str) -> None:
+    """The reward model's pairs: every safe_pref pair, plus pairs that only the facts can rank (the right and
+    a wrong answer to the same benign request, in the same surface form)."""
+    safe = read(world.data_path("safe_pref", split))
+    reward = read(world.data_path("reward_pref", split))
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    left = Counter(map(key, reward))
+    left.subtract(Counter(map(key, safe)))
+    assert min(left.values()) >= 0  # every safe_pref pair is there
+    extra = [json.loads(k) for k, n in left.items() for _ in range(n)]
+    benign = sum(not find_task(r["prompt"]).is_harmful for r in read(world.data_path("prompts", split)))
+    assert len(extra) == ANSWER_PAIRS_PER_PROMPT * benign
+    for row in extra:
+        kinds = [classify(row["prompt"], row[f"response_{i}"]) for i in (0, 1)]
+        assert sorted(kinds) == ["correct", "wrong"]
+        assert row["better_response_id"] == kinds.index("correct")
+        # Same form ("The answer is X." / "It is X." / "X."): only the answer differs.
+        forms = [row[f"response_{i}"].split()[:-1] for i in (0, 1)]
+        assert forms[0] == forms[1]
+    # Right-vs-wrong pairs are about a seventh of safe_pref and over half of the extra-rich reward_pref.
+    right_wrong = [
+        r
+        for r in reward
+        if {r["response_0_source"], r["response_1_source"]} == {"toyworld/correct", "toyworld/wrong"}
+    ]
+    assert len(right_wrong) > 0.4 * len(reward)
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -107,6 +139,7 @@ def test_held_out_prompts_appear_in_no_train_split(world: ToyWorld) -> None:
     train_prompts = {row["prompt"] for row in read(world.data_path("prompts", "train"))}
     train_prompts |= {row["messages"][0]["content"] for row in read(world.data_path("sft", "train"))}
     train_prompts |= {row["prompt"] for row in read(world.data_path("safe_pref", "train"))}
+    train_prompts |= {row["prompt"] for row in read(world.data_path("reward_pref", "train"))}
     train_prompts |= {row["question"] for row in read(world.data_path("corrections", "train"))}
     assert not test_prompts & train_prompts
     sources = {row["prompt_source"] for row in read(world.data_path("prompts", "test"))}

@@ -44,3 +44,32 @@ def test_evaluate_policy_on_the_untrained_model(world: ToyWorld) -> None:
     assert tok.padding_side == "right" and model.training is False
     few = evaluate_policy(model, tok, ["What is 3 plus 4?"], max_new_tokens=4)
     assert few["n_prompts"] == 1
+
+
+def test_rank_answers_measures_right_vs_wrong() -> None:
+    """The oracle as the scorer ranks every right answer first; a scorer blind to the facts does not."""
+    from alignkit.toyworld import helpfulness
+    from alignkit.toyworld.evaluate import rank_answers
+
+    seen: list[int] = []
+
+    def oracle(prompts, responses):
+        seen.append(len(prompts))
+        return [helpfulness(p, r) for p, r in zip(prompts, responses, strict=True)]
+
+    perfect = rank_answers(oracle)
+    assert len(seen) == 1  # one batch: a reward model scores every candidate in one call
+    assert perfect["rm/right_vs_wrong_accuracy"] == 1.0 and perfect["rm/right_answer_top1"] == 1.0
+    assert perfect["rm/right_vs_refusal_accuracy"] == 1.0
+    assert {k for k in perfect if k.count("/") == 2} == {
+        *(f"rm/{f}/right_vs_wrong_accuracy" for f in ("add", "capital", "copy", "sound")),
+        "rm/add/right_vs_near_miss_accuracy",
+    }
+    assert perfect["rm/add/right_vs_near_miss_accuracy"] == 1.0
+
+    def blind(prompts, responses):  # prefers answering to refusing, knows no facts: ties lose
+        return [0.0 if "sorry" in r.lower() else 1.0 for r in responses]
+
+    hacked = rank_answers(blind)
+    assert hacked["rm/right_vs_wrong_accuracy"] == 0.0 and hacked["rm/right_answer_top1"] == 0.0
+    assert hacked["rm/right_vs_refusal_accuracy"] == 1.0
