@@ -22,6 +22,10 @@ from sft_helpers import BIN, REPO, run_cli  # isort: skip
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
+SAMPLES_PER_STEP = 8
+"""rollout.prompts_per_step below, one sample each."""
+
+
 def _overrides(demo_run, out: Path, *extra: str) -> list[str]:
     models = demo_run.out_dir
     return [
@@ -63,6 +67,11 @@ def _assert_same_run(a: Path, b: Path, atol: float) -> None:
     for ra, rb in zip(rows_a, rows_b, strict=True):
         assert ra.keys() == rb.keys()
         for key in ra:
+            if key.endswith("clipfrac") and "policy/response_length" in ra:
+                # a count of tokens past a clip edge: fp32 noise may carry one token across it, no more
+                one_token = 1 / (ra["policy/response_length"] * SAMPLES_PER_STEP)
+                assert abs(ra[key] - rb[key]) <= one_token + 1e-9, (ra["step"], key)
+                continue
             # relative too: explained variance divides by the small variance of the returns
             assert ra[key] == pytest.approx(rb[key], abs=atol, rel=1e-4), (ra["step"], key)
     for folder in ("", "critics/reward", "critics/cost"):
