@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alignkit.data.collate import collate_lm, collate_packed, pack_rows
+from alignkit.data.collate import collate_lm, collate_packed, pack_rows, scored_length
 from alignkit.data.pair_examples import collate_pairs, collate_shared_pairs, count_pairs, lm_inputs
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample
 from alignkit.losses.logprobs import label_mask, sequence_logps, token_logps
@@ -30,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "families"))
 TOL = 1e-5
 
 
-def example(ids: list[int], prompt_len: int) -> TokenizedExample:
-    labels = [IGNORE_INDEX] * prompt_len + ids[prompt_len:]
+def example(ids: list[int], prompt_len: int, tail: int = 0) -> TokenizedExample:
+    """Labels after the prompt, except on the last ``tail`` tokens (as a template's newline after EOT)."""
+    tail = min(tail, len(ids) - prompt_len - 1)
+    labels = [IGNORE_INDEX] * prompt_len + ids[prompt_len : len(ids) - tail] + [IGNORE_INDEX] * tail
     return TokenizedExample(input_ids=ids, labels=labels)
 
 
@@ -41,7 +43,8 @@ def random_examples(vocab: int, n: int, seed: int = 0) -> list[TokenizedExample]
     for _ in range(n):
         length = int(torch.randint(4, 40, (1,), generator=gen))
         prompt = int(torch.randint(1, length - 1, (1,), generator=gen))
-        out.append(example(torch.randint(3, vocab, (length,), generator=gen).tolist(), prompt))
+        tail = int(torch.randint(0, 3, (1,), generator=gen))
+        out.append(example(torch.randint(3, vocab, (length,), generator=gen).tolist(), prompt, tail))
     return out
 
 
@@ -57,7 +60,8 @@ def random_pairs(vocab: int, n: int, seed: int = 0):
         sides = []
         for _ in range(2):
             resp = torch.randint(3, vocab, (int(torch.randint(1, 15, (1,), generator=gen)),), generator=gen)
-            sides.append(example(prompt + resp.tolist(), len(prompt)))
+            tail = int(torch.randint(0, 3, (1,), generator=gen))
+            sides.append(example(prompt + resp.tolist(), len(prompt), tail))
         pairs.append(PairExample(*sides))
     return pairs
 
@@ -153,13 +157,13 @@ def test_packed_logits_equal_per_example_logits(toy_llama):
         logits = toy_llama(
             input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False
         ).logits
-        lengths = [len(e.input_ids) for e in examples]
+        lengths = [scored_length(e.labels) for e in examples]  # what packing keeps of each example
         rows = pack_rows(lengths, packed["input_ids"].shape[0])
         assert sum(len(r) for r in rows) == len(examples)
         for r, row in enumerate(rows):
             start = 0
             for i in row:
-                ids = torch.tensor([examples[i].input_ids])
+                ids = torch.tensor([examples[i].input_ids[: lengths[i]]])
                 alone = toy_llama(input_ids=ids).logits[0]
                 torch.testing.assert_close(logits[r, start : start + len(alone)], alone, atol=TOL, rtol=TOL)
                 start += len(alone)
