@@ -269,3 +269,15 @@ def test_dpo_trainer_loss_on_shared_rows_equals_padded_pairs(toy_llama, loss_nam
     for key, value in ref_out.metric_sums.items():
         torch.testing.assert_close(out.metric_sums[key], value, atol=TOL, rtol=TOL, msg=key)
     assert_same_grads(grads(toy_llama, out.loss_sum), ref_grads)
+
+
+def test_layouts_are_proved_on_the_model_before_use(toy_llama, monkeypatch):
+    import transformers.masking_utils as masking
+
+    from alignkit.models.forward import packing_is_exact, shared_prompt_is_exact
+
+    assert packing_is_exact(toy_llama) and shared_prompt_is_exact(toy_llama)
+    assert toy_llama.training  # the probe's eval() is undone
+    # Attention that ignores packed positions would let examples see each other: the probe notices.
+    monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda position_ids: None)
+    assert not packing_is_exact(toy_llama)
