@@ -21,7 +21,9 @@ full logits are used instead (correct, just not cheaper).
 then keep examples from attending to each other (``data/collate.py``, :func:`supports_packing`).
 ``segment_ids`` (pair j: ``3j`` its prompt, ``3j + 1`` chosen, ``3j + 2`` rejected; -1 padding) are
 shared-prompt rows: a 4D mask is built here so each response sees its prompt and itself only
-(:func:`supports_shared_prompt`).
+(:func:`supports_shared_prompt`). Trainers use a layout only after :func:`packing_is_exact` /
+:func:`shared_prompt_is_exact` proved it on the model itself (a forward of a few tokens, laid out and
+alone); otherwise they pad.
 """
 
 from __future__ import annotations
