@@ -33,6 +33,9 @@ and the report gives the median over the repeats. Structure, memory metering and
   same clipping, DPO sigmoid loss with the same beta, no label smoothing, and the *same optimizer*: TRL
   gets a ``torch.optim.AdamW`` built exactly as alignkit builds its own (``--trl-default-optim``: TRL's
   fused default). Both reference models are fp32 copies of the policy loaded from the same folder.
+- **Each trainer's own layout.** alignkit runs each pair as one block, prompt + chosen + rejected with a
+  4D mask, blocks packed a few to a row, and its LM head only on response positions (``data.packing``,
+  its default; ``--no-packing`` pads pairs); TRL pads chosen and rejected rows (``padding_free=False``).
 - **Same bookkeeping.** Both log every step, neither evaluates, neither saves inside the timed region,
   neither prints per step.
 

@@ -16,6 +16,12 @@ warm-up run of each, and the report gives the median over the repeats. What is h
   checkpointing: both are switched off), micro-batch x 1 accumulation, constant LR without warm-up, the
   same clipping, and the *same optimizer implementation*: TRL gets a ``torch.optim.AdamW`` built exactly
   as alignkit builds its own (TRL's default would be the fused AdamW; ``--trl-default-optim`` uses it).
+- **Each trainer's own layout.** alignkit packs a micro-batch's examples into shared rows with
+  block-diagonal attention and runs its LM head only on loss positions (``data.packing``, its default;
+  ``--no-packing`` pads instead); TRL pads (``packing=False``, ``padding_free=False``: TRL's packing would
+  regroup examples across steps, and its padding-free mode is documented for FlashAttention only). Both
+  compute the same losses; the table's "padded tokens/s" counts padded rows, the JSON also alignkit's
+  packed-row tokens.
 - **Same bookkeeping.** Both log every step (alignkit's ``log_every=1`` default; TRL ``logging_steps=1``),
   neither evaluates, neither saves inside the timed region, and neither prints per step (no progress bars;
   TRL's stdout printer callback is removed, alignkit's TensorBoard is off).

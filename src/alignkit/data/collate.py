@@ -40,6 +40,16 @@ def collate_lm(examples: Sequence[TokenizedExample], pad_token_id: int) -> dict[
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+def scored_length(labels: Sequence[int]) -> int:
+    """Tokens up to and including the last labelled one: what follows it feeds no scored prediction (a
+    causal model's earlier positions never see it), e.g. the newline a chat template writes after an
+    end-of-turn token. An example without labels keeps its length."""
+    for t in range(len(labels) - 1, -1, -1):
+        if labels[t] != IGNORE_INDEX:
+            return t + 1
+    return len(labels)
+
+
 def pack_rows(lengths: Sequence[int], num_rows: int) -> list[list[int]]:
     """Example indices per row: longest first, each into the row holding the fewest tokens so far (ties:
     the first such row), which keeps the rows' lengths close. Deterministic, so a micro-batch always packs
@@ -84,10 +94,13 @@ def collate_packed(
     """input_ids, position_ids and labels ``(R, T)``: the examples packed into ``R <= B`` rows.
 
     Each example's positions restart at 0; its first token gets no label (unpacked, column 0 has no
-    prediction either), so the previous example's last token never predicts it. Row tails are padding
+    prediction either), so the previous example's last token never predicts it. Tokens after an
+    example's last labelled one are left out (:func:`scored_length`): they change no scored log-prob. Row tails are padding
     with positions counting on from 0 (a block of their own) and no labels. A micro-batch that packing
     would barely shorten (``MIN_SAVING``) is padded as usual (``collate_lm``): the same loss either way.
     """
+    keep = [scored_length(e.labels) for e in examples]
+    examples = [TokenizedExample(e.input_ids[:k], e.labels[:k]) for e, k in zip(examples, keep, strict=True)]
     lengths = [len(e.input_ids) for e in examples]
     rows = packed_rows(lengths, row_length, row_tokens)
     if rows is None:

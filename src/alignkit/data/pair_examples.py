@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import ConfigError
-from alignkit.data.collate import ROW_LENGTH, ROW_TOKENS, collate_lm, packed_rows, pad_right
+from alignkit.data.collate import ROW_LENGTH, ROW_TOKENS, collate_lm, packed_rows, pad_right, scored_length
 from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response
 
@@ -206,21 +206,28 @@ def collate_shared_pairs(
     ``score_index`` (flat position of the hidden state that predicts the token), ``score_target`` and
     ``score_seq`` (chosen of pair i is sequence i, rejected is ``B + i``: ``collate_pairs``' row order),
     and ``score_counts`` ``(2B,)``, whose length says how many pairs the batch holds. A token shared by both
-    sides is scored for each side that labels it. ``ref_logps`` as ``collate_pairs``.
+    sides is scored for each side that labels it; tokens after a side's last labelled one are left out.
+    ``ref_logps`` as ``collate_pairs``.
     """
     b = len(examples)
     blocks, positions, segments = [], [], []
     spec: list[tuple[int, int, int, int]] = []  # (pair, block position of the predicting state, target, seq)
     counts = [0] * (2 * b)
     for i, e in enumerate(examples):
-        chosen, rejected = e.chosen.input_ids, e.rejected.input_ids
+        # Tokens after a side's last labelled one change none of its scored log-probs: left out.
+        sides = [
+            TokenizedExample(s.input_ids[:k], s.labels[:k])
+            for s in (e.chosen, e.rejected)
+            for k in [scored_length(s.labels)]
+        ]
+        chosen, rejected = sides[0].input_ids, sides[1].input_ids
         p = shared_prefix(chosen, rejected)
         blocks.append([*chosen, *rejected[p:]])
         positions.append([*range(len(chosen)), *range(p, len(rejected))])
         segments.append([3 * i] * p + [3 * i + 1] * (len(chosen) - p) + [3 * i + 2] * (len(rejected) - p))
         # Block position of each side's token t: chosen tokens sit where they are; rejected tokens past the
         # prefix follow the chosen ones.
-        for seq, side, offset in ((i, e.chosen, 0), (b + i, e.rejected, len(chosen) - p)):
+        for seq, side, offset in ((i, sides[0], 0), (b + i, sides[1], len(chosen) - p)):
             for t in range(1, len(side.input_ids)):
                 if side.labels[t] != IGNORE_INDEX:
                     spec.append((i, t - 1 if t - 1 < p else t - 1 + offset, side.labels[t], seq))

@@ -21,7 +21,9 @@ full logits are used instead (correct, just not cheaper).
 then keep examples from attending to each other (``data/collate.py``, :func:`supports_packing`).
 ``segment_ids`` (pair j: ``3j`` its prompt, ``3j + 1`` chosen, ``3j + 2`` rejected; -1 padding) are
 shared-prompt rows: a 4D mask is built here so each response sees its prompt and itself only
-(:func:`supports_shared_prompt`).
+(:func:`supports_shared_prompt`). Trainers use a layout only after :func:`packing_is_exact` /
+:func:`shared_prompt_is_exact` proved it on the model itself (a forward of a few tokens, laid out and
+alone); otherwise they pad.
 """
 
 from __future__ import annotations
@@ -90,6 +92,55 @@ def supports_shared_prompt(model: torch.nn.Module) -> bool:
     if layer_types is not None:
         return all(t == "full_attention" for t in layer_types)
     return getattr(config, "sliding_window", None) is None
+
+
+@torch.no_grad()
+def _same_as_alone(
+    model: torch.nn.Module, together: dict[str, torch.Tensor], parts: list[tuple[list[int], int, int]]
+) -> bool:
+    """Whether the one-row batch ``together`` gives, for each ``(tokens, start, offset)``, the logits that
+    ``tokens`` alone give from position ``start`` on, at row positions ``offset...``: a tiny forward that
+    proves on this very model that a layout keeps its parts apart."""
+    inner = unwrap(model)
+    device = inner.get_input_embeddings().weight.device
+    tol = 1e-4 if inner.get_input_embeddings().weight.dtype == torch.float32 else 2e-2
+    was_training = model.training
+    model.eval()  # no dropout in the comparison
+    try:
+        logits = model(**{k: v.to(device) for k, v in together.items()}, use_cache=False).logits[0].float()
+        for tokens, start, offset in parts:
+            alone = model(input_ids=torch.tensor([tokens], device=device), use_cache=False).logits[0].float()
+            got = logits[offset : offset + len(tokens) - start]
+            if got.shape != alone[start:].shape or not torch.allclose(got, alone[start:], atol=tol, rtol=tol):
+                return False
+        return True
+    finally:
+        model.train(was_training)
+
+
+def packing_is_exact(model: torch.nn.Module) -> bool:
+    """:func:`supports_packing`, then proved on the model: two examples packed in one row give each the
+    logits it has alone (else the trainer pads)."""
+    if not supports_packing(model):
+        return False
+    a, b = [3, 4, 5, 6], [7, 8, 9]
+    together = {"input_ids": torch.tensor([a + b]), "position_ids": torch.tensor([[0, 1, 2, 3, 0, 1, 2]])}
+    return _same_as_alone(model, together, [(a, 0, 0), (b, 0, len(a))])
+
+
+def shared_prompt_is_exact(model: torch.nn.Module) -> bool:
+    """:func:`supports_shared_prompt`, then proved on the model: prompt + chosen + rejected in one row give
+    the logits of prompt + chosen and of prompt + rejected alone (else the trainer pads pairs)."""
+    if not supports_shared_prompt(model):
+        return False
+    prompt, chosen, rejected = [3, 4, 5], [6, 7], [8, 9, 10]
+    segments = torch.tensor([[0, 0, 0, 1, 1, 2, 2, 2]])
+    together = {
+        "input_ids": torch.tensor([prompt + chosen + rejected]),
+        "position_ids": torch.tensor([[0, 1, 2, 3, 4, 3, 4, 5]]),
+        "attention_mask": shared_prompt_mask(model, segments),
+    }
+    return _same_as_alone(model, together, [(prompt + chosen, 0, 0), (prompt + rejected, 3, 5)])
 
 
 def shared_prompt_mask(model: torch.nn.Module, segment_ids: torch.Tensor) -> torch.Tensor:

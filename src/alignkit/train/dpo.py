@@ -47,7 +47,7 @@ from alignkit.data.pair_examples import (
     tokenize_unpaired,
 )
 from alignkit.losses.dpo import LOSS_NAMES, PreferenceBatch, PreferenceLoss, PreferenceOutput
-from alignkit.models.forward import response_logps, supports_shared_prompt
+from alignkit.models.forward import response_logps, shared_prompt_is_exact
 from alignkit.models.loading import check_model_source, save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, model_quantize, trainable_summary
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
@@ -266,8 +266,8 @@ def train(config: DPOConfig) -> LoopResult:
     if (
         loss.paired
         and config.data.packing
-        and supports_shared_prompt(model)
-        and (ref_model is None or supports_shared_prompt(ref_model))
+        and shared_prompt_is_exact(model)
+        and (ref_model is None or shared_prompt_is_exact(ref_model))
     ):
         collate = collate_shared_pairs
     if loss.paired:

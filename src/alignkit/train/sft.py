@@ -24,7 +24,7 @@ import torch
 from alignkit.data.collate import collate_lm, collate_packed
 from alignkit.data.render import render_conversation
 from alignkit.losses.logprobs import label_mask
-from alignkit.models.forward import scored_logps, supports_packing
+from alignkit.models.forward import packing_is_exact, scored_logps
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
@@ -96,7 +96,7 @@ def train(config: SFTConfig) -> LoopResult:
     model, optimizer = prepare_training(accelerator, model, config.trainer)
 
     pad_id = tokenizer.pad_token_id
-    packed = config.data.packing and supports_packing(model)
+    packed = config.data.packing and packing_is_exact(model)
     accelerator.print(
         f"data: {'packed rows' if packed else 'padded rows'} (data.packing={config.data.packing})"
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alignkit.data.collate import collate_lm, collate_packed, pack_rows
+from alignkit.data.collate import collate_lm, collate_packed, pack_rows, scored_length
 from alignkit.data.pair_examples import collate_pairs, collate_shared_pairs, count_pairs, lm_inputs
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample
 from alignkit.losses.logprobs import label_mask, sequence_logps, token_logps
@@ -30,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "families"))
 TOL = 1e-5
 
 
-def example(ids: list[int], prompt_len: int) -> TokenizedExample:
-    labels = [IGNORE_INDEX] * prompt_len + ids[prompt_len:]
+def example(ids: list[int], prompt_len: int, tail: int = 0) -> TokenizedExample:
+    """Labels after the prompt, except on the last ``tail`` tokens (as a template's newline after EOT)."""
+    tail = min(tail, len(ids) - prompt_len - 1)
+    labels = [IGNORE_INDEX] * prompt_len + ids[prompt_len : len(ids) - tail] + [IGNORE_INDEX] * tail
     return TokenizedExample(input_ids=ids, labels=labels)
 
 
@@ -41,7 +43,8 @@ def random_examples(vocab: int, n: int, seed: int = 0) -> list[TokenizedExample]
     for _ in range(n):
         length = int(torch.randint(4, 40, (1,), generator=gen))
         prompt = int(torch.randint(1, length - 1, (1,), generator=gen))
-        out.append(example(torch.randint(3, vocab, (length,), generator=gen).tolist(), prompt))
+        tail = int(torch.randint(0, 3, (1,), generator=gen))
+        out.append(example(torch.randint(3, vocab, (length,), generator=gen).tolist(), prompt, tail))
     return out
 
 
@@ -57,7 +60,8 @@ def random_pairs(vocab: int, n: int, seed: int = 0):
         sides = []
         for _ in range(2):
             resp = torch.randint(3, vocab, (int(torch.randint(1, 15, (1,), generator=gen)),), generator=gen)
-            sides.append(example(prompt + resp.tolist(), len(prompt)))
+            tail = int(torch.randint(0, 3, (1,), generator=gen))
+            sides.append(example(prompt + resp.tolist(), len(prompt), tail))
         pairs.append(PairExample(*sides))
     return pairs
 
@@ -68,7 +72,14 @@ def plain_token_logps(model, batch):
 
 
 def plain_sft_loss(model, batch):
-    return -sequence_logps(plain_token_logps(model, batch), label_mask(batch["labels"])).sum()
+    """Token-mean NLL: the summed NLL over the token count, as the training loop normalises it."""
+    mask = label_mask(batch["labels"])
+    return -sequence_logps(plain_token_logps(model, batch), mask).sum() / mask.sum()
+
+
+def fast_sft_loss(model, batch):
+    logps, spec = scored_logps(model, batch)
+    return -logps.sum() / spec.counts.sum()
 
 
 def grads(model, loss):
@@ -141,7 +152,7 @@ def test_sft_packed_loss_and_gradients_equal_padded(any_model):
     ref_loss = plain_sft_loss(any_model, plain)
     ref_grads = grads(any_model, ref_loss)
     for batch in (plain, packed):  # LM head on loss positions only, then also packed
-        loss = -scored_logps(any_model, batch)[0].sum()
+        loss = fast_sft_loss(any_model, batch)
         torch.testing.assert_close(loss, ref_loss, atol=TOL, rtol=TOL)
         assert_same_grads(grads(any_model, loss), ref_grads)
 
@@ -153,13 +164,13 @@ def test_packed_logits_equal_per_example_logits(toy_llama):
         logits = toy_llama(
             input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False
         ).logits
-        lengths = [len(e.input_ids) for e in examples]
+        lengths = [scored_length(e.labels) for e in examples]  # what packing keeps of each example
         rows = pack_rows(lengths, packed["input_ids"].shape[0])
         assert sum(len(r) for r in rows) == len(examples)
         for r, row in enumerate(rows):
             start = 0
             for i in row:
-                ids = torch.tensor([examples[i].input_ids])
+                ids = torch.tensor([examples[i].input_ids[: lengths[i]]])
                 alone = toy_llama(input_ids=ids).logits[0]
                 torch.testing.assert_close(logits[r, start : start + len(alone)], alone, atol=TOL, rtol=TOL)
                 start += len(alone)
@@ -189,13 +200,14 @@ def test_shared_prompt_pairs_equal_padded_pairs(any_model):
     assert shared["input_ids"].numel() < plain["input_ids"].numel()
     assert shared["input_ids"].shape[0] < len(pairs)  # several pairs share a row
     ref = response_logps(any_model, lm_inputs(plain))
-    ref_grads = grads(any_model, ref.logps[:6].sum() - 2 * ref.logps[6:].sum())
+    n = ref.num_tokens.sum()
+    ref_grads = grads(any_model, (ref.logps[:6].sum() - 2 * ref.logps[6:].sum()) / n)
     if not supports_shared_prompt(any_model):
         pytest.skip("sliding-window attention: the trainer keeps padded pairs for this model")
     out = response_logps(any_model, lm_inputs(shared))
     torch.testing.assert_close(out.logps, ref.logps, atol=TOL, rtol=TOL)
     assert torch.equal(out.num_tokens, ref.num_tokens)
-    assert_same_grads(grads(any_model, out.logps[:6].sum() - 2 * out.logps[6:].sum()), ref_grads)
+    assert_same_grads(grads(any_model, (out.logps[:6].sum() - 2 * out.logps[6:].sum()) / n), ref_grads)
 
 
 def test_shared_prompt_eager_attention_is_exact_too():
@@ -215,6 +227,7 @@ def test_lora_model_takes_the_fast_path_exactly(toy_llama):
 
     from alignkit.models.forward import output_head
 
+    torch.manual_seed(0)  # the adapters' random init (non-zero, so they change the numbers)
     model = get_peft_model(
         family_model("qwen2.5"), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
     )
@@ -223,7 +236,7 @@ def test_lora_model_takes_the_fast_path_exactly(toy_llama):
     plain = collate_lm(examples, pad_token_id=0)
     ref_loss = plain_sft_loss(model, plain)
     ref_grads = grads(model, ref_loss)
-    loss = -scored_logps(model, collate_packed(examples, pad_token_id=0))[0].sum()
+    loss = fast_sft_loss(model, collate_packed(examples, pad_token_id=0))
     torch.testing.assert_close(loss, ref_loss, atol=TOL, rtol=TOL)
     assert_same_grads(grads(model, loss), ref_grads)
 
@@ -265,3 +278,15 @@ def test_dpo_trainer_loss_on_shared_rows_equals_padded_pairs(toy_llama, loss_nam
     for key, value in ref_out.metric_sums.items():
         torch.testing.assert_close(out.metric_sums[key], value, atol=TOL, rtol=TOL, msg=key)
     assert_same_grads(grads(toy_llama, out.loss_sum), ref_grads)
+
+
+def test_layouts_are_proved_on_the_model_before_use(toy_llama, monkeypatch):
+    import transformers.masking_utils as masking
+
+    from alignkit.models.forward import packing_is_exact, shared_prompt_is_exact
+
+    assert packing_is_exact(toy_llama) and shared_prompt_is_exact(toy_llama)
+    assert toy_llama.training  # the probe's eval() is undone
+    # Attention that ignores packed positions would let examples see each other: the probe notices.
+    monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda position_ids: None)
+    assert not packing_is_exact(toy_llama)
