@@ -12,10 +12,11 @@ The demo (``conftest.demo_run``, run once per session) trains the SFT policy wit
 - **safety DPO** (``preference=safety``): the harmful-compliance rate of greedy answers must drop by
   at least ``COMPLIANCE_DROP``.
 
-Measured on 2 CPU cores with the example configs (beta 0.3; printed with ``-s``): helpfulness DPO takes
-the log-prob preference accuracy 0.657 -> 0.680, implicit reward accuracy 0.888, benign accuracy
-0.950 -> 0.943 (beta 0.1 gave 0.929); safety DPO takes harmful compliance 0.368 -> 0.158 (benign
-0.950 -> 0.921). The SFT
+Measured on 2 CPU cores with the example configs (beta 0.3; printed with ``-s``): helpfulness DPO (200
+steps) takes the log-prob preference accuracy 0.680 -> 0.705, implicit reward accuracy 0.907, benign
+accuracy 0.979 -> 0.964; safety DPO (the demo's 150 steps) takes harmful compliance 0.368 -> 0.158 (benign
+0.979 -> 0.957). At the recipe's former 100 steps the log-prob gain was +0.023 from one SFT policy and
++0.008 from another that differed only in float rounding (packed rows), hence 200. The SFT
 fixture keeps the example's full 600 steps: at 300 the starting policy is far weaker (benign 0.59) and
 DPO from it loses more than the tolerance.
 """
