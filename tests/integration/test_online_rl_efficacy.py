@@ -142,6 +142,8 @@ def test_ppo_with_the_oracle_as_reward_raises_oracle_helpfulness(demo_run, tmp_p
 def test_safe_rlhf_meets_the_cost_limit_that_plain_ppo_breaks(demo_run):
     """Cost limit -5.5 on the cost model's mean score (SFT: -4.87). Measured (60 steps, seed 0): Safe RLHF
     -5.685 (harmful compliance 0.0, benign accuracy 0.914), plain PPO -4.30 (compliance 0.50, benign 0.921);
+    from another SFT policy (float rounding) lambda sat at its cap of 5 and the held-out cost stayed at -5.496,
+    so the recipe's lambda_max is 10 (-5.622, compliance 0.026, benign 0.957; PPO -4.36, 0.526, 0.950);
     over PPO seeds 0-2, -4.30 to -4.43 (compliance 0.50-0.53). With the earlier, hackable reward model plain
     PPO reached -3.80 to -3.92 (compliance 0.53-0.58)."""
     limit = load_config(trainer_for("safe-ppo")[0], RECIPES / "safe-ppo.yaml").lagrange.threshold
