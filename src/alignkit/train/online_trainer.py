@@ -90,6 +90,8 @@ class OnlineTrainer(abc.ABC):
 
     algorithm = "online RL"
     plot_groups: dict[str, list[str]] = ONLINE_PLOT_GROUPS
+    rollout_logprobs = False
+    """Ask the generator for the sampled tokens' log-probs (``Rollout.token_logps``); a subclass sets it."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -228,6 +230,7 @@ class OnlineTrainer(abc.ABC):
                 [self.prompts["train"][i] for i in indices],
                 config.rollout.sampling(),
                 sampling_seed(config.trainer.seed, step, acc.process_index),
+                logprobs=self.rollout_logprobs,
             )
         with self.timer("scoring"):
             scores = score_rollout(self.reward_scorer, rollout, config.rollout.missing_eos_penalty)

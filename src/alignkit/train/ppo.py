@@ -159,6 +159,18 @@ def default_critic_path(critic: CriticConfig, scorer: ScorerConfig, policy_path:
     return policy_path if looks_like_function(scorer.path) else scorer.path
 
 
+def rollout_logps_are_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
+    """Whether the sampling loop's log-probs are PPO's old log-probs, so the old-policy forward can go.
+
+    They are when the live policy samples (hf backend: the same weights, the same code) at temperature 1
+    (they are read before temperature; the loss scores at the sampling temperature) in float32 without
+    autocast: then they equal a training forward's up to KV-cache rounding (~1e-6). A vLLM engine or
+    half precision computes visibly different numbers, so there the policy re-reads its samples.
+    """
+    float32 = all(p.dtype == torch.float32 for p in actor.parameters())
+    return rollout.backend == "hf" and rollout.temperature == 1.0 and float32 and mixed_precision == "no"
+
+
 def train(config: PPOConfig) -> LoopResult:
     """Run PPO (Safe RLHF when ``config.cost`` is set): the call ``alignkit train ppo|safe-ppo`` makes."""
     return PPOTrainer(config).run()
@@ -186,6 +198,7 @@ class PPOTrainer(OnlineTrainer):
 
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
+        self.rollout_logprobs = rollout_logps_are_exact(config.rollout, actor, acc.mixed_precision)
         self.reference = ReferenceModel.for_policy(
             actor, config.model, acc.device, autocast=acc.autocast, temperature=config.rollout.temperature
         )
@@ -228,7 +241,8 @@ class PPOTrainer(OnlineTrainer):
         self, model: Any, batch: dict[str, torch.Tensor], normaliser: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
         # at the temperature that sampled; the LM head only on response positions
-        logps = labelled_token_logps_and_entropy(model, batch, self.config.rollout.temperature, False).logps
+        logps, entropy = labelled_token_logps_and_entropy(model, batch, self.config.rollout.temperature)
+        assert entropy is not None
         mask = label_mask(batch["labels"])
         ppo = self.config.ppo
         out = ppo_policy_loss(
@@ -241,6 +255,7 @@ class PPOTrainer(OnlineTrainer):
             ppo.aggregation,
         )
         metrics = token_weighted({"policy/approx_kl": out.approx_kl, "policy/clipfrac": out.clipfrac}, mask)
+        metrics["policy/entropy"] = float(entropy.sum())
         loss = self.mini_batch_share(out.loss, batch, ppo.aggregation)
         metrics["policy/loss"] = float(loss.detach()) * normaliser
         if "ptx_input_ids" in batch:
@@ -278,11 +293,19 @@ class PPOTrainer(OnlineTrainer):
         return loss_fn
 
     # ------------------------------------------------------------------ one step
-    def _policy_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(b, t, 2): log-probs of the chosen tokens and the entropy of the distribution that chose them."""
-        out = labelled_token_logps_and_entropy(self.actor, batch, self.config.rollout.temperature)
-        assert out.entropy is not None
-        return torch.stack([out.logps, out.entropy], dim=-1)
+    def _old_logps(self, rollout: Rollout) -> torch.Tensor:
+        """(B, T) log-probs of the sampled tokens under the policy that sampled them (pi_old)."""
+        if rollout.token_logps is not None:
+            return rollout.token_logps
+        self.actor.eval()
+        with self.timer("old_logps"):
+            temperature = self.config.rollout.temperature
+            return per_token_forward(
+                lambda b: labelled_token_logps_and_entropy(self.actor, b, temperature, False).logps,
+                rollout,
+                self.config.trainer.micro_batch_size,
+                self.accelerator.device,
+            )
 
     def _values(self, critic: Any, rollout: Rollout) -> torch.Tensor:
         critic.eval()
@@ -300,10 +323,7 @@ class PPOTrainer(OnlineTrainer):
         rollout, scores, costs = self.sample(step)
         mask = rollout.mask
 
-        self.actor.eval()
-        with self.timer("old_logps"):
-            forward = per_token_forward(self._policy_forward, rollout, micro, device)
-        old_logps, entropy = forward[..., 0], forward[..., 1]
+        old_logps = self._old_logps(rollout)
         with self.timer("reference"):
             ref_logps = per_token_forward(self.reference.token_logps, rollout, micro, device)
         with self.timer("values"):
@@ -319,7 +339,6 @@ class PPOTrainer(OnlineTrainer):
         tensors = {"old_token_logps": old_logps, "values": values, "returns": returns}
         sums = {
             "policy/kl": float(kl.sum()),
-            "policy/entropy": float(entropy[mask].sum()),
             "reward/shaped": float(rewards.sum()),
         }
         record = {"value/explained_variance": float(explained_variance(values, returns, mask))}

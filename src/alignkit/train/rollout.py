@@ -100,6 +100,9 @@ class Rollout:
     """(B, T): the response tokens (what the policy chose), -100 on prompt and padding."""
     finished: torch.Tensor
     """(B,) bool: the response ended its turn (not cut at max_new_tokens)."""
+    token_logps: torch.Tensor | None = None
+    """(B, T) log-probability of each response token under the sampling model at temperature 1, read off
+    the sampling loop (0 off the response); None unless asked for and every completion carried them."""
 
     @property
     def mask(self) -> torch.Tensor:
@@ -127,13 +130,15 @@ def build_rollout(
     prompts: Sequence[Sequence[Any]],
     sampling: SamplingConfig,
     seed: int,
+    logprobs: bool = False,
 ) -> Rollout:
-    """Sample ``sampling.n`` responses per prompt and lay them out as training rows."""
-    completions = generator.generate(prompts, sampling, seed=seed)
+    """Sample ``sampling.n`` responses per prompt and lay them out as training rows (with the sampled
+    tokens' log-probs when ``logprobs`` and the generator returns them for every response)."""
+    completions = generator.generate(prompts, sampling, seed=seed, logprobs=logprobs)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     prompt_ids = [render_prompt(tokenizer, p) for p in prompts]
     closing = closing_token_id(tokenizer)
-    sequences, labels, sample_prompts = [], [], []
+    sequences, labels, sample_prompts, logps = [], [], [], []
     for completion in completions:
         ids = prompt_ids[completion.prompt_index]
         if completion.token_ids is None:
@@ -147,13 +152,23 @@ def build_rollout(
         sequences.append(ids + response)
         labels.append([IGNORE_INDEX] * len(ids) + response)
         sample_prompts.append(list(prompts[completion.prompt_index]))
+        given = completion.logprobs
+        exact = given is not None and len(given) == len(response)
+        logps.append([0.0] * len(ids) + list(given) if exact else None)
+    input_ids = pad_right(sequences, pad_id)
+    token_logps = None
+    if logprobs and all(row is not None for row in logps):
+        token_logps = torch.zeros(input_ids.shape, dtype=torch.float32)
+        for i, row in enumerate(logps):
+            token_logps[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
     return Rollout(
         prompts=sample_prompts,
         texts=[c.text for c in completions],
-        input_ids=pad_right(sequences, pad_id),
+        input_ids=input_ids,
         attention_mask=pad_right([[1] * len(s) for s in sequences], 0),
         labels=pad_right(labels, IGNORE_INDEX),
         finished=torch.tensor([c.finish_reason == "stop" for c in completions]),
+        token_logps=token_logps,
     )
 
 
