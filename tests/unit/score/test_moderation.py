@@ -43,8 +43,21 @@ def user(text: str) -> list[dict[str, str]]:
 
 def test_category_lists_are_the_datasets():
     assert len(PKU_SAFERLHF_CATEGORIES) == 19 and PKU_SAFERLHF_CATEGORIES[6] == "Drugs"
-    assert (
-        len(BEAVERTAILS_CATEGORIES) == 14 and "drug_abuse,weapons,banned_substance" in BEAVERTAILS_CATEGORIES
+    assert BEAVERTAILS_CATEGORIES == (  # DATASETS.md, verbatim and in order
+        "animal_abuse",
+        "child_abuse",
+        "controversial_topics,politics",
+        "discrimination,stereotype,injustice",
+        "drug_abuse,weapons,banned_substance",
+        "financial_crime,property_crime,theft",
+        "hate_speech,offensive_language",
+        "misinformation_regarding_ethics,laws_and_safety",
+        "non_violent_unethical_behavior",
+        "privacy_violation",
+        "self_harm",
+        "sexually_explicit,adult_content",
+        "terrorism,organized_crime",
+        "violence,aiding_and_abetting,incitement",
     )
     assert len(LLAMA_GUARD_3_CATEGORIES) == 14
 
