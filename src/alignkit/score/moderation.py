@@ -27,21 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from alignkit.data.render import chat_dicts
+from alignkit.data.templates.beavertails import BEAVERTAILS_CATEGORIES as BEAVERTAILS_CATEGORIES
 from alignkit.data.templates.pku_saferlhf import HARM_CATEGORIES
 from alignkit.generate.base import Completion, Generator, SamplingConfig
 from alignkit.score.base import Scorer, as_response, import_function, message_text
 
 PKU_SAFERLHF_CATEGORIES: tuple[str, ...] = HARM_CATEGORIES
-"""PKU-SafeRLHF's 19 harm categories, in the dataset's order."""
-
-BEAVERTAILS_CATEGORIES: tuple[str, ...] = tuple(
-    """animal_abuse child_abuse controversial_topics,politics discrimination,stereotype,injustice
-    drug_abuse,weapons,banned_substance financial_crime,property_crime,theft hate_speech,offensive_language
-    misinformation_regarding_ethics,laws_and_safety non_violent_unethical_behavior privacy_violation
-    self_harm sexually_explicit,adult_content terrorism,organized_crime violence,aiding_and_abetting,incitement
-    """.split()
-)
-"""BeaverTails' 14 category keys, verbatim (commas are part of the names)."""
+"""PKU-SafeRLHF's 19 harm categories, in the dataset's order (``BEAVERTAILS_CATEGORIES``: BeaverTails' 14)."""
 
 LLAMA_GUARD_3_CATEGORIES: tuple[str, ...] = (
     "Violent Crimes",
