@@ -157,13 +157,13 @@ Give your safety assessment of ONLY the last {role} message in the conversation 
 check), ``{categories}`` the numbered list ``S1: name.``, ``{conversation}`` the turns as ``User: ...``
 and ``Agent: ...`` paragraphs. The severity line is our addition (Llama Guard writes none)."""
 
-_CODE = re.compile(r"\bS(\d+)\b", re.IGNORECASE)
+_CODE = re.compile(r"\b[SO](\d+)\b", re.IGNORECASE)  # S1 (Llama Guard 2/3), O1 (Llama Guard 1)
 _LABEL = re.compile(r"\s*(violated\s+)?categor(y|ies)\s*[:=-]", re.IGNORECASE)
 _SEVERITY = re.compile(r"severity\s*[:=]?\s*(\d+|minor|moderate|severe)", re.IGNORECASE)
 
 
 def _parse_categories(line: str, categories: Sequence[str]) -> list[str]:
-    """Names (longest first, case-insensitive) and ``S<i>`` codes in a category line, in line order.
+    """Names (longest first, case-insensitive) and ``S<i>`` / ``O<i>`` codes in a category line, in order.
 
     Names are matched before splitting on commas because BeaverTails' names contain commas. A leading
     ``Categories:`` label is skipped; a code outside the list and any other leftover word are kept

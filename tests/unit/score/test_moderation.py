@@ -75,6 +75,7 @@ def test_parse_names_severity_and_decorations():
     assert verdict.categories == ("Insulting Behavior", "Drugs")
     assert verdict.severity == 2
     assert parse_moderation("unsafe\nS14\nSeverity: 3").severity == 3
+    assert parse_moderation("unsafe\nO3").categories == ("Discriminatory Behavior",)  # Llama Guard 1's codes
 
 
 def test_parse_beavertails_names_that_contain_commas():
