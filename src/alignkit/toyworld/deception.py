@@ -26,6 +26,7 @@ scenarios (unseen pressure and phrasing for a known fact).
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
@@ -175,7 +176,8 @@ PRESSURES: dict[str, tuple[Pressure, ...]] = {
 """Four scenario contexts per category; each held-out scenario uses one its fact never trained with."""
 
 TRAIN_DRAWS = 2
-"""Training scenarios per (fact, category, training pressure): each with its own phrasing and decoy."""
+"""Training scenarios per (fact, category, training pressure), each in a phrasing drawn from the world's
+training phrasings of the fact."""
 
 
 @dataclass(frozen=True)
@@ -265,17 +267,11 @@ def misconceptions(seed: int = 0) -> dict[str, str]:
 def _question_tasks(seed: int) -> dict[str, tuple[list[Task], Task]]:
     """fact -> (its phrasings in the world's train split, its held-out phrasing), for ``FAMILIES``."""
     splits = split_tasks(seed)
-    out: dict[str, tuple[list[Task], Task]] = {}
-    for task in all_tasks():
-        if task.family in FAMILIES:
-            out.setdefault(task.item, ([], task))
+    train: dict[str, list[Task]] = defaultdict(list)
     for task in splits["train"]:
         if task.family in FAMILIES:
-            out[task.item][0].append(task)
-    for task in splits["test"]:
-        if task.family in FAMILIES:
-            out[task.item] = (out[task.item][0], task)
-    return out
+            train[task.item].append(task)
+    return {task.item: (train[task.item], task) for task in splits["test"] if task.family in FAMILIES}
 
 
 @cache
