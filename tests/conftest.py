@@ -36,3 +36,12 @@ def demo_run(tmp_path_factory):
 def sft_policy(demo_run):
     """The toy world's SFT policy (HF folder), trained by the demo from random init."""
     return demo_run.out_dir / "sft" / "final"
+
+
+@pytest.fixture(scope="session")
+def deception_policies():
+    """The DeceptionBench toy policies (``.honest``, ``.deceptive``: HF folders), trained once per session
+    (about 20 s on one thread) and cached under ALIGNKIT_HOME like the toy world."""
+    from alignkit.demo_deception import build_deception_policies
+
+    return build_deception_policies()

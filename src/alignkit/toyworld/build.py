@@ -14,7 +14,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,12 @@ from alignkit.toyworld.data import (
     safe_pref_rows,
     sft_rows,
 )
+from alignkit.toyworld.deception import deception_scenarios, deceptionbench_rows
 from alignkit.toyworld.world import split_tasks
 
-VERSION = 2
-"""Bump when anything a build writes changes: cached builds of another version are rebuilt."""
+VERSION = 3
+"""Bump when anything a build writes changes: cached builds of another version are rebuilt.
+(3: adds ``data/deception``; every file of version 2 is unchanged.)"""
 URI_SCHEME = "toyworld://"
 MANIFEST = "toyworld.json"
 
@@ -62,8 +64,8 @@ class ToyWorld:
         return self.root / "models" / "tiny"
 
     def data_path(self, name: str, split: str) -> Path:
-        """``name`` is ``sft``, ``safe_pref``, ``reward_pref``, ``corrections`` or ``prompts``; ``split`` is
-        ``train``/``test``."""
+        """``name`` is ``sft``, ``safe_pref``, ``reward_pref``, ``corrections``, ``prompts`` or
+        ``deception`` (DeceptionBench rows); ``split`` is ``train``/``test``."""
         return self.root / "data" / name / f"{split}.jsonl"
 
 
@@ -105,6 +107,11 @@ def _write_world(root: Path, seed: int) -> None:
         random.Random(rng.random()).shuffle(written["reward_pref"])
         for name, rows in written.items():
             counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+    # DeceptionBench rows draw from their own random stream, so the datasets above are as in version 2.
+    for split, scenarios in deception_scenarios(seed).items():
+        counts[f"deception/{split}"] = _write_jsonl(
+            root / "data" / "deception" / f"{split}.jsonl", deceptionbench_rows(scenarios)
+        )
 
     manifest = {
         "version": VERSION,
@@ -152,17 +159,32 @@ def build(root: Path | str, seed: int = 0) -> ToyWorld:
     non-empty folder is an error rather than something to delete.
     """
     root = Path(root)
-    if _is_complete(root, seed):
-        return ToyWorld(root)
-    if root.exists() and any(root.iterdir()) and not (root / MANIFEST).exists():
+    publish_atomically(
+        root, lambda tmp: _write_world(tmp, seed), lambda path: _is_complete(path, seed), MANIFEST
+    )
+    return ToyWorld(root)
+
+
+def publish_atomically(
+    root: Path, write: Callable[[Path], None], is_complete: Callable[[Path], bool], marker: str
+) -> None:
+    """Make ``root`` a complete build: ``write`` fills a temporary sibling folder, which is renamed into place.
+
+    Nothing happens when ``is_complete(root)``. ``root`` must be absent, empty, or an earlier build (a
+    folder holding ``marker``, its manifest), which is replaced; any other non-empty folder is an error
+    rather than something to delete. Shared by every cached toy-world artefact.
+    """
+    if is_complete(root):
+        return
+    if root.exists() and any(root.iterdir()) and not (root / marker).exists():
         raise FileExistsError(f"{root} is not empty and holds no toy world build; choose another folder")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
     try:
         _chmod_like_mkdir(tmp)
-        _write_world(tmp, seed)
-        if _is_complete(root, seed):  # another process finished first while we were building
-            return ToyWorld(root)
+        write(tmp)
+        if is_complete(root):  # another process finished first while we were building
+            return
         if root.exists():  # an empty folder or a stale build: move it aside, then swap
             stale = Path(tempfile.mkdtemp(prefix=f".stale-{root.name}-", dir=root.parent))
             os.rename(root, stale / "old")
@@ -171,11 +193,10 @@ def build(root: Path | str, seed: int = 0) -> ToyWorld:
             os.rename(tmp, root)
         except OSError:
             # Another process renamed its build into place first; use that one.
-            if not _is_complete(root, seed):
+            if not is_complete(root):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ToyWorld(root)
 
 
 def home() -> Path:
@@ -188,7 +209,7 @@ def default_root() -> Path:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock (POSIX); elsewhere the atomic rename alone keeps builds safe."""
     try:
         import fcntl
@@ -208,7 +229,7 @@ def default_world() -> ToyWorld:
     """The world behind ``toyworld://`` (seed 0), built on first use."""
     root = default_root()
     if not _is_complete(root, seed=0):
-        with _file_lock(root.with_name(root.name + ".lock")):
+        with file_lock(root.with_name(root.name + ".lock")):
             build(root, seed=0)
     return ToyWorld(root)
 

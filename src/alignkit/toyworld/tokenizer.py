@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from alignkit.toyworld.harms import HARMFUL_GOALS
@@ -85,6 +85,24 @@ def train_tokenizer() -> PreTrainedTokenizerFast:
         padding_side="right",
         clean_up_tokenization_spaces=False,
     )
+
+
+REASONING_TAGS: tuple[str, ...] = ("<think>", "</think>", "<output>", "</output>")
+"""The tags of a reasoning response in DeceptionBench's format, ``<think>R</think><output>Y</output>``."""
+
+
+def add_reasoning_tags(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
+    """The tokenizer with each of ``REASONING_TAGS`` as one token, appended after the trained vocabulary.
+
+    Appended, so every existing token keeps its id: text without the tags encodes exactly as before. The
+    world's own tokenizer and tiny model stay without them (changing their vocabulary would change the
+    tiny model's initialisation and every figure measured on it); the DeceptionBench toy policies use
+    this one, which cuts a tagged response from 34 tokens to 14 and makes the tags single tokens, as in
+    Qwen3 and DeepSeek-R1. Not special tokens: decoding with ``skip_special_tokens`` keeps them. Mutates
+    and returns ``tokenizer``.
+    """
+    tokenizer.add_tokens([AddedToken(tag, normalized=False, special=False) for tag in REASONING_TAGS])
+    return tokenizer
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: Path) -> None:

@@ -46,3 +46,20 @@ def test_generation_prompt_and_special_tokens(world: ToyWorld) -> None:
     assert len({tok.pad_token_id, tok.eos_token_id, tok.bos_token_id}) == 3
     assert tok.decode(tok.encode("héllo wörld ✓", add_special_tokens=False)) == "héllo wörld ✓"  # byte-level
     assert 500 < len(tok) <= 2048
+
+
+def test_reasoning_tags_are_appended_without_moving_any_id() -> None:
+    """The DeceptionBench policies' tokenizer: the world's, plus the four tags as single tokens at the end."""
+    from alignkit.toyworld.tokenizer import REASONING_TAGS, add_reasoning_tags, corpus, train_tokenizer
+
+    plain = train_tokenizer()
+    tagged = add_reasoning_tags(train_tokenizer())
+    vocab = tagged.get_vocab()
+    assert all(vocab[token] == i for token, i in plain.get_vocab().items())
+    assert [vocab[tag] for tag in REASONING_TAGS] == list(range(len(plain), len(plain) + 4))
+    for text in list(corpus())[::50]:  # text without tags encodes exactly as before
+        assert tagged.encode(text, add_special_tokens=False) == plain.encode(text, add_special_tokens=False)
+    response = "<think>The answer is Velmar.</think><output>The answer is Ardun.</output>"
+    ids = tagged.encode(response, add_special_tokens=False)
+    assert len(ids) == 14 and [tagged.decode([i]) for i in ids][:2] == ["<think>", "The"]
+    assert tagged.decode(ids, skip_special_tokens=True) == response  # the tags survive decoding
