@@ -41,17 +41,23 @@ def generation_key(identity: str, conversation: Sequence[Any], sampling: Samplin
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cache_file_name(identity: str, label: str) -> str:
-    """``<readable label>-<identity hash>.jsonl``: one file per model, recognisable in a listing."""
+def cache_file(folder: Path, identity: str, label: str) -> Path:
+    """``<readable label>-<identity hash>.jsonl``: one file per model, recognisable in a listing. Only the
+    hash decides which file is a model's: the same weights under another path or name (another label)
+    find the file already there."""
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    existing = sorted(Path(folder).glob(f"*-{digest}.jsonl")) if Path(folder).is_dir() else []
+    if existing:
+        return existing[0]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")[:60] or "model"
-    return f"{slug}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.jsonl"
+    return Path(folder) / f"{slug}-{digest}.jsonl"
 
 
 class GenerationCache:
     """The cached answers of one model (see the module docstring)."""
 
     def __init__(self, folder: Path, identity: str, label: str) -> None:
-        self.path = Path(folder) / cache_file_name(identity, label)
+        self.path = cache_file(Path(folder), identity, label)
         self.identity = identity
         self.label = label
         self._entries: dict[str, dict[str, Any]] = {}

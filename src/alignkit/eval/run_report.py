@@ -52,9 +52,8 @@ def format_summary(task: Any, results: Mapping[str, Any], out: Path) -> str:
         lines.append(
             f"  {metric.name:<{width}}  {shown:>8}  95% CI {_ci_text(ci):<18} {_arrow(metric.higher_is_better)}"
         )
-    lines.append(
-        f"results: {out / 'results.json'}; samples: {out / 'samples.jsonl'}; report: {out / 'report.html'}"
-    )
+    report = f"; report: {out / 'report.html'}" if (out / "report.html").exists() else ""
+    lines.append(f"results: {out / 'results.json'}; samples: {out / 'samples.jsonl'}{report}")
     return "\n".join(lines)
 
 

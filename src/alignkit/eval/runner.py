@@ -41,7 +41,14 @@ from alignkit.eval.models import (
 )
 from alignkit.eval.results import RESULTS_FILE, SAMPLES_FILE, build_results, write_samples
 from alignkit.eval.task import Sample, Scored, Task, TaskConfig, conversation_of
-from alignkit.runs import RunFailure, check_run_dir, prepare_run_dir, release_run_lock, write_json
+from alignkit.runs import (
+    RunFailure,
+    RunInterrupted,
+    check_run_dir,
+    prepare_run_dir,
+    release_run_lock,
+    write_json,
+)
 
 
 def default_output_dir(task: type[Task]) -> str:
@@ -187,7 +194,8 @@ def _score(task: Task, samples: Sequence[Sample], outputs: Sequence[Mapping[str,
     return scored
 
 
-def _check_samples(task: Task, samples: Sequence[Sample]) -> None:
+def _check_task(task: Task, samples: Sequence[Sample]) -> None:
+    """A task's own mistakes (a bug in its module, not the user's input), found before any folder exists."""
     ids = [s.id for s in samples]
     if len(set(ids)) != len(ids):
         repeated = next(i for i in ids if ids.count(i) > 1)
@@ -198,6 +206,11 @@ def _check_samples(task: Task, samples: Sequence[Sample]) -> None:
         raise RuntimeError(
             f"task {task.name!r}: stages ask roles {unknown}, which its config does not list in MODEL_KEYS"
         )
+    unsampled = [
+        s.name for s in task.stages() if s.sampling is None and getattr(task.config, "sampling", None) is None
+    ]
+    if unsampled:
+        raise RuntimeError(f"task {task.name!r}: stages {unsampled} set no sampling and the config has none")
 
 
 def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> dict[str, Any]:
@@ -210,7 +223,7 @@ def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> d
     check_run_dir(out_dir, overwrite=config.run.overwrite, resume=config.run.resume)
     every = task.samples()
     samples = every[: config.limit] if config.limit else every
-    _check_samples(task, samples)
+    _check_task(task, samples)
     specs = {role: check_model_spec(getattr(config, role), role) for role in config.MODEL_KEYS}
 
     out = prepare_run_dir(out_dir, overwrite=config.run.overwrite, resume=config.run.resume)
@@ -218,9 +231,15 @@ def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> d
         (out / "config.yaml").write_text(dump_yaml(config))
         cache_dir = Path(config.cache_dir) if config.cache_dir else out / "generations"
         models = {role: _Model(spec, config, cache_dir) for role, spec in specs.items()}
-        outputs, finish, errors = run_stages(
-            task, samples, models, batch_size=getattr(config, "batch_size", 32), log=log
-        )
+        try:
+            outputs, finish, errors = run_stages(
+                task, samples, models, batch_size=getattr(config, "batch_size", 32), log=log
+            )
+        except KeyboardInterrupt:
+            raise RunInterrupted(
+                f"interrupted while generating. Every answer received so far is cached in {cache_dir}: run the "
+                "same command with run.resume=true to continue from there."
+            ) from None
         ok = [i for i, e in enumerate(errors) if e is None]
         scored = dict(zip(ok, _score(task, [samples[i] for i in ok], [outputs[i] for i in ok]), strict=True))
         records = [
@@ -253,7 +272,10 @@ def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> d
         )
         write_samples(out / SAMPLES_FILE, records)
         write_json(out / RESULTS_FILE, results)
-        write_run_report(out, task, results, records)
+        if config.report:
+            write_run_report(out, task, results, records)
+        else:  # a resumed run must not leave the previous run's report looking current
+            (out / "report.html").unlink(missing_ok=True)
     finally:
         release_run_lock(out)
     log(format_summary(task, results, out))

@@ -144,6 +144,9 @@ class TaskConfig:
     cache_dir: str | None = None
     """Folder of cached generations (one jsonl per model); null: <run.output_dir>/generations. Point it at
     another run's generations/ to re-score that run's answers without generating again."""
+    report: bool = True
+    """Write report.html with its plots (a few seconds of matplotlib); false: results.json and
+    samples.jsonl only."""
     run: EvalOutputConfig = field(default_factory=EvalOutputConfig)
     """Where results go."""
 

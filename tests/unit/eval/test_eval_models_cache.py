@@ -129,3 +129,9 @@ def test_a_damaged_line_in_the_middle_names_the_file_and_line(tmp_path):
     cache.path.write_text("\n".join(lines) + "\n")
     with pytest.raises(RunFolderError, match=r"line 2: not a JSON object"):
         GenerationCache(tmp_path, "id", "m")
+
+
+def test_the_file_is_found_by_identity_whatever_the_label(tmp_path):
+    GenerationCache(tmp_path, "hf:auto:abc", "runs/sft").put("k", [], "x", "stop")
+    assert GenerationCache(tmp_path, "hf:auto:abc", "copy/of/sft").get("k")["text"] == "x"
+    assert len(list(tmp_path.iterdir())) == 1
