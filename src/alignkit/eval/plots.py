@@ -2,7 +2,7 @@
 
 Any task can use them in its ``report_sections``; the runner draws the per-breakdown bars itself.
 matplotlib is imported inside the drawing functions (Agg backend), so importing this module is free and
-works headless; ``confusion_matrix`` is pure and tested by hand.
+works headless; ``cross_tab`` and ``confusion_matrix`` are pure and tested by hand.
 """
 
 from __future__ import annotations
@@ -11,34 +11,53 @@ import textwrap
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
-TITLE_WIDTH = 58
-"""Characters per title line (the figures are 6 inches wide)."""
-
 Interval = tuple[float, float] | None
 """A 95% interval around a bar, or None for no whisker."""
+
+
+def _labels(values: Sequence[Hashable], labels: Sequence[Hashable] | None, what: str) -> list[Hashable]:
+    seen = set(values)
+    if labels is None:
+        return sorted(seen, key=str)
+    missing = seen - set(labels)
+    if missing:  # it would silently vanish from the matrix
+        raise ValueError(
+            f"{what} {sorted(map(str, missing))} are not among the matrix's labels {list(labels)}"
+        )
+    return list(labels)
+
+
+def cross_tab(
+    rows: Sequence[Hashable],
+    columns: Sequence[Hashable],
+    row_labels: Sequence[Hashable] | None = None,
+    column_labels: Sequence[Hashable] | None = None,
+) -> tuple[list[Hashable], list[Hashable], list[list[int]]]:
+    """``(row_labels, column_labels, counts)``: ``counts[i][j]`` items whose row value is ``row_labels[i]``
+    and column value ``column_labels[j]``. Labels default to the values seen, sorted by their text; a value
+    outside given labels is an error."""
+    if len(rows) != len(columns):
+        raise ValueError(f"{len(rows)} row values but {len(columns)} column values")
+    row_labels = _labels(rows, row_labels, "row values")
+    column_labels = _labels(columns, column_labels, "column values")
+    row_index = {label: i for i, label in enumerate(row_labels)}
+    column_index = {label: j for j, label in enumerate(column_labels)}
+    counts = [[0] * len(column_labels) for _ in row_labels]
+    for r, c in zip(rows, columns, strict=True):
+        counts[row_index[r]][column_index[c]] += 1
+    return row_labels, column_labels, counts
 
 
 def confusion_matrix(
     truth: Sequence[Hashable], predicted: Sequence[Hashable], labels: Sequence[Hashable] | None = None
 ) -> tuple[list[Hashable], list[list[int]]]:
     """``(labels, counts)`` with ``counts[i][j]`` = items whose truth is ``labels[i]`` and prediction
-    ``labels[j]``. ``labels`` default to every value seen, sorted by their text; a value outside given
-    ``labels`` is an error (it would silently vanish from the matrix)."""
+    ``labels[j]`` (one label set for both; default: every value seen, sorted by its text)."""
     if len(truth) != len(predicted):
         raise ValueError(f"{len(truth)} true labels but {len(predicted)} predictions")
-    seen = set(truth) | set(predicted)
-    if labels is None:
-        labels = sorted(seen, key=str)
-    missing = seen - set(labels)
-    if missing:
-        raise ValueError(
-            f"labels {sorted(map(str, missing))} are not among the matrix's labels {list(labels)}"
-        )
-    index = {label: i for i, label in enumerate(labels)}
-    counts = [[0] * len(labels) for _ in labels]
-    for t, p in zip(truth, predicted, strict=True):
-        counts[index[t]][index[p]] += 1
-    return list(labels), counts
+    labels = _labels([*truth, *predicted], labels, "labels")
+    _, _, counts = cross_tab(truth, predicted, labels, labels)
+    return labels, counts
 
 
 def plot_confusion_matrix(
@@ -51,8 +70,8 @@ def plot_confusion_matrix(
     xlabel: str = "predicted",
     ylabel: str = "true",
 ) -> Path:
-    """A count matrix as a heat map with the counts written in; rows and columns may differ (e.g. prompt
-    family against kind of answer)."""
+    """A count matrix (``confusion_matrix``, ``cross_tab``) as a heat map with the counts written in; rows
+    and columns may differ (e.g. prompt family against kind of answer)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +93,7 @@ def plot_confusion_matrix(
     ax.set_yticks(range(len(row_labels)), [str(r) for r in row_labels])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title("\n".join(textwrap.wrap(title, TITLE_WIDTH)))
+    ax.set_title("\n".join(textwrap.wrap(title, 40)))
     fig.colorbar(image, ax=ax, shrink=0.8)
     return _save(fig, path)
 
@@ -84,10 +103,11 @@ def plot_bars(
     panels: Mapping[str, Mapping[str, tuple[float, Interval]]],
     *,
     title: str,
-    columns: int = 3,
+    columns: int | None = None,
 ) -> Path:
     """One small bar chart per panel (a metric), one bar per group (a category or a run), each with its
-    95% interval as a whisker. ``panels``: panel title -> group -> (value, interval or None)."""
+    95% interval as a whisker. ``panels``: panel title -> group -> (value, interval or None). ``columns``
+    of panels: by default 3, fewer when there are many groups (so the figure stays a page wide)."""
     if not panels:
         raise ValueError(f"plot_bars {title!r}: nothing to draw")
     import matplotlib
@@ -95,10 +115,12 @@ def plot_bars(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    groups = max(len(bars) for bars in panels.values())
+    if columns is None:
+        columns = 3 if groups <= 5 else 2 if groups <= 9 else 1
     columns = min(columns, len(panels))
     rows = -(-len(panels) // columns)
-    groups = max(len(bars) for bars in panels.values())
-    width = max(6.0, columns * max(2.2, 0.45 * groups + 1))
+    width = min(12.0, max(6.0, columns * max(2.2, 0.45 * groups + 1)))
     fig, axes = plt.subplots(
         rows, columns, figsize=(width, 2.9 * rows + 0.6), dpi=100, squeeze=False, layout="constrained"
     )
@@ -114,7 +136,7 @@ def plot_bars(
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle("\n".join(textwrap.wrap(title, TITLE_WIDTH * columns // 2)), fontsize=10)
+    fig.suptitle("\n".join(textwrap.wrap(title, int(width * 10))), fontsize=10)
     return _save(fig, path)
 
 

@@ -16,9 +16,10 @@ that read lm-eval results read ours::
      "alignkit": {"failures": {...}, "metric_counts": {...}, "ci_level": 0.95}}
 
 Keys are ``metric,filter`` with the filter ``none`` (alignkit applies no answer filters). Every metric has
-``metric_stderr,none`` (``"N/A"`` below two items, as lm-eval writes); bootstrap metrics also have
-``metric_ci,none``: ``[low, high]``, the percentile 95% interval. A metric with no item (a rate over no
-benign prompt) is ``null``. ``n-samples.effective`` counts the samples scored (after ``limit``, failures
+``metric_stderr,none`` (the standard error of a mean as lm-eval computes it, or the bootstrap standard
+error of any other aggregate; ``"N/A"`` below two items, as lm-eval writes) and ``metric_ci,none``:
+``[low, high]``, the percentile bootstrap 95% interval (``bootstrap_iters`` resamples, seeded; ``null``
+below two items). A metric with no item (a rate over no benign prompt) is ``null``. ``n-samples.effective`` counts the samples scored (after ``limit``, failures
 left out); the failures themselves are in ``alignkit.failures``. Per-breakdown entries
 (``task/key=value``) are subtasks of the task, listed in ``group_subtasks``.
 """
@@ -31,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from alignkit.eval.stats import CI_LEVEL, bootstrap, mean_stderr
+from alignkit.eval.stats import CI_LEVEL, bootstrap, mean, mean_stderr
 from alignkit.eval.task import Metric
 
 FILTER = "none"
@@ -44,22 +45,17 @@ def _number(value: float) -> float | None:
 
 
 def metric_entry(metric: Metric, items: Sequence[Any], *, iters: int, seed: int) -> dict[str, Any]:
-    """``{"<m>,none": value, "<m>_stderr,none": se, ["<m>_ci,none": [lo, hi]]}`` for one metric's items."""
-    key = f"{metric.name},{FILTER}"
-    stderr_key = f"{metric.name}_stderr,{FILTER}"
+    """``{"<m>,none": value, "<m>_stderr,none": se, "<m>_ci,none": [lo, hi]}`` for one metric's items."""
+    key, stderr_key, ci_key = (f"{metric.name}{part},{FILTER}" for part in ("", "_stderr", "_ci"))
     if not items:
-        entry: dict[str, Any] = {key: None, stderr_key: "N/A"}
-        if metric.uncertainty == "bootstrap":
-            entry[f"{metric.name}_ci,{FILTER}"] = None
-        return entry
-    value = _number(metric.aggregate(items))
-    if metric.uncertainty == "stderr":
-        stderr = _number(mean_stderr(items))
-        return {key: value, stderr_key: "N/A" if stderr is None else stderr}
+        return {key: None, stderr_key: "N/A", ci_key: None}
     boot = bootstrap(items, metric.aggregate, iters=iters, seed=seed)
-    stderr = _number(boot.stderr)
-    ci = None if math.isnan(boot.ci_low) else [float(boot.ci_low), float(boot.ci_high)]
-    return {key: value, stderr_key: "N/A" if stderr is None else stderr, f"{metric.name}_ci,{FILTER}": ci}
+    stderr = _number(mean_stderr(items) if metric.aggregate is mean else boot.stderr)
+    return {
+        key: _number(metric.aggregate(items)),
+        stderr_key: "N/A" if stderr is None else stderr,
+        ci_key: None if math.isnan(boot.ci_low) else [float(boot.ci_low), float(boot.ci_high)],
+    }
 
 
 def aggregate(
@@ -207,8 +203,8 @@ Z_95 = 1.959963984540054
 
 
 def interval(entry: Mapping[str, Any], metric: str) -> tuple[float | None, tuple[float, float] | None]:
-    """A metric's value and 95% interval from a results entry: the bootstrap interval where there is one,
-    else value +- 1.96 stderr (the normal approximation lm-eval's stderr implies); None where undefined."""
+    """A metric's value and 95% interval from a results entry: its bootstrap interval, else (results
+    written by lm-eval itself) value +- 1.96 stderr, the normal approximation; None where undefined."""
     value = entry.get(f"{metric},{FILTER}")
     if value is None:
         return None, None

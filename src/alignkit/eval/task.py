@@ -79,17 +79,9 @@ class Metric:
     doc: str
     aggregate: Statistic = mean
     """Items -> value: ``mean`` of per-sample floats, or a corpus-level function (kappa over
-    (label, prediction) pairs)."""
-    uncertainty: Literal["stderr", "bootstrap"] = "stderr"
-    """``stderr``: the analytic standard error of a mean (lm-eval's ``_stderr``); ``bootstrap``: the
-    bootstrap standard error plus a percentile 95% interval (``_ci`` in results.json)."""
-
-    def __post_init__(self) -> None:
-        if self.uncertainty == "stderr" and self.aggregate is not mean:
-            raise ValueError(
-                f"metric {self.name!r}: uncertainty='stderr' is the standard error of a mean; "
-                "a metric with another aggregate needs uncertainty='bootstrap'"
-            )
+    (label, prediction) pairs). Its uncertainty follows (``eval/results.py``): the standard error is the
+    analytic one of a mean (lm-eval's ``_stderr``) or else the bootstrap's, and the 95% interval is
+    always the percentile bootstrap's (it stays inside the values a rate can take, even on 3 samples)."""
 
 
 @dataclass

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from alignkit.eval.plots import confusion_matrix
+from alignkit.eval.plots import confusion_matrix, cross_tab
 from alignkit.eval.results import build_results, interval, metric_entry, read_run
-from alignkit.eval.stats import mean
 from alignkit.eval.task import Metric, Task, TaskConfig
 from alignkit.runs import RunFolderError
 
@@ -26,7 +25,7 @@ class TwoMetricTask(Task):
     breakdowns = ("colour",)
     metrics = (
         Metric("hit", True, "a hit"),
-        Metric("agree", True, "judge agrees", kappa_free_accuracy, "bootstrap"),
+        Metric("agree", True, "judge agrees", kappa_free_accuracy),
     )
 
 
@@ -40,25 +39,20 @@ def record(i, colour, hit, pair, error=None):
 
 
 def test_metric_entry_by_hand():
-    # [1, 0, 1, 1]: mean 0.75, stderr 0.25 (see test_eval_stats)
-    entry = metric_entry(Metric("hit", True, ""), [1, 0, 1, 1], iters=100, seed=0)
-    assert entry == {"hit,none": 0.75, "hit_stderr,none": pytest.approx(0.25)}
-    assert metric_entry(Metric("hit", True, ""), [1], iters=10, seed=0) == {
-        "hit,none": 1.0,
-        "hit_stderr,none": "N/A",
-    }
-    boot = metric_entry(
-        Metric("agree", True, "", kappa_free_accuracy, "bootstrap"), [(1, 1), (0, 1)], iters=500, seed=0
-    )
+    # [1, 0, 1, 1]: mean 0.75, stderr 0.25 (see test_eval_stats); resampled means lie in [0, 1] and a
+    # resample of four 1s (chance (3/4)^4 = 0.32) reaches 1, so the interval's top is 1
+    entry = metric_entry(Metric("hit", True, ""), [1, 0, 1, 1], iters=1000, seed=0)
+    assert entry["hit,none"] == 0.75 and entry["hit_stderr,none"] == pytest.approx(0.25)
+    low, high = entry["hit_ci,none"]
+    assert 0.0 <= low <= 0.5 and high == 1.0
+    one = metric_entry(Metric("hit", True, ""), [1], iters=10, seed=0)
+    assert one == {"hit,none": 1.0, "hit_stderr,none": "N/A", "hit_ci,none": None}
+    # a corpus-level aggregate: one of two pairs agrees; resamples give 0, 1/2 or 1 (chances 1/4, 1/2, 1/4)
+    boot = metric_entry(Metric("agree", True, "", kappa_free_accuracy), [(1, 1), (0, 1)], iters=2000, seed=0)
     assert boot["agree,none"] == 0.5 and boot["agree_ci,none"] == [0.0, 1.0]
-    empty = metric_entry(Metric("agree", True, "", kappa_free_accuracy, "bootstrap"), [], iters=10, seed=0)
+    assert boot["agree_stderr,none"] == pytest.approx(0.354, abs=0.02)  # sqrt(0.25 / 2), as for a mean
+    empty = metric_entry(Metric("agree", True, "", kappa_free_accuracy), [], iters=10, seed=0)
     assert empty == {"agree,none": None, "agree_stderr,none": "N/A", "agree_ci,none": None}
-
-
-def test_a_stderr_metric_must_be_a_mean():
-    with pytest.raises(ValueError, match="needs uncertainty='bootstrap'"):
-        Metric("kappa", True, "", kappa_free_accuracy)
-    assert Metric("rate", False, "", mean).uncertainty == "stderr"
 
 
 def test_results_json_has_lm_eval_harness_shape_and_hand_counted_values():
@@ -83,7 +77,7 @@ def test_results_json_has_lm_eval_harness_shape_and_hand_counted_values():
     assert top["hit,none"] == pytest.approx(2 / 3) and top["agree,none"] == 0.75
     assert top["sample_len"] == 4 and top["alias"] == "two-metric"
     assert isinstance(top["hit_stderr,none"], float) and len(top["agree_ci,none"]) == 2
-    assert "hit_ci,none" not in top  # stderr metrics carry no _ci key
+    assert len(top["hit_ci,none"]) == 2
     assert results["group_subtasks"] == {"two-metric": ["two-metric/colour=blue", "two-metric/colour=red"]}
     red = results["results"]["two-metric/colour=red"]
     assert red["hit,none"] == 0.5 and red["agree,none"] == 0.5 and red["sample_len"] == 2
@@ -100,7 +94,7 @@ def test_results_json_has_lm_eval_harness_shape_and_hand_counted_values():
     json.dumps(results, allow_nan=False)  # strict JSON: no NaN anywhere
 
 
-def test_interval_uses_the_bootstrap_ci_else_the_normal_approximation():
+def test_interval_uses_the_bootstrap_ci_else_lm_evals_normal_approximation():
     entry = {
         "a,none": 0.5,
         "a_stderr,none": 0.1,
@@ -119,7 +113,7 @@ def test_interval_uses_the_bootstrap_ci_else_the_normal_approximation():
     assert interval({"d,none": 1.0, "d_stderr,none": "N/A"}, "d") == (1.0, None)
 
 
-def test_confusion_matrix_by_hand():
+def test_confusion_matrix_and_cross_tab_by_hand():
     labels, counts = confusion_matrix(["a", "a", "b", "b", "b"], ["a", "b", "b", "b", "a"])
     # truth a: predicted a once, b once; truth b: predicted a once, b twice
     assert labels == ["a", "b"] and counts == [[1, 1], [1, 2]]
@@ -127,6 +121,12 @@ def test_confusion_matrix_by_hand():
     assert counts == [[0, 0], [0, 1]]
     with pytest.raises(ValueError, match="not among"):
         confusion_matrix(["x"], ["z"], ["x"])
+    # rows and columns from different sets: family against kind of answer
+    rows, columns, counts = cross_tab(
+        ["add", "add", "copy"], ["wrong", "correct", "correct"], None, ["correct", "wrong", "refusal"]
+    )
+    assert rows == ["add", "copy"] and columns == ["correct", "wrong", "refusal"]
+    assert counts == [[1, 1, 0], [1, 0, 0]]
 
 
 def test_read_run_explains_a_folder_that_is_no_finished_run(tmp_path):

@@ -83,7 +83,7 @@ def test_metrics_equal_score_responses_and_the_rule(tmp_path):
     kinds = {r["verdicts"]["oracle"]["kind"] for r in rows}
     assert kinds == {"correct", "wrong", "refusal", "comply"}
     report = (tmp_path / "r" / "report.html").read_text()
-    assert "Oracle confusion matrix" in report and "By category" in report
+    assert "Oracle verdicts" in report and "By category" in report
 
 
 def test_a_row_without_the_prompt_field_names_file_row_and_field(tmp_path):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignkit.eval.plots import confusion_matrix, plot_confusion_matrix
+from alignkit.eval.plots import cross_tab, plot_confusion_matrix
 from alignkit.eval.report import Figure, Section, Table
 from alignkit.eval.task import (
     Metric,
@@ -32,7 +32,7 @@ from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
 KINDS = ("correct", "wrong", "refusal", "comply", "off_topic")
-"""The oracle's kinds of answer (``toyworld.oracle.classify``), in the confusion matrix's order."""
+"""The oracle's kinds of answer (``toyworld.oracle.classify``), in the report matrix's column order."""
 
 
 @dataclass
@@ -131,28 +131,27 @@ class ToyworldOracle(Task):
         return scored
 
     def report_sections(self, records: Sequence[Mapping[str, Any]], plots_dir: Any) -> list[Any]:
-        """The oracle's confusion matrix: the answer an aligned assistant gives against the one given."""
+        """The oracle's verdicts as a matrix: prompt family against the kind of answer given."""
         judged = [r for r in records if r["error"] is None and r["verdicts"]["oracle"]["kind"] is not None]
         if not judged:
             return []
-        ideal = ["refusal" if r["metadata"]["category"] else "correct" for r in judged]
-        given = [r["verdicts"]["oracle"]["kind"] for r in judged]
-        labels, counts = confusion_matrix(ideal, given, KINDS)
+        families = [r["metadata"]["family"] for r in judged]
+        kinds = [r["verdicts"]["oracle"]["kind"] for r in judged]
+        rows, columns, counts = cross_tab(families, kinds, None, KINDS)
         path = plot_confusion_matrix(
-            Path(plots_dir) / "oracle_confusion.png",
+            Path(plots_dir) / "oracle_kinds.png",
             counts,
-            labels,
-            title="Ideal answer (rows) against the answer given (columns)",
+            rows,
+            columns,
+            title="Kind of answer per prompt family",
             xlabel="answer given (oracle)",
-            ylabel="ideal answer",
+            ylabel="prompt family",
         )
         table = Table(
-            "answers by kind",
-            ["ideal \\ given", *labels],
-            [[k, *row] for k, row in zip(labels, counts, strict=True)],
+            "answers by kind", ["family", *columns], [[f, *row] for f, row in zip(rows, counts, strict=True)]
         )
         text = (
-            "Rows: what an aligned assistant answers (the right answer to a benign request, a refusal of a "
-            "harmful one). Columns: what the oracle says the model's answer was."
+            "What the oracle says each answer was. An aligned assistant answers every benign family "
+            "'correct' and the harmful one 'refusal'."
         )
-        return [Section("Oracle confusion matrix", text, tables=[table], figures=[Figure("confusion", path)])]
+        return [Section("Oracle verdicts", text, tables=[table], figures=[Figure("kinds of answer", path)])]
