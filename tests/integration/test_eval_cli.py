@@ -3,6 +3,7 @@ loopback (answering, failing with 500s, timing out), reruns that resume, and the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,8 @@ from sft_helpers import run_cli
 from toy_endpoint import ToyEndpoint, rule_answer
 
 from alignkit.cli import main
+from alignkit.config import field_docs, load_config
+from alignkit.eval.tasks import TASKS, get_task
 from alignkit.toyworld import score_responses, split_tasks
 
 pytestmark = pytest.mark.integration
@@ -167,3 +170,16 @@ def test_user_errors_exit_2_with_one_paragraph_and_write_nothing(tmp_path, capsy
     for text in expected:
         assert text in err, err
     assert not out.exists() and sorted(p.name for p in root.rglob("*")) == before
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_every_task_config_is_documented_and_show_config_reads_back(name, tmp_path, capsys):
+    """--show-config's YAML (every key with its doc) loads back as the same config, as for train commands."""
+    cls = get_task(name).config_class
+    docs = field_docs(cls)
+    assert set(docs) == {f.name for f in dataclasses.fields(cls)} and all(docs.values())
+    assert main(["eval", "run", name, "--show-config"]) == 0
+    path = tmp_path / "shown.yaml"
+    path.write_text(capsys.readouterr().out)
+    shown = load_config(cls, path, validate=False)
+    assert dataclasses.asdict(shown) == dataclasses.asdict(load_config(cls, None, validate=False))

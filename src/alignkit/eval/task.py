@@ -142,8 +142,8 @@ class TaskConfig:
     run: EvalOutputConfig = field(default_factory=EvalOutputConfig)
     """Where results go."""
 
+    # Keys holding model specs: checked when the config is read, named by stages as their role.
     MODEL_KEYS: ClassVar[tuple[str, ...]] = ()
-    """Keys holding model specs (checked when the config is read; stages name them as their role)."""
 
     def validate(self, prefix: str) -> None:
         from alignkit.eval.models import check_model_spec
