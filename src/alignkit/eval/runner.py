@@ -65,7 +65,6 @@ class _Model:
         self.identity = model_identity(spec, dtype)
         self.cache = GenerationCache(cache_dir, self.identity, spec.label) if self.identity else None
         self._generator: Any = None
-        self.calls = 0
 
     def generator(self) -> Any:
         if self._generator is None:
@@ -84,7 +83,6 @@ class _Model:
         """One completion or one exception per conversation: a batch that raises is retried one by one.
         A model that cannot be loaded is no sample's failure: that error stops the run."""
         generator = self.generator()
-        self.calls += 1
         try:
             completions = generator.generate(conversations, sampling, seed=self.config.seed)
             if len(completions) != len(conversations):

@@ -227,10 +227,12 @@ class Task:
       (system + outer prompt + format); the judge's three questions are three stages whose prompts are
       built from the earlier outputs; ``score`` parses yes/no and gives per-sample indicators whose means
       are the deception tendency rate and the diagnostic rates, broken down by ``category``.
-    - **Judge agreement** (InterMT-Bench style): no model under test; an LLM judge is the only stage (or a
-      reward model runs in ``score``); each sample's item is a (human label, judge label) pair and the
-      metrics aggregate the pairs (accuracy, Cohen's kappa, Pearson) with ``uncertainty="bootstrap"``.
-    - **Libra leaderboard**: no generation; the samples are other runs' results (``load_results`` in
+    - **Judge agreement** (InterMT-Bench style): no model under test; an LLM judge is the only stage (role
+      ``judge``; the prompt function puts the two responses in an order drawn from the sample id, and
+      ``score`` maps the verdict back), or a reward model runs in ``score``; each sample's item is a
+      (human label, judge label) pair and the metrics are corpus-level aggregates of the pairs (accuracy,
+      Cohen's kappa, Pearson r: ``Metric.aggregate``), whose intervals are bootstrapped.
+    - **Libra leaderboard**: no generation; the samples are other runs' results (``read_run`` in
       ``eval/results.py``), one per model; ``score`` puts each run's helpfulness, harmlessness and Libra
       score into ``verdicts``, and ``report_sections`` draws the leaderboard table.
 
