@@ -34,6 +34,13 @@ EVALUATIONS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+EVAL_ACTIONS = {
+    "run": "run an eval task (alignkit eval list) on a model or endpoint: results.json, samples.jsonl, report.html",
+    "list": "list the eval tasks: what each measures, its metrics and keys",
+    "compare": "runs of one task side by side, each against the first, with paired significance tests",
+}
+"""``alignkit eval`` actions beside the configured evaluations of ``EVALUATIONS``."""
+
 OTHER_COMMANDS = {
     "data inspect": "validate a dataset through a template; print counts and a sample",
     "data templates": "list the dataset templates",
@@ -63,6 +70,7 @@ def _command_list() -> str:
     """Every command with one plain line of text: the top of ``alignkit --help``."""
     rows = [(f"train {name}", help_) for name, (_, _, help_) in TRAINERS.items()]
     rows += [(f"eval {name}", help_) for name, (_, _, help_) in EVALUATIONS.items()]
+    rows += [(f"eval {name}", help_) for name, help_ in EVAL_ACTIONS.items()]
     rows += list(OTHER_COMMANDS.items())
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  alignkit {name:<{width}}  {help_}" for name, help_ in rows)
@@ -93,6 +101,11 @@ def _add_configured(
         epilog=EPILOG,
     )
     parser.add_argument(what, choices=list(table), metavar=what.upper(), help=f"one of: {', '.join(table)}")
+    _add_config_arguments(parser)
+
+
+def _add_config_arguments(parser: Any) -> None:
+    """``--config``, ``--show-config`` and ``key=value`` overrides."""
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML config file")
     parser.add_argument(
         "--show-config", action="store_true", help="print the resolved config as YAML and exit"
@@ -100,6 +113,64 @@ def _add_configured(
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.lr=3e-4"
     )
+
+
+def _add_eval(sub: Any) -> None:
+    """``alignkit eval``: the configured evaluations (``EVALUATIONS``) and the task actions (``EVAL_ACTIONS``)."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    rows = {**{name: help_ for name, (_, _, help_) in EVALUATIONS.items()}, **EVAL_ACTIONS}
+    width = max(len(name) for name in rows)
+    listing = "\n".join(f"  {name:<{width}}  {help_}" for name, help_ in rows.items())
+    parser = sub.add_parser(
+        "eval",
+        help="evaluate models: eval tasks, comparisons, judges' held-out accuracy",
+        description=f"Evaluate models.\n\nactions:\n{listing}\n\n{CONFIGURED_USAGE}",
+        formatter_class=formatter,
+        epilog=EPILOG,
+    )
+    actions = parser.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
+    for name, (_, _, help_) in EVALUATIONS.items():
+        configured = actions.add_parser(
+            name,
+            help=help_,
+            description=f"{help_}.\n\n{CONFIGURED_USAGE}",
+            formatter_class=formatter,
+            epilog=EPILOG,
+        )
+        _add_config_arguments(configured)
+    run = actions.add_parser(
+        "run",
+        help=EVAL_ACTIONS["run"],
+        description=(
+            f"{EVAL_ACTIONS['run']}.\n\nalignkit eval run TASK model=SPEC [key=value ...] [--config FILE.yaml]\n"
+            "SPEC: a local model folder or hub name, a run folder (its final/), toyworld://..., vllm:PATH, or\n"
+            "openai:URL#MODEL. A rerun with run.resume=true reuses every answer already generated.\n\n"
+            f"{CONFIGURED_USAGE}"
+        ),
+        formatter_class=formatter,
+        epilog=EPILOG,
+    )
+    run.add_argument("task", metavar="TASK", help="an eval task (alignkit eval list)")
+    _add_config_arguments(run)
+    actions.add_parser("list", help=EVAL_ACTIONS["list"], epilog=EPILOG, formatter_class=formatter)
+    compare = actions.add_parser(
+        "compare",
+        help=EVAL_ACTIONS["compare"],
+        description=EVAL_ACTIONS["compare"] + ".",
+        epilog=EPILOG,
+        formatter_class=formatter,
+    )
+    compare.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run folders of `alignkit eval run`; the first is the baseline"
+    )
+    compare.add_argument(
+        "--out", default=None, help="write compare.json and report.html to this folder (else print only)"
+    )
+    compare.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    compare.add_argument(
+        "--iters", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)"
+    )
+    compare.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation test")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -113,9 +184,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_configured(sub, "train", "train a model", TRAINERS, "algorithm")
-    _add_configured(
-        sub, "eval", "evaluate a model; prints its figures and writes report.json", EVALUATIONS, "evaluation"
-    )
+    _add_eval(sub)
 
     data = sub.add_parser(
         "data", help="inspect and validate datasets", epilog=EPILOG, formatter_class=formatter
@@ -223,7 +292,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    return _run_configured(*_evaluation(args.evaluation), args)
+    action = args.eval_command
+    if action == "list":
+        from alignkit.eval.tasks import task_list
+
+        print(task_list())
+        return EXIT_OK
+    if action == "compare":
+        from alignkit.eval.compare import compare_command
+
+        compare_command(args.runs, out=args.out, overwrite=args.overwrite, iters=args.iters, seed=args.seed)
+        return EXIT_OK
+    if action == "run":
+        import functools
+
+        from alignkit.eval.runner import evaluate, resolve_task
+
+        task = resolve_task(args.task)
+        return _run_configured(task.config_class, functools.partial(evaluate, task), args)
+    return _run_configured(*_evaluation(action), args)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -325,7 +412,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     # Overrides may come before or after --config; argparse leaves the later ones over, so collect them.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if args.command not in ("train", "eval") or any(
+        if getattr(args, "overrides", None) is None or any(
             "=" not in item or item.startswith("-") for item in extra
         ):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
