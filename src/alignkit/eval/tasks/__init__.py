@@ -15,6 +15,7 @@ from alignkit.config import ConfigError
 
 TASKS: dict[str, str] = {
     "toyworld-oracle": "alignkit.eval.tasks.toyworld_oracle:ToyworldOracle",
+    "win-rate": "alignkit.eval.tasks.win_rate:WinRate",
 }
 """Task name -> ``module:Class``."""
 
