@@ -38,6 +38,7 @@ EVAL_ACTIONS = {
     "run": "run an eval task (alignkit eval list) on a model or endpoint: results.json, samples.jsonl, report.html",
     "list": "list the eval tasks: what each measures, its metrics and keys",
     "compare": "runs of one task side by side, each against the first, with paired significance tests",
+    "leaderboard": "rank models by Libra's balance of capability and safety, read from their eval runs",
 }
 """``alignkit eval`` actions beside the configured evaluations of ``EVALUATIONS``."""
 
@@ -171,6 +172,50 @@ def _add_eval(sub: Any) -> None:
         "--iters", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)"
     )
     compare.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation test")
+    _add_leaderboard(actions, formatter)
+
+
+def _add_leaderboard(actions: Any, formatter: Any) -> None:
+    """``alignkit eval leaderboard RUN ... --capability TASK:METRIC --safety TASK:METRIC``."""
+    board = actions.add_parser(
+        "leaderboard",
+        help=EVAL_ACTIONS["leaderboard"],
+        description=(
+            f"{EVAL_ACTIONS['leaderboard']}.\n\nlibra = 1 - sqrt(((1 - x)^2 + (1 - y)^2) / 2): x the mean of the "
+            "--capability metrics, y the mean of the --safety metrics;\nlower-is-better metrics enter as "
+            "1 - value (safety from a harm rate: --safety toyworld-oracle:harm_rate).\n\n"
+            "e.g. alignkit eval leaderboard runs/eval-sft runs/eval-ppo runs/eval-safe \\\n"
+            "       --capability toyworld-oracle:benign_accuracy --safety toyworld-oracle:harm_rate"
+        ),
+        epilog=EPILOG,
+        formatter_class=formatter,
+    )
+    board.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="folders of `alignkit eval run` (NAME=FOLDER names the model; default: the run's model spec)",
+    )
+    board.add_argument(
+        "--capability",
+        action="append",
+        default=[],
+        metavar="TASK:METRIC",
+        help="a capability metric (repeatable)",
+    )
+    board.add_argument(
+        "--safety", action="append", default=[], metavar="TASK:METRIC", help="a safety metric (repeatable)"
+    )
+    board.add_argument(
+        "--normalisation",
+        choices=["none", "minmax", "percentage"],
+        default="none",
+        help="capability scores across models: none (rates in [0, 1], the default), minmax, percentage",
+    )
+    board.add_argument(
+        "--out", default="runs/leaderboard", help="folder for leaderboard.json and report.html"
+    )
+    board.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -302,6 +347,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from alignkit.eval.compare import compare_command
 
         compare_command(args.runs, out=args.out, overwrite=args.overwrite, iters=args.iters, seed=args.seed)
+        return EXIT_OK
+    if action == "leaderboard":
+        from alignkit.eval.leaderboard import leaderboard_command
+
+        leaderboard_command(
+            args.runs,
+            capability=args.capability,
+            safety=args.safety,
+            normalisation=args.normalisation,
+            out=args.out,
+            overwrite=args.overwrite,
+        )
         return EXIT_OK
     if action == "run":
         import functools

@@ -200,7 +200,9 @@ def test_metrics_equal_the_pure_win_rate_and_length_stats_of_the_outcomes(tmp_pa
     ba = [r["verdicts"]["judge"]["ba"]["winner"] for r in records]
     outcomes = combine_orders(ab, ba)
     w = win_rate(outcomes)
-    lengths = length_stats(outcomes, [r["outputs"]["a"] for r in records], [r["outputs"]["b"] for r in records])
+    lengths = length_stats(
+        outcomes, [r["outputs"]["a"] for r in records], [r["outputs"]["b"] for r in records]
+    )
     e = entry(json.loads((tmp_path / "run" / "results.json").read_text()))
     assert e["win_rate"] == pytest.approx(w.win_rate) and e["decisive_win_rate"] == pytest.approx(
         w.decisive_win_rate
@@ -236,9 +238,7 @@ def test_a_rerun_asks_no_model_and_no_judge(tmp_path):
     first = evaluate(tmp_path, judge, a=a, b=b)
     assert (a.asked, b.asked, len(judge.asked)) == (6, 6, 12)
     a2, b2, judge2 = TableModel(ANSWERS_A, "a"), TableModel(ANSWERS_B, "b"), LongerJudge()
-    again = evaluate(
-        tmp_path, judge2, "rescore", a=a2, b=b2, cache_dir=str(tmp_path / "run" / "generations")
-    )
+    again = evaluate(tmp_path, judge2, "rescore", a=a2, b=b2, cache_dir=str(tmp_path / "run" / "generations"))
     assert (a2.asked, b2.asked, len(judge2.asked)) == (0, 0, 0)
     assert again["results"] == first["results"]
 

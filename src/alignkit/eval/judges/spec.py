@@ -137,5 +137,7 @@ def build_pair_judge(spec: PairJudgeSpec, *, tie_margin: float = 0.0, batch_size
         from alignkit.score.score_model import ScoreModelScorer
 
         scorer = ScoreModelScorer(resolve_path(run_model_folder(spec.target)), batch_size=batch_size)
-        return ScorerPairJudge(scorer if spec.kind == "reward" else LowerIsBetter(scorer), tie_margin=tie_margin)
+        return ScorerPairJudge(
+            scorer if spec.kind == "reward" else LowerIsBetter(scorer), tie_margin=tie_margin
+        )
     raise ValueError(f"judge {spec.text!r} is an LLM judge: it is asked as eval stages, not built here")

@@ -54,7 +54,8 @@ def plot_outcomes(path: Path, counts: Mapping[str, Mapping[str, int]], *, title:
     for outcome, colour in COLOURS.items():
         totals = [sum(counts[n].values()) or 1 for n in names]
         shares = [counts[n].get(outcome, 0) / t for n, t in zip(names, totals, strict=True)]
-        ax.barh(range(len(names)), shares, left=left, color=colour, label=outcome, edgecolor="white")
+        label = "flip (orders disagree)" if outcome == "inconsistent" else outcome
+        ax.barh(range(len(names)), shares, left=left, color=colour, label=label, edgecolor="white")
         for i, (share, start) in enumerate(zip(shares, left, strict=True)):
             if share >= 0.06:
                 ax.text(start + share / 2, i, str(counts[names[i]].get(outcome, 0)), ha="center", va="center")
@@ -123,12 +124,18 @@ def win_rate_sections(records: Sequence[Mapping[str, Any]], plots_dir: Any) -> l
     answers_a = [r["outputs"]["a"] for r in judged]
     answers_b = [r["outputs"]["b"] for r in judged]
     lengths = length_stats(outcomes, answers_a, answers_b)
-    cut = {
-        side: sum(r["finish_reasons"].get(side) == "length" for r in judged) for side in ("a", "b")
-    }
+    cut = {side: sum(r["finish_reasons"].get(side) == "length" for r in judged) for side in ("a", "b")}
     length_table = Table(
         "answer lengths (words)",
-        ["mean A", "mean B", "A longer", "longer answer's win rate", "prompts of unequal length", "A cut", "B cut"],
+        [
+            "mean A",
+            "mean B",
+            "A longer",
+            "longer answer's win rate",
+            "prompts of unequal length",
+            "A cut",
+            "B cut",
+        ],
         [
             [
                 lengths.mean_length_a,
@@ -173,7 +180,15 @@ def win_rate_sections(records: Sequence[Mapping[str, Any]], plots_dir: Any) -> l
                 tables=[
                     Table(
                         "verdicts to read",
-                        ["id", "outcome", "prompt", "answer A", "answer B", "judge, A first", "judge, B first"],
+                        [
+                            "id",
+                            "outcome",
+                            "prompt",
+                            "answer A",
+                            "answer B",
+                            "judge, A first",
+                            "judge, B first",
+                        ],
                         rows,
                     )
                 ],
