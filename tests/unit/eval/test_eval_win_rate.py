@@ -295,6 +295,8 @@ def test_judge_specs_name_their_kind_and_bad_ones_are_config_errors(tmp_path):
         (f"reward:{tmp_path / 'missing'}", "missing"),
         ("scorer:no_such_module:fn", "cannot import module"),
         ("scorer:alignkit.toyworld.oracle:no_such_fn", "no function"),
+        ("http://localhost:8000/v1", "write openai:http://localhost:8000/v1#MODEL"),
+        ("http://localhost:8000/v1", "or a scoring judge: reward:PATH"),
     ):
         with pytest.raises(ConfigError, match=re.escape(message)):
             run_task(WinRate, **base, **sampling, judge=judge, run={"output_dir": str(tmp_path / "x")})

@@ -86,8 +86,17 @@ def parse_pair_judge(text: str, key: str = "judge") -> PairJudgeSpec:
 
 def check_pair_judge(text: str, key: str = "judge") -> PairJudgeSpec:
     """Parse and check before any run folder: a score model's folder holds a model of the right kind, a
-    function imports. (An LLM judge's model spec is checked as every model key is.)"""
+    function imports, an LLM judge's model spec can load (its error also lists the scoring judges)."""
     spec = parse_pair_judge(text, key)
+    if spec.kind == "llm":
+        from alignkit.eval.models import check_model_spec
+
+        try:
+            check_model_spec(text, key)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc} (as an LLM judge); or a scoring judge: reward:PATH, cost:PATH, scorer:MODULE:FUNCTION"
+            ) from None
     if spec.kind in ("reward", "cost"):
         from alignkit.eval.models import run_model_folder
         from alignkit.models.score_model import check_score_model

@@ -252,4 +252,5 @@ class WinRate(Task):
     def report_sections(self, records: Sequence[Mapping[str, Any]], plots_dir: Any) -> list[Any]:
         from alignkit.eval.tasks.win_rate_report import win_rate_sections
 
-        return win_rate_sections(records, plots_dir)
+        c = self.config
+        return win_rate_sections(records, plots_dir, model=c.model, baseline=c.baseline, judge=c.judge)

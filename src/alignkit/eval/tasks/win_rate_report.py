@@ -75,7 +75,9 @@ def plot_outcomes(path: Path, counts: Mapping[str, Mapping[str, int]], *, title:
     return path
 
 
-def win_rate_sections(records: Sequence[Mapping[str, Any]], plots_dir: Any) -> list[Section]:
+def win_rate_sections(
+    records: Sequence[Mapping[str, Any]], plots_dir: Any, *, model: str, baseline: str, judge: str
+) -> list[Section]:
     judged = [r for r in records if r["error"] is None and r["verdicts"].get("judge")]
     if not judged:
         return []
@@ -153,7 +155,8 @@ def win_rate_sections(records: Sequence[Mapping[str, Any]], plots_dir: Any) -> l
     sections = [
         Section(
             "Win rate",
-            "Each prompt is judged twice, with A's answer shown first and with B's answer shown first.",
+            f"Model A: {model}. Model B: {baseline}. Judge: {judge}.\n\nEach prompt is judged twice, with "
+            "A's answer shown first and with B's answer shown first.",
             tables=[outcome_table, length_table],
             figures=[Figure("outcomes", figure, "Shares of prompts; the dashed line marks one half.")],
         )
