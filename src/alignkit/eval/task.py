@@ -232,9 +232,9 @@ class Task:
       ``score`` maps the verdict back), or a reward model runs in ``score``; each sample's item is a
       (human label, judge label) pair and the metrics are corpus-level aggregates of the pairs (accuracy,
       Cohen's kappa, Pearson r: ``Metric.aggregate``), whose intervals are bootstrapped.
-    - **Libra leaderboard**: no generation; the samples are other runs' results (``read_run`` in
-      ``eval/results.py``), one per model; ``score`` puts each run's helpfulness, harmlessness and Libra
-      score into ``verdicts``, and ``report_sections`` draws the leaderboard table.
+    - **Libra leaderboard**: not a task but ``alignkit eval leaderboard`` (``eval/leaderboard.py``), which
+      reads finished runs (``read_run``), one or more per model, and combines their capability and safety
+      metrics into the Libra score.
 
     The class docstring's first paragraph is what ``alignkit eval list`` prints.
     """
