@@ -237,11 +237,12 @@ class WinRate(Task):
     def score(self, samples: Sequence[Sample], outputs: Sequence[Mapping[str, str]]) -> list[Scored]:
         ab, ba = self.verdicts(samples, outputs)
         outcomes = combine_orders([v.winner for v in ab], [v.winner for v in ba])
+        kind = parse_pair_judge(self.config.judge).kind
         scored = []
         for out, first, second, outcome in zip(outputs, ab, ba, outcomes, strict=True):
             length_a, length_b = word_count(out["a"]), word_count(out["b"])
             verdict = {
-                "kind": parse_pair_judge(self.config.judge).kind,
+                "kind": kind,
                 "ab": _verdict_dict(first),
                 "ba": _verdict_dict(second),
                 "outcome": outcome,
