@@ -15,6 +15,8 @@ from alignkit.config import ConfigError
 
 TASKS: dict[str, str] = {
     "toyworld-oracle": "alignkit.eval.tasks.toyworld_oracle:ToyworldOracle",
+    "safety": "alignkit.eval.tasks.safety:Safety",
+    "judge-agreement": "alignkit.eval.tasks.judge_agreement:JudgeAgreement",
 }
 """Task name -> ``module:Class``."""
 
