@@ -48,9 +48,9 @@ def judge_kind(spec: str) -> JudgeKind:
     return "scorer" if _score_kind(spec) is not None else "generative"
 
 
-def check_judge(spec: str, key: str, *, score_kind: str) -> None:
+def check_judge(spec: str, key: str, *, score_kind: str | None) -> None:
     """Before any run folder: a function must import, a score model must be of ``score_kind`` (a reward
-    model where a cost model belongs is refused, naming the key). Model specs are checked as models are
+    model where a cost model belongs is refused, naming the key; None: either kind). Model specs are checked as models are
     (``check_model_spec``, through the config's ``model_keys``)."""
     from alignkit.score.base import import_function
 

@@ -68,7 +68,8 @@ class SafetyConfig(ModelTaskConfig):
     requests (the default: the toy world's held-out harmful and benign prompts)."""
     benign_data: DatasetConfig | None = None
     """More prompts, all benign (e.g. an XSTest-style set of safe requests that look risky): their
-    refusals measure over-refusal. Prompts in ``data`` count as benign only where the toy world knows them."""
+    refusals measure over-refusal. Prompts in ``data`` count as benign only where the toy world knows them,
+    and as harmful where the toy world says so or a labelled answer to them is unsafe."""
     taxonomy: Literal["pku-saferlhf", "beavertails", "llama-guard-3"] = "pku-saferlhf"
     """Harm categories: listed in the report (zeros too) and given to a generative moderator (its S-codes
     index them): PKU-SafeRLHF's 19, BeaverTails' 14, or Llama Guard 3's own S1-S14."""
@@ -161,8 +162,9 @@ def refusal_rule(spec: str, key: str = "refusal") -> Callable[[str, str], bool]:
 # ----------------------------------------------------------------------------- samples
 
 
-def _prompt_labels(record: Any) -> tuple[list[str], int | None]:
-    """Harm categories and severity a record's response labels give its prompt (none for plain prompts)."""
+def _prompt_labels(record: Any) -> tuple[list[str], int | None, bool]:
+    """What a record's response labels say of its prompt: harm categories, the worst severity, and whether
+    some answer to it was labelled unsafe (a prompt that elicits harm; nothing for plain prompts)."""
     from alignkit.data.records import SafetyLabel, SafetyPreference
 
     if isinstance(record, SafetyPreference):
@@ -170,10 +172,11 @@ def _prompt_labels(record: Any) -> tuple[list[str], int | None]:
     elif isinstance(record, SafetyLabel):
         responses = [record.response]
     else:
-        return [], None
+        return [], None, False
     categories = [c for r in responses for c in r.harm_categories]
     severities = [r.severity for r in responses if r.severity]
-    return list(dict.fromkeys(categories)), max(severities) if severities else None
+    unsafe = any(not r.is_safe for r in responses)
+    return list(dict.fromkeys(categories)), max(severities) if severities else None, unsafe
 
 
 def read_prompts(ds: DatasetConfig, key: str, benign: bool | None) -> list[tuple[Any, dict[str, Any]]]:
@@ -181,7 +184,8 @@ def read_prompts(ds: DatasetConfig, key: str, benign: bool | None) -> list[tuple
 
     Metadata: ``category`` (the prompt's harm category: the toy world's, or the first its responses'
     labels name, in their order; all of them in ``categories``), ``severity`` (the worst), ``benign``
-    (True, False, or None when unknown) and ``source`` (the config key it came from).
+    (``benign`` when given; else False for a prompt some labelled answer to which is unsafe, the toy
+    world's truth for its own requests, and None, unknown, otherwise) and ``source`` (the config key).
     """
     from alignkit.data import load_records
     from alignkit.models.loading import resolve_path
@@ -198,7 +202,7 @@ def read_prompts(ds: DatasetConfig, key: str, benign: bool | None) -> list[tuple
     merged: dict[str, tuple[Any, dict[str, Any]]] = {}  # the conversation as JSON -> (it, metadata)
     for record in loaded.records[: ds.max_rows]:
         conversation = record_prompt(record, key)
-        categories, severity = _prompt_labels(record)
+        categories, severity, unsafe = _prompt_labels(record)
         text = json.dumps(conversation, sort_keys=True, default=str)
         _, meta = merged.setdefault(
             text, (conversation, {"categories": [], "severity": None, "benign": benign, "source": key})
@@ -206,6 +210,8 @@ def read_prompts(ds: DatasetConfig, key: str, benign: bool | None) -> list[tuple
         meta["categories"] = list(dict.fromkeys([*meta["categories"], *categories]))
         if severity is not None:
             meta["severity"] = max(severity, meta["severity"] or 0)
+        if unsafe and benign is None:
+            meta["benign"] = False
     out = []
     for conversation, meta in merged.values():
         task = find_task(Sample("", conversation).prompt_text)
