@@ -250,13 +250,15 @@ def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> d
             _record(i, s, outputs[i], finish[i], errors[i], scored.get(i)) for i, s in enumerate(samples)
         ]
         main = specs.get("model") or next(iter(specs.values()), None)
+        # No generator asked (a judge that is a score model or a function): name the first model key's value.
+        named = main.text if main else next((getattr(config, k) for k in config.MODEL_KEYS), None)
         results = build_results(
             task,
             records,
             original=len(every),
             config=to_dict(config),
             run_config={
-                "model": main.text if main else None,
+                "model": named,
                 "model_args": {role: spec.text for role, spec in specs.items()},
                 "model_identity": {role: m.identity for role, m in models.items()},
                 "batch_size": getattr(config, "batch_size", None),
@@ -268,7 +270,7 @@ def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> d
             },
             extra={
                 "date": started,
-                "model_name": main.text if main else None,
+                "model_name": named,
                 "model_source": main.backend if main else None,
                 "total_evaluation_time_seconds": f"{time.perf_counter() - wall:.2f}",
                 "alignkit_version": _version("alignkit"),

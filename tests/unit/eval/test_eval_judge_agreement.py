@@ -82,6 +82,7 @@ def test_agreement_of_a_scoring_judge_by_hand(pku_pairs, tmp_path):
         bootstrap_iters=50,
         run={"output_dir": str(tmp_path / "run")},
     )
+    assert results["model_name"] == f"{__name__}:exclamations"  # the judge is what is evaluated
     overall = entry(results)
     assert overall["accuracy"] == pytest.approx(3 / 8)
     assert overall["judge_tie_rate"] == pytest.approx(2 / 8)

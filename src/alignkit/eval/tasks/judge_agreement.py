@@ -40,12 +40,11 @@ from alignkit.eval.judges.base import JUDGE_SAMPLING
 from alignkit.eval.judges.pairwise import PAIRWISE_SYSTEM, PAIRWISE_TEMPLATE
 from alignkit.eval.metrics import cohen_kappa, pearson
 from alignkit.eval.task import Metric, Sample, Scored, Stage, Task, TaskConfig, conversation_of
+from alignkit.eval.tasks.judge_agreement_report import PREDICTION_VALUE, agreement_sections
 from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
-PREDICTION_VALUE = {1: 1.0, 2: 2.0, 0: 1.5}
-"""A prediction as a number for Pearson's r: first shown better 1, second 2, a judge's tie between."""
 WINNER_LABEL = {"A": 1, "B": 2, "tie": 0}
 """A judge's verdict (positions as shown) as a label: 1 = the first shown is better, 2 = the second, 0 tie."""
 
@@ -348,8 +347,6 @@ class JudgeAgreement(Task):
         return scored
 
     def report_sections(self, records: Sequence[Mapping[str, Any]], plots_dir: Any) -> list[Any]:
-        from alignkit.eval.tasks.judge_agreement_report import agreement_sections
-
         return agreement_sections(records, Path(plots_dir))
 
 

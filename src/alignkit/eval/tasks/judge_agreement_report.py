@@ -14,10 +14,11 @@ from typing import Any
 from alignkit.eval.metrics import accuracy, cohen_kappa, f1_scores, pearson
 from alignkit.eval.plots import cross_tab, plot_confusion_matrix
 from alignkit.eval.report import Figure, Section, Table
-from alignkit.eval.tasks.judge_agreement import PREDICTION_VALUE
 
 LABELS = {1: "first shown better", 2: "second shown better"}
 VERDICTS = {1: "first", 2: "second", 0: "tie", None: "unreadable"}
+PREDICTION_VALUE = {1: 1.0, 2: 2.0, 0: 1.5}
+"""A prediction as a number for Pearson's r: first shown better 1, second 2, a judge's tie between."""
 
 
 def dimension_row(dimension: str, records: Sequence[Mapping[str, Any]]) -> list[Any]:
