@@ -98,6 +98,7 @@ class JudgeAgreementConfig(TaskConfig):
     max_concurrency: int = 8
     """openai judge: requests in flight at once."""
 
+    # ``judge`` holds a model spec only when it names an LLM judge (see ``model_keys``).
     MODEL_KEYS: ClassVar[tuple[str, ...]] = ("judge",)
 
     def judge_kind(self) -> JudgeKind:
@@ -287,20 +288,14 @@ class JudgeAgreement(Task):
                 text = outputs[i]["judge"]
                 found[i] = PairVerdict(parse_pair_verdict(text), text)
             return found
-        by_pair: dict[str, Any] = {}
+        by_pair: dict[str, Sample] = {}
         for i in asked:  # a scoring judge's verdict does not depend on the dimension: score each pair once
             by_pair.setdefault(samples[i].metadata["pair"], samples[i])
-        judged = dict(
-            zip(
-                by_pair,
-                self._scoring_judge().compare(
-                    [s.input for s in by_pair.values()],
-                    [s.metadata["shown"][0] for s in by_pair.values()],
-                    [s.metadata["shown"][1] for s in by_pair.values()],
-                ),
-                strict=True,
-            )
+        shown = [s.metadata["shown"] for s in by_pair.values()]
+        compared = self._scoring_judge().compare(
+            [s.input for s in by_pair.values()], [a for a, _ in shown], [b for _, b in shown]
         )
+        judged = dict(zip(by_pair, compared, strict=True))
         for i in asked:
             found[i] = judged[samples[i].metadata["pair"]]
         return found

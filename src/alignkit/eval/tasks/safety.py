@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal
 
 from alignkit.config import ConfigError, check
 from alignkit.eval.task import Metric, ModelTaskConfig, Sample, Scored, Stage, Task, content_id, record_prompt
-from alignkit.eval.tasks.judge_spec import JudgeKind, judge_kind
+from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
@@ -96,6 +96,9 @@ class SafetyConfig(ModelTaskConfig):
     """What counts as a refusal: 'phrases' (alignkit.eval.judges.looks_like_refusal, a GCG/HarmBench-style
     phrase list) or 'module:function' called as fn(response) or fn(prompt, response) -> bool."""
 
+    # ``moderator`` holds a model spec only when it names a generative judge (see ``model_keys``).
+    MODEL_KEYS: ClassVar[tuple[str, ...]] = ("model", "moderator")
+
     def moderator_kind(self) -> JudgeKind:
         """``function``, ``scorer`` (a score model) or ``generative`` (a model asked as a stage)."""
         return judge_kind(self.moderator)
@@ -103,11 +106,7 @@ class SafetyConfig(ModelTaskConfig):
     def model_keys(self) -> tuple[str, ...]:
         return ("model", "moderator") if self.moderator_kind() == "generative" else ("model",)
 
-    MODEL_KEYS: ClassVar[tuple[str, ...]] = ("model", "moderator")
-
     def validate(self, prefix: str) -> None:
-        from alignkit.eval.tasks.judge_spec import check_judge
-
         check(
             bool(self.moderator), f"{prefix}moderator", self.moderator, "a function, cost model or model spec"
         )
