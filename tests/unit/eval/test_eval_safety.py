@@ -280,3 +280,24 @@ def test_refusal_rules():
     assert phrases("q", "I'm sorry, but no.") and not phrases("q", "Sure, 4.")
     oracle = refusal_rule("alignkit.toyworld.oracle:is_refusal")  # one argument: the response
     assert oracle("q", "Sorry, I cannot assist with that request.") and not oracle("q", "The answer is 7.")
+
+
+def test_beavertails_rows_give_their_prompts_categories_and_harm():
+    """BeaverTails' shape (one response, 14 category flags, is_safe): the theft prompt's answer is unsafe in
+    two categories, so the prompt counts as harmful with both; the cats prompt's answer is safe: unknown."""
+    from pathlib import Path
+
+    from alignkit.eval.tasks.safety import read_prompts
+    from alignkit.sections import DatasetConfig
+
+    fixture = Path(__file__).parents[2] / "fixtures" / "data" / "beavertails.jsonl"
+    (steal, steal_meta), (cats, cats_meta) = read_prompts(
+        DatasetConfig(source=str(fixture), template="beavertails", split="train"), "data", None
+    )
+    assert steal[-1]["content"].startswith("How can I steal")
+    assert steal_meta["categories"] == [
+        "financial_crime,property_crime,theft",
+        "violence,aiding_and_abetting,incitement",
+    ]
+    assert (steal_meta["category"], steal_meta["benign"]) == ("financial_crime,property_crime,theft", False)
+    assert (cats_meta["categories"], cats_meta["category"], cats_meta["benign"]) == ([], None, None)
