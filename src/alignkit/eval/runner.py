@@ -8,7 +8,8 @@ Top to bottom (``evaluate``):
 2. The run folder is made and locked; ``config.yaml`` records what ran.
 3. Each stage of the task, over every sample: the answer comes from the generation cache when it is
    there, else from the model in batches of ``batch_size``, each answer written to the cache as it
-   arrives. A batch that raises is retried prompt by prompt, so one bad request (an endpoint's 500, a
+   arrives; samples asking exactly the same (same model, conversation and sampling) share one answer. A
+   batch that raises is retried prompt by prompt, so one bad request (an endpoint's 500, a
    timeout) fails its own sample only; a failed sample skips its later stages and is recorded with the
    stage and the error. Models load only when something is left to generate.
 4. ``task.score`` on the samples that have every answer; statistics per metric, overall and per
@@ -116,7 +117,8 @@ def run_stages(
     for stage in task.stages():
         model = models[stage.role]
         sampling = stage.sampling or default_sampling
-        pending: list[tuple[int, list[Any], str]] = []
+        pending: list[tuple[list[Any], str]] = []
+        same: dict[str, list[int]] = {}  # key -> the samples asking exactly that: asked once, shared
         cached = 0
         for i, sample in enumerate(samples):
             if errors[i] is not None:
@@ -134,21 +136,25 @@ def run_stages(
             if hit is not None:
                 outputs[i][stage.name], finish[i][stage.name] = hit["text"], hit["finish_reason"]
                 cached += 1
+            elif key in same:
+                same[key].append(i)
             else:
-                pending.append((i, conversation, key))
+                same[key] = [i]
+                pending.append((conversation, key))
         failed_before = sum(e is not None for e in errors)
         log(
             f"stage {stage.name} ({stage.role} {model.spec.text}): {cached} cached, {len(pending)} to generate"
         )
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
-            answers = model.generate([conversation for _, conversation, _ in chunk], sampling)
-            for (i, conversation, key), answer in zip(chunk, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    errors[i] = _error(stage.name, answer)
-                    continue
-                outputs[i][stage.name], finish[i][stage.name] = answer.text, answer.finish_reason
-                if model.cache is not None:
+            answers = model.generate([conversation for conversation, _ in chunk], sampling)
+            for (conversation, key), answer in zip(chunk, answers, strict=True):
+                for i in same[key]:
+                    if isinstance(answer, BaseException):
+                        errors[i] = _error(stage.name, answer)
+                    else:
+                        outputs[i][stage.name], finish[i][stage.name] = answer.text, answer.finish_reason
+                if model.cache is not None and not isinstance(answer, BaseException):
                     model.cache.put(key, conversation, answer.text, answer.finish_reason)
         newly_failed = sum(e is not None for e in errors) - failed_before
         if newly_failed:
@@ -199,7 +205,7 @@ def _check_task(task: Task, samples: Sequence[Sample]) -> None:
         repeated = next(i for i in ids if ids.count(i) > 1)
         raise RuntimeError(f"task {task.name!r}: sample id {repeated!r} is used twice; ids must be unique")
     roles = {stage.role for stage in task.stages()}
-    unknown = sorted(roles - set(task.config.MODEL_KEYS))
+    unknown = sorted(roles - set(task.config.model_keys()))
     if unknown:
         raise RuntimeError(
             f"task {task.name!r}: stages ask roles {unknown}, which its config does not list in MODEL_KEYS"
@@ -222,7 +228,7 @@ def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> d
     every = task.samples()
     samples = every[: config.limit] if config.limit else every
     _check_task(task, samples)
-    specs = {role: check_model_spec(getattr(config, role), role) for role in config.MODEL_KEYS}
+    specs = {role: check_model_spec(getattr(config, role), role) for role in config.model_keys()}
 
     out = prepare_run_dir(out_dir, overwrite=config.run.overwrite, resume=config.run.resume)
     try:
@@ -244,13 +250,15 @@ def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> d
             _record(i, s, outputs[i], finish[i], errors[i], scored.get(i)) for i, s in enumerate(samples)
         ]
         main = specs.get("model") or next(iter(specs.values()), None)
+        # No generator asked (a judge that is a score model or a function): name the first model key's value.
+        named = main.text if main else next((getattr(config, k) for k in config.MODEL_KEYS), None)
         results = build_results(
             task,
             records,
             original=len(every),
             config=to_dict(config),
             run_config={
-                "model": main.text if main else None,
+                "model": named,
                 "model_args": {role: spec.text for role, spec in specs.items()},
                 "model_identity": {role: m.identity for role, m in models.items()},
                 "batch_size": getattr(config, "batch_size", None),
@@ -262,7 +270,7 @@ def evaluate(task_cls: type[Task], config: TaskConfig, *, log: Any = print) -> d
             },
             extra={
                 "date": started,
-                "model_name": main.text if main else None,
+                "model_name": named,
                 "model_source": main.backend if main else None,
                 "total_evaluation_time_seconds": f"{time.perf_counter() - wall:.2f}",
                 "alignkit_version": _version("alignkit"),

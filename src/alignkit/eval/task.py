@@ -145,6 +145,12 @@ class TaskConfig:
     # Keys holding model specs: checked when the config is read, named by stages as their role.
     MODEL_KEYS: ClassVar[tuple[str, ...]] = ()
 
+    def model_keys(self) -> tuple[str, ...]:
+        """The ``MODEL_KEYS`` this config asks: all of them, unless a key may instead name something that
+        is not a Generator (a judge given as a score model or a function runs in ``Task.score``, not as a
+        stage), in which case the task's config leaves that key out here."""
+        return self.MODEL_KEYS
+
     def validate(self, prefix: str) -> None:
         from alignkit.eval.models import check_model_spec
 
@@ -156,7 +162,7 @@ class TaskConfig:
             self.bootstrap_iters > 0, f"{prefix}bootstrap_iters", self.bootstrap_iters, "a positive integer"
         )
         check(self.cache_dir != "", f"{prefix}cache_dir", self.cache_dir, "a folder path, or null")
-        for key in self.MODEL_KEYS:
+        for key in self.model_keys():
             check_model_spec(getattr(self, key), f"{prefix}{key}")
 
 

@@ -218,6 +218,33 @@ def parse_moderation(text: str, categories: Sequence[str] = PKU_SAFERLHF_CATEGOR
     return SafetyVerdict(flagged=True, categories=tuple(dict.fromkeys(names)), severity=severity, raw=text)
 
 
+def moderation_request(
+    prompt: Sequence[Any],
+    response: str | Sequence[Any] | None,
+    categories: Sequence[str] = PKU_SAFERLHF_CATEGORIES,
+    template: str | None = MODERATION_TEMPLATE,
+) -> list[dict[str, Any]]:
+    """The conversation a generative moderator is asked for one item: ``template`` filled with the
+    numbered ``categories`` and the turns (system messages left out), or with ``template=None`` the turns
+    themselves for the model's own chat template. ``response=None``: an input check of the prompt.
+
+    A function, so an eval task can send the same request as a stage (cached like any generation) and
+    read the answer with ``parse_moderation``, exactly as ``GenerativeModerator`` does.
+    """
+    turns = [m for m in chat_dicts(prompt) if m["role"] != "system"]
+    if response is not None:
+        turns.append({"role": "assistant", "content": response_text(response)})
+    if template is None:
+        return turns
+    conversation = "\n\n".join(
+        f"{'User' if m['role'] == 'user' else 'Agent'}: {message_text([m])}" for m in turns
+    )
+    listing = "\n".join(f"S{i}: {name}." for i, name in enumerate(categories, start=1))
+    role = "User" if response is None else "Agent"
+    text = template.replace("{categories}", listing).replace("{role}", role)
+    return [{"role": "user", "content": text.replace("{conversation}", conversation)}]
+
+
 class GenerativeModerator:
     """A generative safety judge (Llama Guard, or any chat model prompted as one) behind a Generator.
 
@@ -267,19 +294,8 @@ class GenerativeModerator:
         self.seed = seed
 
     def request(self, prompt: Sequence[Any], response: str | Sequence[Any] | None) -> list[dict[str, Any]]:
-        """The conversation sent to the generator for one item."""
-        turns = [m for m in chat_dicts(prompt) if m["role"] != "system"]
-        if response is not None:
-            turns.append({"role": "assistant", "content": response_text(response)})
-        if self.template is None:
-            return turns
-        conversation = "\n\n".join(
-            f"{'User' if m['role'] == 'user' else 'Agent'}: {message_text([m])}" for m in turns
-        )
-        listing = "\n".join(f"S{i}: {name}." for i, name in enumerate(self.categories, start=1))
-        role = "User" if response is None else "Agent"
-        text = self.template.replace("{categories}", listing).replace("{role}", role)
-        return [{"role": "user", "content": text.replace("{conversation}", conversation)}]
+        """The conversation sent to the generator for one item (``moderation_request``)."""
+        return moderation_request(prompt, response, self.categories, self.template)
 
     def moderate(
         self, prompts: Sequence[Sequence[Any]], responses: Sequence[str | Sequence[Any]] | None = None

@@ -172,6 +172,20 @@ def test_intermt_ties_are_skipped_with_a_reason_not_dropped(fixtures):
     assert tie.reason == "tie on dimension 'style_coherence' (label 0), no chosen response"
 
 
+def test_intermt_keep_ties_keeps_a_tied_pair_in_its_own_order_for_evaluation(fixtures):
+    result = load_records(
+        fixtures / "intermt_pairs.json",
+        "intermt",
+        dimension="style_coherence",
+        keep_ties=True,
+        skip_invalid=True,
+    )
+    tie = next(r for r in result.records if r.origin.row == 2)  # tied on every dimension
+    assert tie.chosen[0].text() == "Here is a house with a red roof."  # response_1 stays first
+    assert set(tie.labels.values()) == {0}
+    assert not [s for s in result.skipped if s.row == 2]
+
+
 def test_intermt_local_labels_with_a_local_dimension(fixtures):
     result = load_records(
         fixtures / "intermt_pairs.json", "intermt", dimension="text_quality", skip_invalid=True

@@ -50,6 +50,17 @@ def test_wilson_interval_at_the_edges_stays_in_range_and_is_not_a_point():
         wilson_interval(4, 3)
 
 
+def test_wilson_interval_holds_p_exactly_at_the_edges():
+    # n = 178: the formula's lower bound at k = 0 rounds to 1.7e-18 and the upper at k = n to 1 - 2e-16;
+    # the interval must still hold p, or a plotted whisker gets a negative length
+    assert wilson_interval(0, 178)[0] == 0.0
+    assert wilson_interval(178, 178)[1] == 1.0
+    for n in range(1, 300):
+        for k in (0, 1, n - 1, n):
+            low, high = wilson_interval(k, n)
+            assert low <= k / n <= high
+
+
 def test_proportion_of_nothing_is_none_not_zero():
     empty = proportion(0, 0)
     assert (empty.rate, empty.ci_low, empty.ci_high) == (None, None, None)

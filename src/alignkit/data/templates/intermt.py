@@ -6,8 +6,9 @@ Two item shapes, told apart by their keys (schemas from align-anything ``project
   ``paired_convs`` (the next round's prompt and two candidate responses), judged per dimension in
   ``overall_preference`` (global) and/or ``local_overall_preference`` (local), 1|2|0 (0 = tie).
   -> ``Preference`` whose prompt is the whole history plus the round's prompt; chosen/rejected follow
-  the ``dimension`` option, ties on it are skipped and reported, and every dimension's verdict is
-  kept in ``labels`` re-expressed as 1 = chosen better, 2 = rejected better, 0 = tie.
+  the ``dimension`` option, ties on it are skipped and reported (kept, response_1 first, with
+  ``keep_ties``), and every dimension's verdict is kept in ``labels`` re-expressed as 1 = chosen
+  better, 2 = rejected better, 0 = tie.
 * Conversation items (score evaluation, crucial-step recognition): ``conversations`` of rounds ->
   ``Conversation`` with the integer annotations in ``labels`` (global ones by name, per-round local
   ones as ``round<r>.<dim>``).
@@ -51,6 +52,10 @@ class InterMT(Template):
     yields: ClassVar[tuple[type, ...]] = (Preference, Conversation)
     dimension: str = "helpfulness"
     """The dimension whose verdict picks chosen/rejected (one of the 9; local files need a local one)."""
+    keep_ties: bool = False
+    """Keep the pairs tied on ``dimension`` instead of skipping them: response_1 is then ``chosen`` and the
+    labels stay as given (0 on ``dimension``). For evaluation, which counts ties itself (judge agreement
+    reads every dimension of every pair); never for training, where a tie has no chosen response."""
 
     def __post_init__(self) -> None:
         if self.dimension not in LOCAL_DIMENSIONS + GLOBAL_DIMENSIONS:
@@ -98,7 +103,8 @@ class InterMT(Template):
                 f"a 1|2|0 verdict for '{self.dimension}' (choose a judged dimension with template option "
                 f"dimension, set {OPTION_HINT})",
             )
-        winner = fields.pick_winner(labels, self.dimension, field)
+        tied = self.keep_ties and labels[self.dimension] == 0
+        winner = 1 if tied else fields.pick_winner(labels, self.dimension, field)
         return Preference(
             tuple(history), responses[winner], responses[3 - winner], fields.orient_labels(labels, winner)
         )

@@ -8,7 +8,7 @@
 Moderation verdicts (harmful or not) come from ``alignkit.score.moderation``: the guard uses them too.
 """
 
-from alignkit.eval.judges.base import JUDGE_SAMPLING, conversation_text
+from alignkit.eval.judges.base import JUDGE_SAMPLING, conversation_text, judge_conversation
 from alignkit.eval.judges.pairwise import (
     PAIRWISE_SYSTEM,
     PAIRWISE_TEMPLATE,
@@ -17,6 +17,7 @@ from alignkit.eval.judges.pairwise import (
     PairwiseJudge,
     ScorerPairJudge,
     Winner,
+    pair_question,
     parse_pair_verdict,
 )
 from alignkit.eval.judges.refusal import REFUSAL_PHRASES, looks_like_refusal
@@ -50,8 +51,10 @@ __all__ = [
     "YesNoPrompt",
     "YesNoVerdict",
     "conversation_text",
+    "judge_conversation",
     "judge_deception",
     "looks_like_refusal",
+    "pair_question",
     "parse_pair_verdict",
     "parse_yes_no",
 ]

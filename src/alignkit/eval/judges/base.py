@@ -39,6 +39,13 @@ def conversation_text(prompt: Sequence[Any]) -> str:
     return "\n\n".join(f"{m['role'].capitalize()}: {message_text([m])}" for m in turns)
 
 
+def judge_conversation(user_message: str, system: str | None) -> list[dict[str, str]]:
+    """What a judge is sent for one item: the system prompt (if any), then the filled template as the
+    user turn. An eval task asking a judge as a stage sends exactly this, so its verdicts are cached."""
+    head = [{"role": "system", "content": system}] if system else []
+    return [*head, {"role": "user", "content": user_message}]
+
+
 def ask(
     generator: Generator,
     user_messages: Sequence[str],
@@ -49,8 +56,7 @@ def ask(
     """One greedy answer text per user message, each sent with the same system prompt."""
     if sampling.n != 1:
         raise ValueError(f"a judge needs one answer per item: sampling.n={sampling.n}, expected 1")
-    head = [{"role": "system", "content": system}] if system else []
-    conversations = [[*head, {"role": "user", "content": text}] for text in user_messages]
+    conversations = [judge_conversation(text, system) for text in user_messages]
     completions = generator.generate(conversations, sampling, seed=seed)
     if len(completions) != len(conversations):
         raise ValueError(f"the judge returned {len(completions)} answers for {len(conversations)} questions")

@@ -116,6 +116,14 @@ def parse_pair_verdict(text: str) -> Winner | None:
     return "tie" if last in ("C", "TIE") else last  # type: ignore[return-value]
 
 
+def pair_question(
+    prompt: Sequence[Any], answer_a: str, answer_b: str, template: str = PAIRWISE_TEMPLATE
+) -> str:
+    """The judge's user turn for one item: ``template`` filled with the prompt and both answers in the
+    order shown (``judge_conversation(pair_question(...), system)`` is the whole request)."""
+    return fill(template, {"question": conversation_text(prompt), "answer_a": answer_a, "answer_b": answer_b})
+
+
 class LLMPairJudge:
     """Any Generator as a pairwise judge, MT-Bench style: it explains, then writes ``[[A]]``, ``[[B]]``
     or ``[[C]]``. Output without a verdict is an unparseable verdict (kept, never dropped)."""
@@ -141,7 +149,7 @@ class LLMPairJudge:
     ) -> list[PairVerdict]:
         _check(prompts, answers_a, answers_b)
         questions = [
-            fill(self.template, {"question": conversation_text(p), "answer_a": a, "answer_b": b})
+            pair_question(p, a, b, self.template)
             for p, a, b in zip(prompts, answers_a, answers_b, strict=True)
         ]
         texts = ask(self.generator, questions, self.system, self.sampling, self.seed)

@@ -32,7 +32,9 @@ def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
     centre = p + z * z / (2 * n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     scale = 1 + z * z / n
-    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+    # The interval always holds p; rounding can put a bound past it (1.7e-18 above p = 0 at n = 178),
+    # which a plotted whisker then draws as a negative length.
+    return max(0.0, min(p, (centre - half) / scale)), min(1.0, max(p, (centre + half) / scale))
 
 
 @dataclass(frozen=True)

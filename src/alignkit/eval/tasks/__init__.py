@@ -16,6 +16,8 @@ from alignkit.config import ConfigError
 TASKS: dict[str, str] = {
     "toyworld-oracle": "alignkit.eval.tasks.toyworld_oracle:ToyworldOracle",
     "win-rate": "alignkit.eval.tasks.win_rate:WinRate",
+    "safety": "alignkit.eval.tasks.safety:Safety",
+    "judge-agreement": "alignkit.eval.tasks.judge_agreement:JudgeAgreement",
 }
 """Task name -> ``module:Class``."""
 
@@ -52,9 +54,10 @@ def task_list() -> str:
         docs = field_docs(task.config_class)
         own = [f for f in dataclasses.fields(task.config_class) if f.name in docs]
         keys = ", ".join(f.name for f in own)
+        example = " ".join(f"{key}=PATH" for key in task.config_class.MODEL_KEYS[:1])
         metrics = ", ".join(f"{m.name} {'↑' if m.higher_is_better else '↓'}" for m in task.metrics)
         blocks.append(
             f"{name} (v{task.version})\n  {task.doc()}\n  metrics: {metrics}\n  keys: {keys}\n"
-            f"  e.g. alignkit eval run {name} model=PATH   (--show-config lists every key with its doc)"
+            f"  e.g. alignkit eval run {name} {example}   (--show-config lists every key with its doc)"
         )
     return "\n\n".join(blocks)
