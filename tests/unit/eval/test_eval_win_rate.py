@@ -286,8 +286,12 @@ def test_judge_specs_name_their_kind_and_bad_ones_are_config_errors(tmp_path):
     assert parse_pair_judge("openai:http://localhost:8000/v1#judge").kind == "llm"
     base = {"model": "toyworld://models/tiny", "baseline": "toyworld://models/tiny"}
     config = WinRateConfig(**base, judge="scorer:alignkit.toyworld.oracle:helpfulness")
-    assert config.MODEL_KEYS == ("model", "baseline")  # a scoring judge is not loaded as a model
-    assert WinRateConfig(**base, judge="toyworld://models/tiny").MODEL_KEYS == ("model", "baseline", "judge")
+    assert config.model_keys() == ("model", "baseline")  # a scoring judge is not loaded as a model
+    assert WinRateConfig(**base, judge="toyworld://models/tiny").model_keys() == (
+        "model",
+        "baseline",
+        "judge",
+    )
     sampling = {"sampling": SamplingConfig(temperature=0.0, max_new_tokens=24)}
     for judge, message in (
         ("", "reward:PATH"),

@@ -76,12 +76,12 @@ class WinRateConfig(ModelTaskConfig):
     tie_margin: float = 0.0
     """Scoring judges: answers whose scores differ by at most this much tie."""
 
-    # The class lists every key that may hold a model (run_task files Python objects given for any of
-    # them); an instance lists the ones the runner must load: the judge only when it is an LLM judge.
     MODEL_KEYS = ("model", "baseline", "judge")
 
-    def __post_init__(self) -> None:
-        self.MODEL_KEYS = ("model", "baseline", "judge") if asks_model(self.judge) else ("model", "baseline")
+    def model_keys(self) -> tuple[str, ...]:
+        """The judge is a model to load only when it is an LLM judge (a reward model or a function judges
+        in ``Task.score``)."""
+        return self.MODEL_KEYS if asks_model(self.judge) else ("model", "baseline")
 
     def validate(self, prefix: str) -> None:
         check_pair_judge(self.judge, f"{prefix}judge")
