@@ -91,7 +91,7 @@ TRAINERS = ("ppo", "ppo-grouped", "safe-ppo", "grpo")
 PHASES = {
     "generation": "generation",
     "scoring": "scoring (reward, cost)",
-    "old_logps": "old log-probs + entropy fwd",
+    "old_logps": "old log-probs fwd",
     "reference": "reference forward",
     "critic_forward": "critic forward",
     "cost_critic_forward": "cost critic forward",
@@ -234,13 +234,14 @@ def check_run(raw: dict[str, Any], name: str, args: argparse.Namespace, steps: i
     sizes = [len(c["lengths"]) for c in raw["calls"]]
     if sizes != [prompts * per_prompt] * steps:
         problems.append(f"rollout sizes {sizes}, expected {steps} x {prompts * per_prompt}")
-    expected = {"generation": steps, "reference": steps, "update_policy": steps}
-    if name == "grpo":
-        expected["old_logps"] = 0  # one optimizer step per rollout: exactly on-policy
-    else:
-        expected |= {"old_logps": steps, "critic_forward": steps, "update_critic": steps}
+    # One optimizer step per rollout: GRPO is exactly on-policy and needs no old log-probs; PPO reads
+    # them off the sampling loop (fp32, temperature 1), and its critics' values come from their update
+    # forward (train/critic.py), so neither trainer runs a separate old-policy or critic forward.
+    expected = {"generation": steps, "reference": steps, "update_policy": steps, "old_logps": 0}
+    if name != "grpo":
+        expected |= {"critic_forward": 0, "update_critic": steps}
         if name == "safe-ppo":
-            expected |= {"cost_critic_forward": steps, "update_cost_critic": steps}
+            expected |= {"cost_critic_forward": 0, "update_cost_critic": steps}
     for key, want in expected.items():
         if calls.get(key, 0) != want:
             problems.append(f"{key}: {calls.get(key, 0)} calls, expected {want}")

@@ -45,3 +45,18 @@ def deception_policies():
     from alignkit.demo_deception import build_deception_policies
 
     return build_deception_policies()
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_left_as_found(request):
+    """A test that leaves its own SIGINT handler installed changes Ctrl-C for every later test in the
+    process: put the one found back and name the test in a warning (the full suite had such a leak)."""
+    import signal
+    import warnings
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        warnings.warn(f"{request.node.nodeid} left the SIGINT handler {after!r} installed", stacklevel=1)

@@ -90,6 +90,31 @@ def test_micro_batch_size_does_not_change_safe_rlhf(demo_run, tmp_path, aggregat
     _assert_same_run(tmp_path / "m4", tmp_path / "m1", atol=2e-5)
 
 
+def test_ppo_shortcuts_match_the_step_that_reads_the_rollout_again(demo_run, tmp_path):
+    """One optimizer step per rollout: the old log-probs read off the sampling loop and the critics'
+    values taken from their update forward give the same run as re-reading the rollout with the policy
+    and the critics first (the textbook step, forced here), to fp32 noise."""
+    from alignkit.train.ppo import PPOTrainer
+
+    class RereadingPPO(PPOTrainer):
+        def build(self, actor):
+            out = super().build(actor)
+            assert self.rollout_logprobs and self.fused_critics  # both shortcuts apply to this config
+            self.rollout_logprobs = self.fused_critics = False
+            return out
+
+    config_cls, _ = trainer_for("safe-ppo")
+    one_update = ("trainer.mini_batch_size=8", "trainer.update_epochs=1", "trainer.steps=3")
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    _safe_ppo(demo_run, fast, *one_update)
+    RereadingPPO(
+        load_config(config_cls, RECIPES / "safe-ppo.yaml", _overrides(demo_run, slow, *one_update))
+    ).run()
+    timings = [json.loads(line) for line in (fast / "metrics.jsonl").read_text().splitlines()]
+    assert not any("timing/old_logps" in r or "timing/values" in r for r in timings)  # really skipped
+    _assert_same_run(fast, slow, atol=2e-5)
+
+
 def test_resume_from_a_checkpoint_matches_the_uninterrupted_run(demo_run, tmp_path):
     """Checkpoint at step 2 of 4; a run resumed from it ends exactly where the uninterrupted one does."""
     full = tmp_path / "full"

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 import torch
 
-from alignkit.config import ConfigError, check
+from alignkit.config import check
 from alignkit.data.collate import collate_lm
 from alignkit.data.render import render_conversation
-from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs
+from alignkit.losses.advantages import AdvantageInputs
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import (
@@ -33,7 +33,6 @@ from alignkit.losses.ppo import (
     per_token_costs,
     per_token_rewards,
     ppo_policy_loss,
-    ppo_value_loss,
 )
 from alignkit.losses.sft import sft_loss
 from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy
@@ -41,6 +40,15 @@ from alignkit.models.value import load_critic
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, OnlineTrainerConfig, RunConfig
 from alignkit.train.common import DataReport, make_optimizer, read_records
+from alignkit.train.critic import (
+    GAE,
+    CriticConfig,
+    CriticEstimates,
+    check_same_vocabulary,
+    default_critic_path,
+    fused_value_loss,
+    value_loss,
+)
 from alignkit.train.cross_process import global_masked_mean, global_whiten
 from alignkit.train.engine import LoopResult, global_batch_indices
 from alignkit.train.lagrange import LagrangeConfig
@@ -87,18 +95,6 @@ class PPOLossConfig:
 
 
 @dataclass
-class CriticConfig:
-    path: str | None = None
-    """Where the critic starts: a score model folder or a causal LM (fresh zero head). None: the reward
-    (cost) model when that scorer is a model, else the policy's weights with a fresh head."""
-    lr: float = 5e-6
-    """Critic learning rate (AdamW, same schedule as the policy)."""
-
-    def validate(self, prefix: str) -> None:
-        check(self.lr > 0, f"{prefix}lr", self.lr, "a positive number")
-
-
-@dataclass
 class PPOConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     """The policy (actor) to train, usually an SFT model; it is also the frozen reference."""
@@ -135,28 +131,6 @@ class PPOConfig:
             self.ptx,
             "a dataset of conversations when ppo.ptx_coef > 0",
         )
-
-
-GAE = ESTIMATORS["gae"]
-"""PPO's advantage estimator: GAE over the KL-shaped token rewards and the critic's values."""
-
-
-def check_same_vocabulary(critic: Any, actor: Any, key: str, path: str) -> None:
-    """A critic reads the policy's token ids, so it must share the policy's vocabulary."""
-    sizes = (critic.config.vocab_size, actor.config.vocab_size)
-    if sizes[0] != sizes[1]:
-        raise ConfigError(
-            f"{key}={path!r} has a vocabulary of {sizes[0]} tokens but the policy has {sizes[1]}: a critic "
-            "must share the policy's tokenizer (set it to a score model trained on the policy's base)"
-        )
-
-
-def default_critic_path(critic: CriticConfig, scorer: ScorerConfig, policy_path: str) -> str:
-    from alignkit.score.base import looks_like_function
-
-    if critic.path:
-        return critic.path
-    return policy_path if looks_like_function(scorer.path) else scorer.path
 
 
 def rollout_logps_are_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
@@ -199,6 +173,8 @@ class PPOTrainer(OnlineTrainer):
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
         self.rollout_logprobs = rollout_logps_are_exact(config.rollout, actor, acc.mixed_precision)
+        # one optimizer step per rollout: a critic's update forward is its rollout forward (critic.py)
+        self.fused_critics = self.updates_per_step == 1
         self.reference = ReferenceModel.for_policy(
             actor, config.model, acc.device, autocast=acc.autocast, temperature=config.rollout.temperature
         )
@@ -230,7 +206,8 @@ class PPOTrainer(OnlineTrainer):
             model, optimizer = prepared[2 + 2 * i], prepared[3 + 2 * i]
             prefix = "" if kind == "reward" else "cost_"
             scheduler = make_scheduler(optimizer, cfg, self.total_updates)
-            trained.append(Trained(name, model, optimizer, scheduler, self._critic_loss(prefix)))
+            loss = value_loss(prefix, config.ppo.value_clip, config.ppo.aggregation, self.mini_batch_share)
+            trained.append(Trained(name, model, optimizer, scheduler, loss))
             saved.append(SavedModel(f"critics/{kind}", model, lambda m, path, _: m.save(tokenizer, path)))
         self.critic = trained[1].model
         self.cost_critic = trained[2].model if self.safe else None
@@ -268,30 +245,6 @@ class PPOTrainer(OnlineTrainer):
             metrics["policy/ptx_loss"] = float(ptx.detach()) * float(mask.sum())
         return loss, metrics
 
-    def _critic_loss(self, prefix: str) -> Any:
-        clip = self.config.ppo.value_clip
-
-        def loss_fn(
-            model: Any, batch: dict[str, torch.Tensor], normaliser: float
-        ) -> tuple[torch.Tensor, dict[str, float]]:
-            values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            mask = label_mask(batch["labels"])
-            out = ppo_value_loss(
-                values,
-                batch[f"{prefix}values"],
-                batch[f"{prefix}returns"],
-                mask,
-                clip,
-                normaliser,
-                self.config.ppo.aggregation,
-            )
-            metrics = token_weighted({f"{prefix}value/clipfrac": out.clipfrac}, mask)
-            loss = self.mini_batch_share(out.loss, batch, self.config.ppo.aggregation)
-            metrics[f"{prefix}value/loss"] = float(loss.detach()) * normaliser
-            return loss, metrics
-
-        return loss_fn
-
     # ------------------------------------------------------------------ one step
     def _old_logps(self, rollout: Rollout) -> torch.Tensor:
         """(B, T) log-probs of the sampled tokens under the policy that sampled them (pi_old)."""
@@ -307,65 +260,110 @@ class PPOTrainer(OnlineTrainer):
                 self.accelerator.device,
             )
 
-    def _values(self, critic: Any, rollout: Rollout) -> torch.Tensor:
-        critic.eval()
-        return per_token_forward(
-            lambda b: critic(b["input_ids"], b["attention_mask"]),
-            rollout,
-            self.config.trainer.micro_batch_size,
-            self.accelerator.device,
-        )
+    def _critic_estimates(
+        self, step: int, rollout: Rollout, token_rewards: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, CriticEstimates], dict[str, float]]:
+        """Values, advantages and returns of each stream ('': reward, 'cost_': cost), and the metrics of
+        the critics' updates when they already happened (fused: one optimizer step per rollout)."""
+        acc, cfg, ppo = self.accelerator, self.config.trainer, self.config.ppo
+        device, mask = acc.device, rollout.mask
+        critics = dict(zip(token_rewards, self.trained[1:], strict=True))
+        if not self.fused_critics:
+            out = {}
+            for prefix, item in critics.items():
+                item.model.eval()
+                with self.timer(f"{prefix}values"):
+                    values = per_token_forward(
+                        lambda b, m=item.model: m(b["input_ids"], b["attention_mask"]),
+                        rollout,
+                        cfg.micro_batch_size,
+                        device,
+                    )
+                with self.timer("advantages"):
+                    inputs = AdvantageInputs(
+                        torch.zeros(len(rollout)),
+                        token_rewards[prefix],
+                        mask,
+                        1,
+                        values,
+                        ppo.gamma,
+                        ppo.gae_lambda,
+                    )
+                    advantages, returns = GAE(inputs)
+                    assert returns is not None
+                out[prefix] = CriticEstimates(values, advantages, returns)
+            return out, {}
+        buffers = {prefix: CriticEstimates.like(rollout.input_ids.shape) for prefix in critics}
+        fused = [
+            dataclasses.replace(
+                item,
+                loss_fn=fused_value_loss(
+                    prefix,
+                    ppo.value_clip,
+                    ppo.aggregation,
+                    self.mini_batch_share,
+                    ppo.gamma,
+                    ppo.gae_lambda,
+                    buffers[prefix],
+                ),
+            )
+            for prefix, item in critics.items()
+        ]
+
+        def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
+            batch = rollout.rows(chunk, device)
+            width = batch["input_ids"].shape[1]
+            batch["rollout_index"] = torch.tensor(chunk, device=device)
+            batch.update({f"{p}token_rewards": r[chunk, :width].to(device) for p, r in token_rewards.items()})
+            return batch
+
+        with self.timer("update"):
+            record = update_on_rollout(acc, fused, len(rollout), cfg, rows, step, self.timer)
+        return buffers, record
 
     def step(self, step: int) -> dict[str, float]:
         config, acc = self.config, self.accelerator
         cfg, ppo = config.trainer, config.ppo
-        device, micro = acc.device, cfg.micro_batch_size
         rollout, scores, costs = self.sample(step)
         mask = rollout.mask
 
         old_logps = self._old_logps(rollout)
         with self.timer("reference"):
-            ref_logps = per_token_forward(self.reference.token_logps, rollout, micro, device)
-        with self.timer("values"):
-            values = self._values(self.critic, rollout)
-
+            ref_logps = per_token_forward(
+                self.reference.token_logps, rollout, cfg.micro_batch_size, acc.device
+            )
         with self.timer("advantages"):
             kl = kl_penalty(old_logps, ref_logps, KLEstimator(ppo.kl_estimator))
             kl = torch.where(mask, kl, torch.zeros_like(kl))
-            rewards = per_token_rewards(scores, kl, mask, ppo.kl_coef, ppo.score_clip)
-            advantages, returns = GAE(
-                AdvantageInputs(scores, rewards, mask, 1, values, ppo.gamma, ppo.gae_lambda)
-            )
-        tensors = {"old_token_logps": old_logps, "values": values, "returns": returns}
-        sums = {
-            "policy/kl": float(kl.sum()),
-            "reward/shaped": float(rewards.sum()),
-        }
-        record = {"value/explained_variance": float(explained_variance(values, returns, mask))}
+            token_rewards = {"": per_token_rewards(scores, kl, mask, ppo.kl_coef, ppo.score_clip)}
+            if costs is not None:
+                token_rewards["cost_"] = per_token_costs(costs, kl, mask, ppo.kl_coef, ppo.score_clip)
+        estimates, record = self._critic_estimates(step, rollout, token_rewards)
+        reward = estimates[""]
+        advantages = reward.advantages
+        tensors = {"old_token_logps": old_logps, "values": reward.values, "returns": reward.returns}
+        sums = {"policy/kl": float(kl.sum()), "reward/shaped": float(token_rewards[""].sum())}
+        record["value/explained_variance"] = float(explained_variance(reward.values, reward.returns, mask))
         if costs is not None:
-            with self.timer("cost_values"):
-                cost_values = self._values(self.cost_critic, rollout)
-            with self.timer("advantages"):
-                cost_signal = per_token_costs(costs, kl, mask, ppo.kl_coef, ppo.score_clip)
-                cost_advantages, cost_returns = GAE(
-                    AdvantageInputs(costs, cost_signal, mask, 1, cost_values, ppo.gamma, ppo.gae_lambda)
-                )
-            tensors.update(cost_values=cost_values, cost_returns=cost_returns)
+            cost = estimates["cost_"]
+            tensors.update(cost_values=cost.values, cost_returns=cost.returns)
             # lambda first: this step's actor loss uses the updated multiplier (safe-rlhf's order).
             record.update(self.update_multiplier(step, costs))
             assert self.multiplier is not None
-            advantages = combined_advantages(advantages, cost_advantages, self.multiplier.value)
-            sums["cost/shaped"] = float(cost_signal.sum())
+            with self.timer("advantages"):
+                advantages = combined_advantages(advantages, cost.advantages, self.multiplier.value)
+            sums["cost/shaped"] = float(token_rewards["cost_"].sum())
             record["cost_value/explained_variance"] = float(
-                explained_variance(cost_values, cost_returns, mask)
+                explained_variance(cost.values, cost.returns, mask)
             )
         if ppo.whiten_advantages:
             advantages = global_whiten(acc, advantages, mask)
         tensors["advantages"] = advantages
-        record["value/mean"] = global_masked_mean(acc, values, mask)
+        record["value/mean"] = global_masked_mean(acc, reward.values, mask)
+        updated = self.trained[:1] if self.fused_critics else self.trained
         with self.timer("update"):
             rows = self._rows(step, rollout, tensors)
-            record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step, self.timer))
+            record.update(update_on_rollout(acc, updated, len(rollout), cfg, rows, step, self.timer))
         record.update(self.sample_metrics(rollout, scores, costs, sums))
         return record
 

@@ -1,0 +1,148 @@
+"""PPO's critics: where they start, their clipped value loss, and the fused rollout-and-update pass.
+
+A critic (reward or cost) reads the rollout twice in the textbook step: once for the values GAE needs,
+once more in its update. When each model takes exactly one optimizer step per rollout
+(``update_epochs x samples / mini_batch_size == 1``) both reads see the same weights, so the update's
+forward *is* the rollout forward: :func:`fused_value_loss` runs GAE on each micro-batch's own values
+(GAE is row-local; no statistic crosses rows), writes the values and returns into the step's buffers,
+and takes the value loss from the same forward. Its old values equal the new ones, so the clip is inactive
+exactly as it is on the first pass of the two-read step; the gradient is the same, one forward less.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from alignkit.config import ConfigError, check
+from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs
+from alignkit.losses.logprobs import label_mask
+from alignkit.losses.ppo import ppo_value_loss
+from alignkit.score.config import ScorerConfig
+from alignkit.train.update import token_weighted
+
+GAE = ESTIMATORS["gae"]
+"""PPO's advantage estimator: GAE over the KL-shaped token rewards and the critic's values."""
+
+LossFn = Callable[[Any, dict[str, torch.Tensor], float], tuple[torch.Tensor, dict[str, float]]]
+Share = Callable[[torch.Tensor, dict[str, torch.Tensor], str], torch.Tensor]
+
+
+@dataclass
+class CriticConfig:
+    path: str | None = None
+    """Where the critic starts: a score model folder or a causal LM (fresh zero head). None: the reward
+    (cost) model when that scorer is a model, else the policy's weights with a fresh head."""
+    lr: float = 5e-6
+    """Critic learning rate (AdamW, same schedule as the policy)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.lr > 0, f"{prefix}lr", self.lr, "a positive number")
+
+
+def check_same_vocabulary(critic: Any, actor: Any, key: str, path: str) -> None:
+    """A critic reads the policy's token ids, so it must share the policy's vocabulary."""
+    sizes = (critic.config.vocab_size, actor.config.vocab_size)
+    if sizes[0] != sizes[1]:
+        raise ConfigError(
+            f"{key}={path!r} has a vocabulary of {sizes[0]} tokens but the policy has {sizes[1]}: a critic "
+            "must share the policy's tokenizer (set it to a score model trained on the policy's base)"
+        )
+
+
+def default_critic_path(critic: CriticConfig, scorer: ScorerConfig, policy_path: str) -> str:
+    from alignkit.score.base import looks_like_function
+
+    if critic.path:
+        return critic.path
+    return policy_path if looks_like_function(scorer.path) else scorer.path
+
+
+def value_loss(prefix: str, clip: float, aggregation: str, share: Share) -> LossFn:
+    """The clipped value loss of one critic against the step's ``{prefix}values`` and ``{prefix}returns``."""
+
+    def loss_fn(model: Any, batch: dict[str, torch.Tensor], normaliser: float) -> tuple[torch.Tensor, dict]:
+        values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return _value_loss(
+            prefix,
+            values,
+            batch[f"{prefix}values"],
+            batch[f"{prefix}returns"],
+            batch,
+            clip,
+            aggregation,
+            share,
+            normaliser,
+        )
+
+    return loss_fn
+
+
+@dataclass
+class CriticEstimates:
+    """(B, T) values, advantages and returns of one critic's stream (filled in place by a fused pass)."""
+
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    @classmethod
+    def like(cls, shape: torch.Size) -> CriticEstimates:
+        """Zeros of the rollout's shape, for a fused pass to fill."""
+        return cls(torch.zeros(shape), torch.zeros(shape), torch.zeros(shape))
+
+
+def fused_value_loss(
+    prefix: str,
+    clip: float,
+    aggregation: str,
+    share: Share,
+    gamma: float,
+    lam: float,
+    buffers: CriticEstimates,
+) -> LossFn:
+    """The value loss whose forward also supplies the rollout's values (one optimizer step per rollout).
+
+    The micro-batch carries ``{prefix}token_rewards`` and ``rollout_index``; GAE runs on its rows with
+    the values just computed (detached), and values, advantages and returns go to ``buffers``.
+    """
+
+    def loss_fn(model: Any, batch: dict[str, torch.Tensor], normaliser: float) -> tuple[torch.Tensor, dict]:
+        values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        mask = label_mask(batch["labels"])
+        rollout_values = values.detach().float()
+        rewards = batch[f"{prefix}token_rewards"]
+        scores = rewards.new_zeros(rewards.shape[0])  # GAE reads the token rewards only
+        advantages, returns = GAE(AdvantageInputs(scores, rewards, mask, 1, rollout_values, gamma, lam))
+        assert returns is not None
+        rows, width = batch["rollout_index"].cpu(), values.shape[1]
+        buffers.values[rows, :width] = torch.where(mask, rollout_values, 0.0).cpu()
+        buffers.advantages[rows, :width] = advantages.cpu()
+        buffers.returns[rows, :width] = returns.cpu()
+        return _value_loss(
+            prefix, values, rollout_values, returns, batch, clip, aggregation, share, normaliser
+        )
+
+    return loss_fn
+
+
+def _value_loss(
+    prefix: str,
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    clip: float,
+    aggregation: str,
+    share: Share,
+    normaliser: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    mask = label_mask(batch["labels"])
+    out = ppo_value_loss(values, old_values, returns, mask, clip, normaliser, aggregation)
+    metrics = token_weighted({f"{prefix}value/clipfrac": out.clipfrac}, mask)
+    loss = share(out.loss, batch, aggregation)
+    metrics[f"{prefix}value/loss"] = float(loss.detach()) * normaliser
+    return loss, metrics
