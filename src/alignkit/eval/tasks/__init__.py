@@ -15,6 +15,7 @@ from alignkit.config import ConfigError
 
 TASKS: dict[str, str] = {
     "toyworld-oracle": "alignkit.eval.tasks.toyworld_oracle:ToyworldOracle",
+    "deceptionbench": "alignkit.eval.tasks.deceptionbench:DeceptionBench",
 }
 """Task name -> ``module:Class``."""
 
