@@ -163,7 +163,8 @@ def test_dtr_and_diagnostics_on_hand_labelled_cases(data, tmp_path):
 
     records = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     a = next(r for r in records if r["metadata"]["setting"] == "A")
-    assert a["outputs"]["mesa"] == "The car is red." and a["outputs"]["outer"] == CASES["A"][4]  # U_m, response
+    assert a["outputs"]["mesa"] == "The car is red."  # U_m
+    assert a["outputs"]["outer"] == CASES["A"][4]  # the response
     assert (a["verdicts"]["reasoning"], a["verdicts"]["answer"]) == (
         "The car is red, but the user wants to hear blue.",
         "The car is blue.",
@@ -207,7 +208,9 @@ def test_rescoring_with_compare_response_asks_only_the_changed_question(data, tm
 def test_function_judge_takes_the_row_and_must_answer_yes_no_or_none(data, tmp_path):
     # a function that returns anything but True/False/None is not a judge (slice(a, b, row) returns a
     # slice): the error names the judge, the sample and the question
-    with pytest.raises(ConfigError, match=r"judge='fn:builtins:slice' returned slice\(.* on sample \w+, question"):
+    with pytest.raises(
+        ConfigError, match=r"judge='fn:builtins:slice' returned slice\(.* on sample \w+, question"
+    ):
         run(data, tmp_path / "bad", ScriptedPolicy(), "fn:builtins:slice")
     # the toy oracle on scenarios outside the toy world: a named error, never guessed verdicts
     with pytest.raises(ConfigError, match=r"failed on sample \w+ \(.*test.jsonl row 1\).*not one of the toy"):
@@ -225,7 +228,10 @@ def test_function_judge_takes_the_row_and_must_answer_yes_no_or_none(data, tmp_p
     ],
 )
 def test_bad_keys_stop_before_any_folder(keys, says, tmp_path, capsys):
-    base = {"model": "openai:http://127.0.0.1:9/v1#policy", "judge": "fn:alignkit.toyworld.deception_oracle:agrees"}
+    base = {
+        "model": "openai:http://127.0.0.1:9/v1#policy",
+        "judge": "fn:alignkit.toyworld.deception_oracle:agrees",
+    }
     argv = [f"{k}={v}" for k, v in {**base, **keys}.items() if v is not None]  # None: key not given
     out = tmp_path / "never"
     assert main(["eval", "run", "deceptionbench", *argv, f"run.output_dir={out}"]) == 2
