@@ -262,6 +262,32 @@ def check_task_names(tasks: Sequence[str], manager: Any) -> None:
         )
 
 
+def check_generation_only(tasks: Sequence[str], manager: Any, name: str) -> None:
+    """Tasks that ask for log-likelihoods (multiple choice, perplexity) stop before the run folder when the
+    model has no forward pass to give them (an endpoint)."""
+    from alignkit.config import ConfigError
+
+    if hasattr(manager, "load"):  # lm-eval >= 0.4.10: flat {"tasks": {name: Task}}
+        loaded = manager.load(list(tasks))["tasks"].items()
+    else:
+        from lm_eval.tasks import get_task_dict
+
+        def leaves(tree: Any) -> list[tuple[str, Any]]:
+            found = []
+            for key, value in tree.items():
+                found += leaves(value) if isinstance(value, dict) else [(str(key), value)]
+            return found
+
+        loaded = leaves(get_task_dict(list(tasks), manager))
+    needs = [task for task, obj in loaded if obj.OUTPUT_TYPE != "generate_until"]
+    if needs:
+        raise ConfigError(
+            f"lm-eval task(s) {', '.join(needs)} score answers by log-likelihood, which needs a local Hugging "
+            f"Face model (its forward pass); {name} is generation-only: give a local model folder, or run "
+            "generate_until tasks"
+        )
+
+
 def run_lm_eval(tasks: Sequence[str], config: Any, *, lm: AlignkitLM | None = None, log: Any = print) -> dict:
     """lm-eval ``tasks`` on ``config.model`` (or on ``lm``, e.g. over a Generator object), into a run folder:
     ``results.json`` (lm-eval's results dict, ``samples`` left out), ``samples.jsonl`` (each logged sample
@@ -280,6 +306,8 @@ def run_lm_eval(tasks: Sequence[str], config: Any, *, lm: AlignkitLM | None = No
     manager = TaskManager(include_path=config.include_path, include_defaults=config.builtin_tasks)
     check_task_names(tasks, manager)
     lm = lm or lm_from_spec(config)
+    if lm.model is None:
+        check_generation_only(tasks, manager, lm.name)
     out = prepare_run_dir(out_dir, overwrite=config.run.overwrite, resume=config.run.resume)
     try:
         (out / "config.yaml").write_text(dump_yaml(config))
