@@ -133,16 +133,13 @@ def test_log_likelihood_tasks_need_a_local_model(tasks, tmp_path):
     assert not (tmp_path / "mc").exists()  # found before the run folder
 
 
-def test_unknown_task_and_missing_package_are_config_errors(tasks, tmp_path, capsys, monkeypatch):
+def test_an_unknown_task_is_a_config_error_with_the_closest_names(tasks, tmp_path, capsys):
     argv = ["eval", "run", "lm-eval:toy_facts_gne", "model=openai:http://127.0.0.1:9/v1#m"]
     argv += [f"include_path={tasks}", "builtin_tasks=false", f"run.output_dir={tmp_path / 'never'}"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "lm-eval has no task 'toy_facts_gne' (did you mean toy_facts_gen" in err
     assert not (tmp_path / "never").exists()
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "lm_eval" else object())
-    assert main(argv) == 2
-    assert "pip install 'alignkit[lm-eval]'" in capsys.readouterr().err
 
 
 def test_stop_strings_cut_the_answer():
