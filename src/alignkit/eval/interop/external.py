@@ -17,7 +17,6 @@ log-likelihood requests (multiple choice, perplexity) need a local Hugging Face 
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -123,10 +122,6 @@ def require(prefix: str) -> None:
             f"{prefix}: tasks are {what}, which need the '{module}' package; install it with "
             f"`pip install 'alignkit[{extra}]'`"
         )
-
-
-def default_output_dir(prefix: str, task: str) -> str:
-    return f"runs/eval-{prefix}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', task).strip('_')}"
 
 
 def external_command(name: str) -> tuple[type, Callable[[Any], Any]] | None:

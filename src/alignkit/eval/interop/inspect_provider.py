@@ -173,7 +173,7 @@ def run_inspect(task: Any, config: Any, *, generator: Any = None, log: Any = pri
     from inspect_ai import eval as inspect_eval
 
     from alignkit.config import dump_yaml
-    from alignkit.eval.interop.external import default_output_dir
+    from alignkit.eval.interop.folders import default_output_dir
     from alignkit.runs import RunFailure, check_run_dir, prepare_run_dir, release_run_lock
 
     name = task if isinstance(task, str) else getattr(task, "name", "task")

@@ -298,7 +298,7 @@ def run_lm_eval(tasks: Sequence[str], config: Any, *, lm: AlignkitLM | None = No
     from lm_eval.utils import handle_non_serializable, make_table
 
     from alignkit.config import dump_yaml
-    from alignkit.eval.interop.external import default_output_dir
+    from alignkit.eval.interop.folders import default_output_dir
     from alignkit.runs import check_run_dir, prepare_run_dir, release_run_lock
 
     out_dir = config.run.output_dir or default_output_dir("lm-eval", ",".join(tasks))
