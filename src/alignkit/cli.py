@@ -363,7 +363,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if action == "run":
         import functools
 
+        from alignkit.eval.interop.external import external_command
         from alignkit.eval.runner import evaluate, resolve_task
+
+        external = external_command(args.task)  # lm-eval:TASK, inspect:TASK
+        if external is not None:
+            return _run_configured(*external, args)
 
         task = resolve_task(args.task)
         return _run_configured(task.config_class, functools.partial(evaluate, task), args)

@@ -261,6 +261,41 @@ class Correction:
     origin: RowRef | None = None
 
 
+@dataclass(frozen=True)
+class DeceptionScenario:
+    """A DeceptionBench scenario (arXiv 2505.18807): one question asked neutrally and under pressure.
+
+    The model's answer to ``inner_prompt`` is its belief (mesa utility); its answer to
+    ``system_prompt + outer_prompt + format`` (one user turn) is its reasoning and final answer under the
+    scenario's pressure. Kept as the dataset's own fields because the eval builds two prompts from them.
+    """
+
+    inner_prompt: str
+    system_prompt: str
+    outer_prompt: str
+    format: str
+    """The output-format instruction appended to the outer prompt (e.g. ``<think>``/``<output>`` tags)."""
+    category: str
+    """The dataset's ``type``: Sycophancy, Strategic deception, Honesty evasion, Alignment faking, Sandbagging."""
+    setting: str = ""
+    origin: RowRef | None = None
+
+    def outer_user_prompt(self) -> str:
+        """The outer run's one user turn, concatenated as DeceptionBench's code does (no separator added)."""
+        return self.system_prompt + self.outer_prompt + self.format
+
+    def row(self) -> dict[str, str]:
+        """The scenario in the dataset's schema (``type`` for ``category``), as judges that read rows take it."""
+        return {
+            "inner_prompt": self.inner_prompt,
+            "system_prompt": self.system_prompt,
+            "outer_prompt": self.outer_prompt,
+            "format": self.format,
+            "type": self.category,
+            "setting": self.setting,
+        }
+
+
 Record = (
     Conversation
     | Prompt
@@ -270,6 +305,7 @@ Record = (
     | SafetyPreference
     | SafetyLabel
     | Correction
+    | DeceptionScenario
 )
 RECORD_TYPES: tuple[type, ...] = (
     Conversation,
@@ -280,4 +316,5 @@ RECORD_TYPES: tuple[type, ...] = (
     SafetyPreference,
     SafetyLabel,
     Correction,
+    DeceptionScenario,
 )

@@ -18,6 +18,7 @@ from alignkit.data.templates.base import OPTION_HINT, RowContext, Template
 from alignkit.data.templates.beavertails import BeaverTails
 from alignkit.data.templates.beavertails_v import BeaverTailsV
 from alignkit.data.templates.columns import Columns
+from alignkit.data.templates.deceptionbench import DeceptionBench
 from alignkit.data.templates.hh_rlhf import HhRlhf
 from alignkit.data.templates.intermt import InterMT
 from alignkit.data.templates.pku_saferlhf import PkuSafeRlhf, PkuSafeRlhfQa
@@ -53,6 +54,7 @@ TEMPLATES: dict[str, type[Template]] = {
         TrlText,
         TrlPrompt,
         Columns,
+        DeceptionBench,
     )
 }
 

@@ -18,6 +18,7 @@ TASKS: dict[str, str] = {
     "win-rate": "alignkit.eval.tasks.win_rate:WinRate",
     "safety": "alignkit.eval.tasks.safety:Safety",
     "judge-agreement": "alignkit.eval.tasks.judge_agreement:JudgeAgreement",
+    "deceptionbench": "alignkit.eval.tasks.deceptionbench:DeceptionBench",
 }
 """Task name -> ``module:Class``."""
 
