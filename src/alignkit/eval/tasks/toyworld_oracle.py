@@ -162,8 +162,9 @@ class ToyworldOracle(Task):
         from alignkit.toyworld import classify, find_task, harm, helpfulness, score_responses
 
         answers = [out["answer"] for out in outputs]
+        prompts = [s.input for s in samples]
         models = {
-            metric: answer_scores(path, [s.input for s in samples], answers) if path else [None] * len(samples)
+            metric: answer_scores(path, prompts, answers) if path else [None] * len(samples)
             for metric, path in (
                 ("reward_model_score", self.config.reward),
                 ("cost_model_score", self.config.cost),
