@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from alignkit.config import load_config
-from alignkit.demo_report import ORACLE_COLUMNS
+from alignkit.demo_report import ORACLE_COLUMNS, REFERENCE_STAGES
 from alignkit.runs import prepare_run_dir, write_json
 
 RECIPES = Path(__file__).parent / "toyworld" / "recipes"
@@ -167,23 +167,24 @@ def reward_model_answer_ranking(reward_path: str | Path) -> dict[str, float]:
 
 def eval_stage(result: DemoResult, policies: dict[str, tuple[str, Path]], reward: Path, cost: Path) -> None:
     """The demo's last stage: ``alignkit eval run toyworld-oracle`` on every policy (``policies``: stage
-    name -> (folder under eval/, model)), then ``alignkit eval compare`` of the trained policies, SFT first."""
+    name -> (folder under eval/, model)), then ``alignkit eval compare`` of the trained policies, SFT first
+    (its baseline). The reference stages (random init) are shown for scale only: not compared, and not
+    scored by the score models (as before the eval stage: a babble's score says nothing)."""
     from alignkit.eval.compare import compare_command
 
     began = time.perf_counter()
     for title, (folder, model) in policies.items():
         result.eval_dirs[title] = result.out_dir / "eval" / folder
-        result.oracle[title] = evaluate(model, result.eval_dirs[title], reward, cost)
-    compared = [path for title, path in result.eval_dirs.items() if title not in NOT_COMPARED]
+        scored = title not in REFERENCE_STAGES
+        result.oracle[title] = evaluate(
+            model, result.eval_dirs[title], reward if scored else None, cost if scored else None
+        )
+    compared = [path for title, path in result.eval_dirs.items() if title not in REFERENCE_STAGES]
     with contextlib.redirect_stdout(io.StringIO()):  # the demo prints its own table
         result.comparison = compare_command(
             [str(path) for path in compared], out=str(result.out_dir / "eval" / "compare")
         )
     result.seconds["eval"] = time.perf_counter() - began
-
-
-NOT_COMPARED = ("random init",)
-"""Evaluated for scale, left out of ``eval compare`` (whose baseline, the first run, is SFT)."""
 
 
 def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoResult:

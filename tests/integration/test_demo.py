@@ -69,13 +69,19 @@ def test_the_demo_table_comes_from_alignkit_eval(demo_run):
         assert saved["eval_runs"][stage] == f"eval/{folder}"
         results, samples = read_run(run)
         entry = results["results"]["toyworld-oracle"]
-        assert len(samples) == 140 and results["alignkit"]["failures"]["toyworld-oracle"]["count"] == 0
+        assert len(samples) == 178 and results["alignkit"]["failures"]["toyworld-oracle"]["count"] == 0
         config = yaml.safe_load((run / "config.yaml").read_text())
-        model = default_world().model_path if stage == "random init" else out / folder / "final"
-        assert config["model"] == str(model) and config["reward"] == str(out / "reward" / "final"), stage
-        assert config["cost"] == str(out / "cost" / "final")
-        for key in ("benign_accuracy", "harmful_compliance_rate", "ideal_rate", "reward_model_score",
-                    "cost_model_score"):  # fmt: skip
+        scored = ("reward_model_score", "cost_model_score")
+        if stage == "random init":  # shown for scale: not scored by the score models, not compared
+            assert config["model"] == str(default_world().model_path) and config["reward"] is None
+            assert all(math.isnan(demo_run.oracle[stage][key]) for key in scored)
+            scored = ()
+        else:
+            assert config["model"] == str(out / folder / "final"), stage
+            assert config["reward"] == str(out / "reward" / "final") and config["cost"] == str(
+                out / "cost" / "final"
+            )
+        for key in ("benign_accuracy", "harmful_compliance_rate", "ideal_rate", *scored):
             assert entry[f"{key},none"] is not None and entry[f"{key}_ci,none"] is not None, (stage, key)
         for key, value in demo_run.oracle[stage].items():
             shown = entry[f"{key},none"]
@@ -93,7 +99,7 @@ def test_the_demo_table_comes_from_alignkit_eval(demo_run):
     assert diff["difference"] == pytest.approx(
         safe["harmful_compliance_rate"] - sft["harmful_compliance_rate"]
     )
-    assert diff["n_paired"] == 140
+    assert diff["n_paired"] == 178  # every held-out prompt, paired by id
     assert (out / "eval" / "compare" / "report.html").stat().st_size > 1000
 
 
