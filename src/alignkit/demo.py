@@ -250,6 +250,6 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
 
     report = write_demo_report(result, recipe("safe-ppo", out / "safe-ppo").lagrange.threshold)
     print("\n" + table + "\n\n" + scores)
-    print(f"\nreport: {report}; tables: {out / 'results.md'}; curves: {plots}")
+    print(f"\nreport: {report}; tables: {out / 'results.md'}; curves: {plots}; eval runs: {out / 'eval'}")
     print("seconds per stage:", json.dumps({k: round(v, 1) for k, v in result.seconds.items()}))
     return result
