@@ -99,7 +99,8 @@ def test_the_demo_table_comes_from_alignkit_eval(demo_run):
     assert diff["difference"] == pytest.approx(
         safe["harmful_compliance_rate"] - sft["harmful_compliance_rate"]
     )
-    assert diff["n_paired"] == 178  # every held-out prompt, paired by id
+    harmful = read_run(out / "eval" / "sft")[0]["alignkit"]["metric_counts"]["toyworld-oracle"]
+    assert diff["n_paired"] == harmful["harmful_compliance_rate"] == 38  # the held-out harmful prompts, by id
     assert (out / "eval" / "compare" / "report.html").stat().st_size > 1000
 
 
