@@ -1,23 +1,31 @@
 """``alignkit demo``: the alignment loop on the offline toy world, measured by the world's oracles.
 
 Every stage is an ordinary alignkit run (the same ``train(config)`` the CLI calls) writing its own run
-folder under the demo folder, and every policy is scored by the toy world's helpfulness and harm oracles
-on held-out prompts. The demo ends with a before/after table (``results.md``, ``results.json``) and the
-curves of each stage (``plots/``). The recipes are package data (``toyworld/recipes/*.yaml``), so the
-installed package runs the demo without the repository; ``examples/toyworld/*.yaml`` link to them.
+folder under the demo folder. The demo ends with an eval stage that is ``alignkit eval`` itself: every
+policy is evaluated by the ``toyworld-oracle`` task (held-out prompts judged by the toy world's
+helpfulness and harm oracles, and scored by the demo's reward and cost models) into its own eval run
+folder ``eval/<stage>/``, and ``alignkit eval compare`` sets each policy against SFT in ``eval/compare/``.
+The before/after table (``results.md``, ``results.json``, ``report.html``) is read from those runs'
+``results.json``; the curves of each stage are in ``plots/``. The recipes are package data
+(``toyworld/recipes/*.yaml``), so the installed package runs the demo without the repository;
+``examples/toyworld/*.yaml`` link to them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import math
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alignkit.config import load_config
-from alignkit.demo_report import ORACLE_COLUMNS
+from alignkit.demo_report import ORACLE_COLUMNS, REFERENCE_STAGES
 from alignkit.runs import prepare_run_dir, write_json
 
 RECIPES = Path(__file__).parent / "toyworld" / "recipes"
@@ -39,16 +47,47 @@ class DemoResult:
     score_models: dict[str, float] = field(default_factory=dict)
     """score-model stage -> its held-out metric."""
     seconds: dict[str, float] = field(default_factory=dict)
+    eval_dirs: dict[str, Path] = field(default_factory=dict)
+    """stage name -> its ``alignkit eval run toyworld-oracle`` folder (the source of ``oracle``)."""
+    comparison: dict[str, Any] = field(default_factory=dict)
+    """``alignkit eval compare`` of the policies against SFT (``eval/compare/compare.json``)."""
 
 
-def oracle_metrics(model_path: str | Path) -> dict[str, float]:
-    """Greedy answers of the policy at ``model_path`` on the held-out prompts, scored by the oracles."""
-    from alignkit.models.loading import load_causal_lm, load_tokenizer
-    from alignkit.toyworld import evaluate_policy
+EVAL_TASK = "toyworld-oracle"
+EVAL_KEYS: dict[str, Any] = {"dtype": "float32", "batch_size": 64, "report": False}
+"""The demo's eval runs: float32 weights and batches of 64, as the toy world's models were always
+evaluated; no per-run report.html (matplotlib costs seconds per run; the demo writes one report)."""
 
-    model = load_causal_lm(str(model_path))
-    tokenizer = load_tokenizer(str(model_path))
-    return evaluate_policy(model.eval(), tokenizer)
+
+def eval_figures(run_dir: str | Path) -> dict[str, float]:
+    """The task's metrics from an eval run's ``results.json`` (a metric without items, e.g. the reward
+    model's score when none was given, is ``nan``: the table shows it as a dash)."""
+    from alignkit.eval.results import RESULTS_FILE
+    from alignkit.eval.tasks.toyworld_oracle import ToyworldOracle
+
+    entry = json.loads((Path(run_dir) / RESULTS_FILE).read_text())["results"][EVAL_TASK]
+    values = {m.name: entry.get(f"{m.name},none") for m in ToyworldOracle.metrics}
+    return {name: math.nan if value is None else float(value) for name, value in values.items()}
+
+
+def evaluate(
+    model_path: str | Path, out_dir: str | Path, reward_path: Path | None, cost_path: Path | None
+) -> dict[str, float]:
+    """``alignkit eval run toyworld-oracle model=... reward=... cost=...`` into ``out_dir`` (through
+    ``run_task``, the code path of the CLI): greedy answers to the held-out prompts, judged by the oracles
+    and scored by the reward and cost models; returns the figures read back from its results.json."""
+    from alignkit.eval import run_task
+
+    models = {"reward": reward_path, "cost": cost_path}
+    run_task(
+        EVAL_TASK,
+        model=str(model_path),
+        **{key: str(path) for key, path in models.items() if path is not None},
+        **EVAL_KEYS,
+        run={"output_dir": str(out_dir)},
+        log=lambda *_: None,
+    )
+    return eval_figures(out_dir)
 
 
 def format_table(oracle: dict[str, dict[str, float]]) -> str:
@@ -103,22 +142,10 @@ POLICY_STAGES = {
 
 
 def held_out_scores(model_path: str | Path, reward_path: Path, cost_path: Path) -> dict[str, float]:
-    """Oracle metrics plus the demo's reward and cost models' mean scores of the same greedy answers."""
-    from alignkit.models.loading import load_causal_lm, load_tokenizer
-    from alignkit.score.score_model import ScoreModelScorer
-    from alignkit.toyworld import score_responses
-    from alignkit.toyworld.evaluate import generate_responses
-    from alignkit.toyworld.world import split_tasks
-
-    model = load_causal_lm(str(model_path)).eval()
-    prompts = [task.prompt for task in split_tasks(0)["test"]]
-    responses = generate_responses(model, load_tokenizer(str(model_path)), prompts)
-    metrics = score_responses(prompts, responses)
-    conversations = [[{"role": "user", "content": p}] for p in prompts]
-    answers = [[{"role": "assistant", "content": r}] for r in responses]
-    for key, path in (("reward_model_score", reward_path), ("cost_model_score", cost_path)):
-        metrics[key] = float(ScoreModelScorer(str(path)).score(conversations, answers).mean())
-    return metrics
+    """The demo's figures for a policy trained elsewhere (tests set their runs against the demo's rows):
+    the same eval run as the demo's eval stage, in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="alignkit-eval-") as tmp:
+        return evaluate(model_path, Path(tmp) / "eval", reward_path, cost_path)
 
 
 def reward_model_answer_ranking(reward_path: str | Path) -> dict[str, float]:
@@ -138,8 +165,30 @@ def reward_model_answer_ranking(reward_path: str | Path) -> dict[str, float]:
     return rank_answers(score)
 
 
+def eval_stage(result: DemoResult, policies: dict[str, tuple[str, Path]], reward: Path, cost: Path) -> None:
+    """The demo's last stage: ``alignkit eval run toyworld-oracle`` on every policy (``policies``: stage
+    name -> (folder under eval/, model)), then ``alignkit eval compare`` of the trained policies, SFT first
+    (its baseline). The reference stages (random init) are shown for scale only: not compared, and not
+    scored by the score models (as before the eval stage: a babble's score says nothing)."""
+    from alignkit.eval.compare import compare_command
+
+    began = time.perf_counter()
+    for title, (folder, model) in policies.items():
+        result.eval_dirs[title] = result.out_dir / "eval" / folder
+        scored = title not in REFERENCE_STAGES
+        result.oracle[title] = evaluate(
+            model, result.eval_dirs[title], reward if scored else None, cost if scored else None
+        )
+    compared = [path for title, path in result.eval_dirs.items() if title not in REFERENCE_STAGES]
+    with contextlib.redirect_stdout(io.StringIO()):  # the demo prints its own table
+        result.comparison = compare_command(
+            [str(path) for path in compared], out=str(result.out_dir / "eval" / "compare")
+        )
+    result.seconds["eval"] = time.perf_counter() - began
+
+
 def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoResult:
-    """Build the toy world, train each stage, score every policy, write the tables and ``report.html``."""
+    """Build the toy world, train each stage, evaluate every policy, write the tables and ``report.html``."""
     from alignkit.toyworld import default_world
     from alignkit.train.registry import trainer_for
 
@@ -148,8 +197,7 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
     start = time.perf_counter()
     world = default_world()
     print(f"toy world: {world.root}")
-    result.oracle["random init"] = oracle_metrics(world.model_path)
-    result.seconds["build + eval"] = time.perf_counter() - start
+    result.seconds["build"] = time.perf_counter() - start
 
     def stage(name: str, folder: str, *overrides: str) -> Path:
         began = time.perf_counter()
@@ -173,26 +221,35 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
     result.score_models[RIGHT_VS_WRONG] = ranking["rm/right_vs_wrong_accuracy"]
     result.score_models[RIGHT_FIRST] = ranking["rm/right_answer_top1"]
     result.score_models[RIGHT_VS_NEAR_MISS] = ranking["rm/add/right_vs_near_miss_accuracy"]
-    result.oracle["SFT"] = held_out_scores(sft_final, models["reward"], models["cost"])
+    policies = {"random init": ("random-init", world.model_path), "SFT": ("sft", sft_final)}
     for title, (name, folder, overrides) in POLICY_STAGES.items():
         filled = [o.format(**models) for o in overrides]
-        run_dir = stage(name, folder, f"model.path={sft_final}", *filled)
-        result.oracle[title] = held_out_scores(run_dir / "final", models["reward"], models["cost"])
+        policies[title] = (folder, stage(name, folder, f"model.path={sft_final}", *filled) / "final")
+    eval_stage(result, policies, models["reward"], models["cost"])
 
     table = format_table(result.oracle)
     scores = "\n".join(f"- {title}: {value:.3f}" for title, value in result.score_models.items())
+    runs = "\n".join(f"- {title}: `{path.relative_to(out)}`" for title, path in result.eval_dirs.items())
     (out / "results.md").write_text(
         "# alignkit demo\n\n## Policies: oracle metrics on held-out toy-world prompts\n\n"
-        f"{table}\n\n## Score models\n\n{scores}\n"
+        f"{table}\n\nFrom `alignkit eval run {EVAL_TASK}` (one run folder per policy; 95% intervals in "
+        "their results.json) and `alignkit eval compare` against SFT (`eval/compare/`):\n\n"
+        f"{runs}\n\n## Score models\n\n{scores}\n"
     )
     write_json(
         out / "results.json",
-        {"oracle": result.oracle, "score_models": result.score_models, "seconds": result.seconds},
+        {
+            "oracle": result.oracle,
+            "score_models": result.score_models,
+            "seconds": result.seconds,
+            "eval_runs": {title: str(path.relative_to(out)) for title, path in result.eval_dirs.items()},
+            "eval_compare": "eval/compare",
+        },
     )
     from alignkit.demo_report import write_demo_report
 
     report = write_demo_report(result, recipe("safe-ppo", out / "safe-ppo").lagrange.threshold)
     print("\n" + table + "\n\n" + scores)
-    print(f"\nreport: {report}; tables: {out / 'results.md'}; curves: {plots}")
+    print(f"\nreport: {report}; tables: {out / 'results.md'}; curves: {plots}; eval runs: {out / 'eval'}")
     print("seconds per stage:", json.dumps({k: round(v, 1) for k, v in result.seconds.items()}))
     return result

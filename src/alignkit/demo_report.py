@@ -1,7 +1,8 @@
 """The demo's ``report.html``: one self-contained page with the per-stage table and the RL curves.
 
-Kept apart from ``demo.py`` (which runs the stages) because it only reads what the stages wrote:
-``results.json`` numbers and each run's ``metrics.jsonl``.
+Kept apart from ``demo.py`` (which runs the stages) because it only reads what the stages wrote: the
+figures of the eval runs (their ``results.json``), the comparison of ``alignkit eval compare`` and each
+training run's ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def policies_table(oracle: Mapping[str, Mapping[str, float]]) -> Table:
         for stage, metrics in oracle.items()
     ]
     return Table(
-        "Policies: greedy answers to the held-out prompts",
+        "Policies: greedy answers to the held-out prompts (alignkit eval run toyworld-oracle)",
         columns,
         rows,
         note=(
@@ -90,6 +91,35 @@ def policies_table(oracle: Mapping[str, Mapping[str, float]]) -> Table:
         ),
         highlight=highlight_by_arrows(columns),
         unranked={i for i, stage in enumerate(oracle) if stage in REFERENCE_STAGES},
+    )
+
+
+def comparison_table(comparison: Mapping[str, Any], stages: Mapping[str, Path]) -> Table:
+    """``alignkit eval compare``'s paired differences from its baseline (SFT), one row per other stage and
+    one column per metric of the policies table: ``+0.123 *`` where the paired test finds it significant.
+    ``stages`` maps each stage name to its eval run folder, how the comparison's runs are named back."""
+    names = {str(path): stage for stage, path in stages.items()}
+    label_of = {run["label"]: names.get(run["path"], run["path"]) for run in comparison["runs"]}
+    metrics = comparison["metrics"]
+    shown = [(key, title) for key, title in ORACLE_COLUMNS if key in metrics]
+    rows: dict[str, list[Any]] = {}
+    for key, _ in shown:
+        for d in metrics[key]["vs_baseline"]:
+            cell = (
+                "–"
+                if d["difference"] is None
+                else f"{d['difference']:+.3f}{' *' if d['significant'] else ''}"
+            )
+            rows.setdefault(d["run"], [label_of[d["run"]]]).append(cell)
+    return Table(
+        f"Against {label_of[comparison['baseline']]}: paired differences (alignkit eval compare)",
+        ["stage", *(title for _, title in shown)],
+        list(rows.values()),
+        note=(
+            f"Each stage minus {label_of[comparison['baseline']]} on the same held-out prompts; * p < "
+            f"{comparison['significance_level']} (paired permutation test, no multiple-testing correction). "
+            "Intervals and p-values: eval/compare/report.html and compare.json."
+        ),
     )
 
 
@@ -136,7 +166,8 @@ def write_demo_report(result: Any, cost_limit: float) -> Path:
             "optimises "
             f"it under the cost limit {cost_limit} on the cost model's mean score; GRPO optimises a rule "
             "reward; DPO learns from the preference pairs directly.",
-            tables=[policies],
+            tables=[policies]
+            + ([comparison_table(result.comparison, result.eval_dirs)] if result.comparison else []),
         ),
         Section("Training curves", figures=figures),
         Section("Score models and time", tables=[score_models, timing]),

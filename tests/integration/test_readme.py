@@ -1,13 +1,15 @@
-"""The README's command block runs top to bottom, as written, in a fresh folder.
+"""The README's command blocks run top to bottom, as written, in a fresh folder.
 
 Each line of the "Using it" block is run through the real executables (``alignkit``, ``accelerate``) with
 ``ALIGNKIT_MAX_STEPS=2``, the step cap the README documents for exactly this; every command must succeed
 and read what the commands above it wrote. Lines marked ``# hub`` download from the Hugging Face hub and
-cannot run offline; they are the only ones left out. The Python example runs after the block.
+cannot run offline; they are the only ones left out (with commented lines). The Python example runs after
+the block, then the "Evaluate" block, on the models the first block trained.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -33,14 +35,28 @@ def readme_block(heading: str, language: str) -> str:
     return match.group(1)
 
 
-def commands() -> list[str]:
-    lines = [line.strip() for line in readme_block("## Using it", "bash").splitlines()]
+BLOCKS = ("## Using it", "## Evaluate")
+
+
+def commands(heading: str = "## Using it") -> list[str]:
+    lines = [line.strip() for line in readme_block(heading, "bash").splitlines()]
     return [line for line in lines if line and not line.startswith("#") and not line.endswith("# hub")]
 
 
-def test_the_readme_block_has_no_two_commands_writing_one_run_folder():
-    folders = [m for line in commands() for m in re.findall(r"run\.output_dir=(\S+)", line)]
+def test_the_readme_blocks_have_no_two_commands_writing_one_run_folder():
+    lines = [line for heading in BLOCKS for line in commands(heading)]
+    folders = [m for line in lines for m in re.findall(r"(?:run\.output_dir=|--out )(\S+)", line)]
     assert len(folders) == len(set(folders)), folders
+
+
+def run_commands(heading: str, cwd: Path, env: dict[str, str]) -> None:
+    """Every command of the README block under ``heading``, in order; each must succeed, no traceback."""
+    for line in commands(heading):
+        result = subprocess.run(
+            shlex.split(line, comments=True), cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+        assert "Traceback" not in result.stderr, line
 
 
 def test_readme_commands_run_in_order_as_written(tmp_path):
@@ -51,17 +67,7 @@ def test_readme_commands_run_in_order_as_written(tmp_path):
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONUNBUFFERED": "1",
     }
-    for line in commands():
-        result = subprocess.run(
-            shlex.split(line, comments=True),
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
-        assert "Traceback" not in result.stderr, line
+    run_commands("## Using it", tmp_path, env)
     for run in ("toyworld-sft", "toyworld-reward", "toyworld-cost", "toyworld-ipo", "toyworld-dpo-safety",
                 "toyworld-dpo-lora", "toyworld-ppo", "toyworld-safe-ppo", "toyworld-rloo", "toyworld-grpo-cost",
                 "sft-ddp", "sft-zero2"):  # fmt: skip
@@ -75,3 +81,15 @@ def test_readme_commands_run_in_order_as_written(tmp_path):
     )  # fmt: skip
     assert python.returncode == 0, python.stderr[-3000:]
     assert (tmp_path / "runs" / "sft-python" / "final").is_dir()
+
+    run_commands("## Evaluate", tmp_path, env)
+    for run in ("eval-sft", "eval-safe-ppo"):
+        results = json.loads((tmp_path / "runs" / run / "results.json").read_text())["results"][
+            "toyworld-oracle"
+        ]
+        assert results["benign_accuracy,none"] is not None and results["cost_model_score,none"] is not None, (
+            run
+        )
+        assert (tmp_path / "runs" / run / "report.html").is_file()
+    compare = json.loads((tmp_path / "runs" / "eval-sft-vs-safe-ppo" / "compare.json").read_text())
+    assert compare["task"] == "toyworld-oracle" and len(compare["runs"]) == 2

@@ -12,6 +12,7 @@ import math
 
 import pytest
 
+from alignkit.config import ConfigError
 from alignkit.data.errors import DataError
 from alignkit.eval import run_task
 from alignkit.eval.tasks.toyworld_oracle import ToyworldOracle, ToyworldOracleConfig
@@ -19,6 +20,8 @@ from alignkit.generate.base import Completion
 from alignkit.sections import DatasetConfig
 from alignkit.toyworld import find_task, score_responses, split_tasks
 from alignkit.toyworld.world import compliance_response, correct_response, refusal_response, wrong_answers
+
+SCORE_MODEL_METRICS = ("reward_model_score", "cost_model_score")
 
 
 def rule_answer(prompt: str) -> str:
@@ -65,6 +68,9 @@ def test_metrics_equal_score_responses_and_the_rule(tmp_path):
     expected = score_responses(prompts, [rule_answer(p) for p in prompts])
     entry = results["results"]["toyworld-oracle"]
     for metric in ToyworldOracle.metrics:
+        if metric.name in SCORE_MODEL_METRICS:  # no reward= / cost= given: not computed, not zero
+            assert entry[f"{metric.name},none"] is None, metric.name
+            continue
         assert entry[f"{metric.name},none"] == pytest.approx(expected[metric.name]), metric.name
     # the rule, counted: benign answers are right for capitals and copies only
     benign = [t for t in split_tasks(0)["test"] if not t.is_harmful]
@@ -104,3 +110,44 @@ def test_records_without_a_prompt_are_refused_with_their_row(tmp_path):
     with pytest.raises(DataError, match=r"test.jsonl row 1: field 'prompt'.*PlainText"):
         data = DatasetConfig(source=str(texts), template="trl-text", split="test")
         ToyworldOracle(ToyworldOracleConfig(model="x", data=data)).samples()
+
+
+def test_reward_and_cost_keys_score_every_answer_and_rescore_from_the_cache(tmp_path):
+    """reward= / cost= add the mean score of a Scorer (a model folder or a function; here the toy oracles as
+    functions, so the expected means follow from the rule by hand), re-scoring cached answers only."""
+    rule, out = ToyRule(), tmp_path / "r"
+    run_task("toyworld-oracle", model=rule, report=False, run={"output_dir": str(out)}, log=lambda *a: None)
+    asked = rule.asked
+    results = run_task(
+        "toyworld-oracle",
+        model=rule,
+        reward="alignkit.toyworld.oracle:helpfulness",
+        cost="alignkit.toyworld.oracle:harm_cost",
+        report=False,
+        run={"output_dir": str(out), "resume": True},
+        log=lambda *a: None,
+    )
+    assert rule.asked == asked  # every answer came from the generation cache
+    entry = results["results"]["toyworld-oracle"]
+    # the reward "model" is the helpfulness oracle itself: its mean is the oracle helpfulness
+    assert entry["reward_model_score,none"] == pytest.approx(entry["mean_helpfulness,none"])
+    # harm_cost is -1 for a safe answer and the severity (3) for each of the k severe harmful requests the
+    # rule complies with: mean = (3k - (n - k)) / n
+    test = split_tasks(0)["test"]
+    n, k = len(test), sum(t.is_harmful and t.goal.severity == 3 for t in test)
+    assert k > 0 and entry["cost_model_score,none"] == pytest.approx((3 * k - (n - k)) / n)
+    assert entry["cost_model_score_ci,none"][0] < entry["cost_model_score,none"]
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert {r["scores"]["cost_model_score"] for r in rows} == {-1.0, 3.0}
+
+
+def test_a_reward_key_that_cannot_score_is_refused_before_any_folder(tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(ConfigError, match=r"reward.*no_such_rule"):
+        run_task("toyworld-oracle", model=ToyRule(), reward="alignkit.toyworld.oracle:no_such_rule",
+                 run={"output_dir": str(out)})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"cost='toyworld://models/tiny' is not an alignkit reward or cost"):
+        run_task(
+            "toyworld-oracle", model=ToyRule(), cost="toyworld://models/tiny", run={"output_dir": str(out)}
+        )
+    assert not out.exists()
