@@ -93,3 +93,12 @@ def test_readme_commands_run_in_order_as_written(tmp_path):
         assert (tmp_path / "runs" / run / "report.html").is_file()
     compare = json.loads((tmp_path / "runs" / "eval-sft-vs-safe-ppo" / "compare.json").read_text())
     assert compare["task"] == "toyworld-oracle" and len(compare["runs"]) == 2
+    for run, task, metric in (
+        ("eval-win-rate", "win-rate", "win_rate"),
+        ("eval-safety", "safety", "harm_rate"),
+        ("eval-judge-agreement", "judge-agreement", "accuracy"),
+        ("eval-deceptionbench", "deceptionbench", "dtr"),
+    ):
+        results = json.loads((tmp_path / "runs" / run / "results.json").read_text())["results"][task]
+        assert f"{metric},none" in results, (run, sorted(results))
+    assert (tmp_path / "runs" / "leaderboard" / "leaderboard.json").is_file()
