@@ -14,6 +14,7 @@ the run. A task never sees a Generator, so it cannot bypass the cache.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import inspect
 import json
@@ -209,7 +210,7 @@ class ModelTaskConfig(TaskConfig):
 # ----------------------------------------------------------------------------- the task
 
 
-class Task:
+class Task(abc.ABC):
     """A benchmark. Subclass it, set the class attributes, write ``samples``, ``stages`` and ``score``.
 
     The runner calls ``samples()`` (before any run folder exists, so bad data stops with nothing written),
@@ -257,17 +258,17 @@ class Task:
     def __init__(self, config: TaskConfig) -> None:
         self.config = config
 
+    @abc.abstractmethod
     def samples(self) -> list[Sample]:
         """Every sample of the benchmark, in a fixed order; bad data raises ``DataError`` naming the row."""
-        raise NotImplementedError
 
     def stages(self) -> list[Stage]:
         """What is asked of which model, in order; [] when nothing is generated."""
         return []
 
+    @abc.abstractmethod
     def score(self, samples: Sequence[Sample], outputs: Sequence[Mapping[str, str]]) -> list[Scored]:
         """One :class:`Scored` per sample (batched: a judge model scores them all at once)."""
-        raise NotImplementedError
 
     def report_sections(self, records: Sequence[Mapping[str, Any]], plots_dir: Any) -> list[Any]:
         """Extra ``eval.report.Section`` s for report.html (e.g. a confusion matrix); ``records`` are the

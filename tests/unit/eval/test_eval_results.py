@@ -28,6 +28,12 @@ class TwoMetricTask(Task):
         Metric("agree", True, "judge agrees", kappa_free_accuracy),
     )
 
+    def samples(self):
+        return []  # results are shaped from records written in the tests below
+
+    def score(self, samples, outputs):
+        return []
+
 
 def record(i, colour, hit, pair, error=None):
     return {

@@ -15,6 +15,7 @@ A judge that prefers the longer answer therefore gives W3 L2 T1 in both orders.
 
 from __future__ import annotations
 
+import abc
 import json
 import re
 
@@ -54,7 +55,7 @@ class TableModel:
         return [Completion(i, self.answers[p[-1]["content"]]) for i, p in enumerate(prompts)]
 
 
-class RuleJudge:
+class RuleJudge(abc.ABC):
     """An LLM judge by rule: reads the two answers out of the MT-Bench prompt and writes a verdict."""
 
     cache_identity: str = "rule-judge"
@@ -62,8 +63,9 @@ class RuleJudge:
     def __init__(self) -> None:
         self.asked: list[list[dict]] = []
 
+    @abc.abstractmethod
     def decide(self, first: str, second: str) -> str:
-        raise NotImplementedError
+        """The verdict token for the answers shown first and second."""
 
     def generate(self, prompts, sampling, *, logprobs=False, seed=None):
         self.asked += [list(p) for p in prompts]
