@@ -7,77 +7,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from alignkit.cli import trainer_for
 from alignkit.config import load_config
 from alignkit.demo import RECIPES
 
+from online_helpers import assert_same_run, metric_rows, small_run_overrides, safe_ppo, weights  # isort: skip
 from sft_helpers import BIN, REPO, run_cli  # isort: skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-SAMPLES_PER_STEP = 8
-"""rollout.prompts_per_step below, one sample each."""
-
-
-def _overrides(demo_run, out: Path, *extra: str) -> list[str]:
-    models = demo_run.out_dir
-    return [
-        f"model.path={models / 'sft' / 'final'}",
-        f"reward.path={models / 'reward' / 'final'}",
-        f"cost.path={models / 'cost' / 'final'}",
-        "rollout.prompts_per_step=8",
-        "rollout.max_new_tokens=16",
-        "trainer.mini_batch_size=4",
-        "trainer.update_epochs=2",
-        "trainer.steps=4",
-        "trainer.eval_every=0",
-        "data.eval.max_rows=16",
-        f"run.output_dir={out}",
-        "run.progress=false",
-        "run.tensorboard=false",
-        *extra,
-    ]
-
-
-def _safe_ppo(demo_run, out: Path, *extra: str):
-    config_cls, train = trainer_for("safe-ppo")
-    return train(load_config(config_cls, RECIPES / "safe-ppo.yaml", _overrides(demo_run, out, *extra)))
-
-
-def _rows(run_dir: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    # wall-clock numbers (elapsed_s, timing/*) differ between any two runs; everything else must not
-    return [{k: v for k, v in r.items() if k != "elapsed_s" and not k.startswith("timing/")} for r in rows]
-
-
-def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(folder / "model.safetensors"))
-
-
-def _assert_same_run(a: Path, b: Path, atol: float) -> None:
-    rows_a, rows_b = _rows(a), _rows(b)
-    assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b]
-    for ra, rb in zip(rows_a, rows_b, strict=True):
-        assert ra.keys() == rb.keys()
-        for key in ra:
-            if key.endswith("clipfrac") and "policy/response_length" in ra:
-                # a count of tokens past a clip edge: fp32 noise may carry one token across it, no more
-                one_token = 1 / (ra["policy/response_length"] * SAMPLES_PER_STEP)
-                assert abs(ra[key] - rb[key]) <= one_token + 1e-9, (ra["step"], key)
-                continue
-            # relative too: explained variance divides by the small variance of the returns
-            assert ra[key] == pytest.approx(rb[key], abs=atol, rel=1e-4), (ra["step"], key)
-    for folder in ("", "critics/reward", "critics/cost"):
-        wa, wb = _weights(a / "final" / folder), _weights(b / "final" / folder)
-        for name in wa:
-            torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0)
 
 
 @pytest.mark.parametrize("aggregation", ["token_mean", "sequence_mean"])
@@ -85,9 +26,9 @@ def test_micro_batch_size_does_not_change_safe_rlhf(demo_run, tmp_path, aggregat
     """Mini-batch 4 as one micro-batch of 4 or four of 1: same losses, lambda and weights (fp32 noise),
     for the token mean and for safe-rlhf's per-sequence mean."""
     agg = f"ppo.aggregation={aggregation}"
-    _safe_ppo(demo_run, tmp_path / "m4", "trainer.micro_batch_size=4", agg)
-    _safe_ppo(demo_run, tmp_path / "m1", "trainer.micro_batch_size=1", agg)
-    _assert_same_run(tmp_path / "m4", tmp_path / "m1", atol=2e-5)
+    safe_ppo(demo_run, tmp_path / "m4", "trainer.micro_batch_size=4", agg)
+    safe_ppo(demo_run, tmp_path / "m1", "trainer.micro_batch_size=1", agg)
+    assert_same_run(tmp_path / "m4", tmp_path / "m1", atol=2e-5)
 
 
 def test_ppo_shortcuts_match_the_step_that_reads_the_rollout_again(demo_run, tmp_path):
@@ -106,19 +47,19 @@ def test_ppo_shortcuts_match_the_step_that_reads_the_rollout_again(demo_run, tmp
     config_cls, _ = trainer_for("safe-ppo")
     one_update = ("trainer.mini_batch_size=8", "trainer.update_epochs=1", "trainer.steps=3")
     fast, slow = tmp_path / "fast", tmp_path / "slow"
-    _safe_ppo(demo_run, fast, *one_update)
+    safe_ppo(demo_run, fast, *one_update)
     RereadingPPO(
-        load_config(config_cls, RECIPES / "safe-ppo.yaml", _overrides(demo_run, slow, *one_update))
+        load_config(config_cls, RECIPES / "safe-ppo.yaml", small_run_overrides(demo_run, slow, *one_update))
     ).run()
     timings = [json.loads(line) for line in (fast / "metrics.jsonl").read_text().splitlines()]
     assert not any("timing/old_logps" in r or "timing/values" in r for r in timings)  # really skipped
-    _assert_same_run(fast, slow, atol=2e-5)
+    assert_same_run(fast, slow, atol=2e-5)
 
 
 def test_resume_from_a_checkpoint_matches_the_uninterrupted_run(demo_run, tmp_path):
     """Checkpoint at step 2 of 4; a run resumed from it ends exactly where the uninterrupted one does."""
     full = tmp_path / "full"
-    _safe_ppo(demo_run, full, "trainer.save_every=2")
+    safe_ppo(demo_run, full, "trainer.save_every=2")
     assert len(list((full / "checkpoints").iterdir())) == 1  # step 2 only: the last step writes final/
     resumed = tmp_path / "resumed"
     shutil.copytree(full, resumed)
@@ -126,17 +67,17 @@ def test_resume_from_a_checkpoint_matches_the_uninterrupted_run(demo_run, tmp_pa
     state = json.loads(next((resumed / "checkpoints").iterdir()).joinpath("trainer_state.json").read_text())
     # 2 rollouts of 8 samples, 2 epochs of mini-batches of 4: 8 optimizer steps
     assert state["rollouts"] == 2 and state["global_step"] == 8 and "lagrange" in state["extra"]
-    _safe_ppo(demo_run, resumed, "trainer.save_every=2", "run.resume=true")
-    _assert_same_run(full, resumed, atol=1e-6)
+    safe_ppo(demo_run, resumed, "trainer.save_every=2", "run.resume=true")
+    assert_same_run(full, resumed, atol=1e-6)
 
 
 def test_an_online_run_never_overwrites_an_earlier_one(demo_run, tmp_path):
     from alignkit.runs import RunFolderError
 
     out = tmp_path / "run"
-    _safe_ppo(demo_run, out, "trainer.steps=1")
+    safe_ppo(demo_run, out, "trainer.steps=1")
     with pytest.raises(RunFolderError):
-        _safe_ppo(demo_run, out, "trainer.steps=1")
+        safe_ppo(demo_run, out, "trainer.steps=1")
 
 
 def test_two_gloo_processes_train_safe_rlhf_together(demo_run, tmp_path):
@@ -154,13 +95,13 @@ def test_two_gloo_processes_train_safe_rlhf_together(demo_run, tmp_path):
         "safe-ppo",
         "--config",
         str(RECIPES / "safe-ppo.yaml"),
-        *_overrides(demo_run, out, "trainer.steps=2"),
+        *small_run_overrides(demo_run, out, "trainer.steps=2"),
     ]
     result = run_cli(*args, launcher=launcher)
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((out / "final" / "trainer_state.json").read_text())
     assert state["num_processes"] == 2 and state["distributed_type"].endswith("MULTI_CPU"), state
-    rows = [r for r in _rows(out) if "lagrange/lambda" in r]
+    rows = [r for r in metric_rows(out) if "lagrange/lambda" in r]
     assert len(rows) == 2 and all(r["lagrange/lambda"] > 0 for r in rows)
 
 
@@ -184,7 +125,9 @@ def test_ppo_with_a_pretraining_mix_logs_its_loss(demo_run, tmp_path):
     """ppo.ptx_coef > 0 adds the NLL of SFT conversations to the actor loss (InstructGPT's PPO-ptx)."""
     config_cls, train = trainer_for("ppo")
     overrides = [
-        o for o in _overrides(demo_run, tmp_path / "ptx", "trainer.steps=2") if not o.startswith("cost.")
+        o
+        for o in small_run_overrides(demo_run, tmp_path / "ptx", "trainer.steps=2")
+        if not o.startswith("cost.")
     ]
     overrides += [
         "ppo.ptx_coef=1.0",
@@ -193,7 +136,7 @@ def test_ppo_with_a_pretraining_mix_logs_its_loss(demo_run, tmp_path):
         "monitor=null",
     ]
     train(load_config(config_cls, RECIPES / "ppo.yaml", overrides))
-    rows = [r for r in _rows(tmp_path / "ptx") if "policy/ptx_loss" in r]
+    rows = [r for r in metric_rows(tmp_path / "ptx") if "policy/ptx_loss" in r]
     assert len(rows) == 2
     # The SFT policy already fits its SFT data: the mixed-in NLL is small and finite.
     assert all(0 < r["policy/ptx_loss"] < 2.0 for r in rows)
@@ -213,12 +156,12 @@ def test_micro_batch_size_does_not_change_grpo_or_its_logged_loss(demo_run, tmp_
                      "data.eval.max_rows=8", f"trainer.micro_batch_size={micro}", "run.progress=false",
                      f"run.output_dir={tmp_path / str(micro)}"]  # fmt: skip
         train(load_config(config_cls, RECIPES / "grpo.yaml", overrides))
-    rows_a, rows_b = _rows(tmp_path / "8"), _rows(tmp_path / "2")
+    rows_a, rows_b = metric_rows(tmp_path / "8"), metric_rows(tmp_path / "2")
     for ra, rb in zip(rows_a, rows_b, strict=True):
         for key in ra:
             assert ra[key] == pytest.approx(rb[key], abs=2e-5, rel=1e-4), (ra["step"], key)
     assert all("policy/loss" in r for r in rows_a)
-    wa, wb = _weights(tmp_path / "8" / "final"), _weights(tmp_path / "2" / "final")
+    wa, wb = weights(tmp_path / "8" / "final"), weights(tmp_path / "2" / "final")
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], atol=2e-5, rtol=0)
 
@@ -228,7 +171,9 @@ def test_sampling_temperature_is_the_one_the_ratio_is_taken_at(demo_run, tmp_pat
     mini-batch of a step the policy has not moved yet, so the ratio is exactly 1 (approx_kl 0, no clipping)."""
     config_cls, train = trainer_for("ppo")
     overrides = [
-        o for o in _overrides(demo_run, tmp_path / "t", "trainer.steps=2") if not o.startswith("cost.")
+        o
+        for o in small_run_overrides(demo_run, tmp_path / "t", "trainer.steps=2")
+        if not o.startswith("cost.")
     ]
     overrides += [
         "monitor=null",
@@ -237,7 +182,7 @@ def test_sampling_temperature_is_the_one_the_ratio_is_taken_at(demo_run, tmp_pat
         "trainer.update_epochs=1",
     ]
     train(load_config(config_cls, RECIPES / "ppo.yaml", overrides))
-    rows = [r for r in _rows(tmp_path / "t") if "policy/approx_kl" in r]
+    rows = [r for r in metric_rows(tmp_path / "t") if "policy/approx_kl" in r]
     assert len(rows) == 2
     assert all(r["policy/approx_kl"] < 1e-10 and r["policy/clipfrac"] == 0 for r in rows)
     assert all(

@@ -63,6 +63,9 @@ class Completion:
     reshape the distribution (so it is comparable with a training forward). None unless asked for."""
     finish_reason: FinishReason = "stop"
     """'stop': the model ended its turn; 'length': cut at max_new_tokens."""
+    readouts: tuple[tuple[float, ...], ...] | None = None
+    """Per sampled token, a caller's readout of the hidden state that chose it (``HFGenerator(readout=)``:
+    PPO's shared value heads, read off the sampling loop). None otherwise."""
 
     @property
     def reasoning(self) -> str:

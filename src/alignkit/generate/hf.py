@@ -32,8 +32,8 @@ current weights with no synchronisation step.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import torch
 
@@ -114,11 +114,29 @@ def sample_tokens(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     return picked.clamp_(max=logits.shape[-1] - 1)
 
 
+class Sampled(NamedTuple):
+    """What the KV-cache loop returns for a batch of rows (padded to ``max_new_tokens``)."""
+
+    tokens: list[list[int]]
+    logps: list[list[float]]
+    readouts: list[list[list[float]]] | None
+
+
 class HFGenerator:
     """Sample from a ``transformers`` causal LM (its current weights) in batches of ``batch_size`` rows."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        batch_size: int = 64,
+        readout: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.model = model
+        self.readout = readout
+        """Maps the ``(B, H)`` hidden states the output head reads to ``(B, k)`` floats kept per sampled
+        token (``Completion.readouts``); read in the KV-cache loop only."""
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.stops = stop_token_ids(model, tokenizer)
@@ -189,22 +207,28 @@ class HFGenerator:
         logprobs: bool,
         uniforms: torch.Tensor | None,
     ) -> list[Completion]:
-        sampled: tuple[list[list[int]], list[list[float]]] | None = None
+        sampled: Sampled | None = None
         try:
             sampled = self._sample(rows, sampling, uniforms) if self._fast else None
         except CacheUnsupportedError as error:
             warnings.warn(f"{error}; sampling with model.generate instead (slower)", stacklevel=3)
             self._fast = False
         stops = set(self.stops)
+        readouts: list[tuple[tuple[float, ...], ...] | None] = [None] * len(rows)
         if sampled is not None:
-            new_tokens, loop_logps = sampled
+            new_tokens, loop_logps, loop_readouts = sampled
             responses = [cut_at_stop(tokens, stops) for tokens in new_tokens]
             token_logps: list[tuple[float, ...] | None] = [
                 tuple(lps[: len(tokens)]) if logprobs else None
                 for lps, (tokens, _) in zip(loop_logps, responses, strict=True)
             ]
+            if loop_readouts is not None:
+                readouts = [
+                    tuple(tuple(r) for r in read[: len(tokens)])
+                    for read, (tokens, _) in zip(loop_readouts, responses, strict=True)
+                ]
         else:
-            new_tokens = self._sample_with_generate(rows, sampling)
+            new_tokens = self._sample_with_generate(rows, sampling)  # no readouts off model.generate
             responses = [cut_at_stop(tokens, stops) for tokens in new_tokens]
             token_logps = (
                 list(self._logprobs(rows, [r for r, _ in responses])) if logprobs else [None] * len(rows)
@@ -218,8 +242,11 @@ class HFGenerator:
                 token_ids=tuple(tokens),
                 logprobs=lps,
                 finish_reason="stop" if stopped else "length",
+                readouts=read,
             )
-            for (index, _), (tokens, stopped), lps in zip(rows, responses, token_logps, strict=True)
+            for (index, _), (tokens, stopped), lps, read in zip(
+                rows, responses, token_logps, readouts, strict=True
+            )
         ]
 
     def _forward(self, cache: Any = None, **inputs: Any) -> tuple[torch.Tensor, Any]:
@@ -242,9 +269,37 @@ class HFGenerator:
 
     def _sample(
         self, rows: Sequence[tuple[int, list[int]]], sampling: SamplingConfig, uniforms: torch.Tensor | None
-    ) -> tuple[list[list[int]], list[list[float]]]:
-        """``(B, max_new_tokens)`` sampled tokens per row (the response, then padding after its stop token)
-        and each token's log-probability under the model before temperature and top-k/top-p."""
+    ) -> Sampled:
+        """``(B, max_new_tokens)`` sampled tokens per row (the response, then padding after its stop token),
+        each token's log-probability under the model before temperature and top-k/top-p, and the readouts
+        of the hidden states that chose them (when ``self.readout``)."""
+        if self.readout is None:
+            return self._sample_loop(rows, sampling, uniforms, None)
+        from alignkit.models.forward import output_head
+
+        head = output_head(self.model)
+        if head is None:
+            raise CacheUnsupportedError(
+                f"{type(self.model).__name__} has no output head to read hidden states at"
+            )
+        read: list[torch.Tensor] = []
+
+        def capture(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            read.append(self.readout(args[0][:, -1]))  # type: ignore[misc]  # the position whose logits are kept
+
+        handle = head.register_forward_pre_hook(capture)
+        try:
+            return self._sample_loop(rows, sampling, uniforms, read)
+        finally:
+            handle.remove()
+
+    def _sample_loop(
+        self,
+        rows: Sequence[tuple[int, list[int]]],
+        sampling: SamplingConfig,
+        uniforms: torch.Tensor | None,
+        read: list[torch.Tensor] | None,
+    ) -> Sampled:
         device = self.device
         # One prefill per distinct prompt; its cache and logits are then copied to the prompt's rows.
         distinct = list(dict.fromkeys(index for index, _ in rows))
@@ -260,14 +315,17 @@ class HFGenerator:
             **({self._keep_arg: 1} if self._keep_arg else {}),
         )
         position = positions[:, -1]
+        values = read.pop() if read else None  # (B, k): the readout beside each row's logits
         if len(distinct) < len(rows):
             expand = torch.tensor([slot[index] for index, _ in rows], device=device)
             cache.reorder_cache(expand)
             logits, attention_mask, position = logits[expand], attention_mask[expand], position[expand]
+            values = None if values is None else values[expand]
 
         steps = sampling.max_new_tokens
         generated = torch.full((len(rows), steps), self.pad_id, dtype=torch.long, device=device)
         generated_logps = torch.zeros((len(rows), steps), dtype=torch.float32, device=device)
+        generated_reads = None if values is None else values.new_zeros(len(rows), steps, values.shape[-1])
         stop_ids = torch.tensor(self.stops, device=device)
         active = torch.arange(len(rows), device=device)  # the row of each entry of the live batch
         done = torch.zeros(len(rows), dtype=torch.bool, device=device)
@@ -279,6 +337,8 @@ class HFGenerator:
             tokens = tokens.masked_fill(done, self.pad_id)
             generated[active, t] = tokens
             generated_logps[active, t] = logits.log_softmax(dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
+            if generated_reads is not None:
+                generated_reads[active, t] = values
             done = done | torch.isin(tokens, stop_ids)
             if t == steps - 1:
                 break
@@ -289,6 +349,7 @@ class HFGenerator:
                 keep = (~done).nonzero().squeeze(1)
                 cache.reorder_cache(keep)
                 active, tokens, done = active[keep], tokens[keep], done[keep]
+                values = None if values is None else values[keep]
                 attention_mask, position = attention_mask[keep], position[keep]
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(active), 1)], dim=1)
             position = position + 1
@@ -298,7 +359,9 @@ class HFGenerator:
                 attention_mask=attention_mask,
                 position_ids=position.unsqueeze(1),
             )
-        return generated.tolist(), generated_logps.tolist()
+            values = read.pop() if read else None
+        reads = None if generated_reads is None else generated_reads.float().tolist()
+        return Sampled(generated.tolist(), generated_logps.tolist(), reads)
 
     def _sample_with_generate(
         self, rows: Sequence[tuple[int, list[int]]], sampling: SamplingConfig

@@ -28,7 +28,7 @@ alone); otherwise they pad.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -203,9 +203,17 @@ def output_head(model: torch.nn.Module) -> torch.nn.Module | None:
 
 
 def selected_logits(
-    model: torch.nn.Module, inputs: Mapping[str, torch.Tensor], index: torch.Tensor
+    model: torch.nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    index: torch.Tensor,
+    on_hidden: Callable[[torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """``(N, V)`` logits of the hidden states at flat positions ``index`` (see the module docstring)."""
+    """``(N, V)`` logits of the hidden states at flat positions ``index`` (see the module docstring).
+
+    ``on_hidden`` receives those ``(N, H)`` hidden states, inside the model's forward (a shared critic's
+    value heads read them there); it is never called on the full-logits fallback, so a caller that needs
+    it must check it was.
+    """
     head = output_head(model)
     shape = inputs["input_ids"].shape
     calls: list[bool] = []
@@ -216,7 +224,10 @@ def selected_logits(
         calls.append(ok)
         if not ok:
             return None
-        return (hidden.reshape(-1, hidden.shape[-1])[index], *args[1:])
+        selected = hidden.reshape(-1, hidden.shape[-1])[index]
+        if on_hidden is not None:
+            on_hidden(selected)
+        return (selected, *args[1:])
 
     if head is not None:
         handle = head.register_forward_pre_hook(select)
@@ -283,27 +294,50 @@ class TokenLogps(NamedTuple):
     """(B, T) log-probs of the labelled tokens (fp32), 0 elsewhere; carries the gradient."""
     entropy: torch.Tensor | None
     """(B, T) entropy of the distribution that chose each labelled token (detached), 0 elsewhere."""
+    readouts: torch.Tensor | None = None
+    """(B, T, k) ``readout`` of the hidden state that chose each labelled token (0 elsewhere; carries the
+    gradient): a shared critic's values, aligned with the tokens like the log-probs."""
 
 
 def labelled_token_logps_and_entropy(
-    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], temperature: float = 1.0, entropy: bool = True
+    model: torch.nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    temperature: float = 1.0,
+    entropy: bool = True,
+    readout: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TokenLogps:
     """:func:`labelled_token_logps` and, from the same logits, the entropy at each labelled position: the
-    policy forward of the online trainers (the LM head runs only on response positions, as everywhere)."""
+    policy forward of the online trainers (the LM head runs only on response positions, as everywhere).
+    ``readout`` maps the ``(N, H)`` hidden states of those positions to ``(N, k)`` (value heads)."""
     from alignkit.losses.logprobs import entropy_from_logits
 
     labels = batch["labels"]
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
     spec = score_spec(inputs)
-    logits = tempered(selected_logits(model, model_inputs(model, inputs), spec.index), temperature)
+    read: list[torch.Tensor] = []
+    on_hidden = None if readout is None else (lambda hidden: read.append(readout(hidden)))
+    logits = selected_logits(model, model_inputs(model, inputs), spec.index, on_hidden)
+    logits = tempered(logits, temperature)
     where = (spec.index + 1,)
     logps = target_logps(logits, spec.target)
     token = logps.new_zeros(labels.numel()).index_put(where, logps).view(labels.shape)
+    readouts = None
+    if readout is not None:
+        if len(read) != 1:
+            raise ValueError(
+                f"{type(_base_model(model)).__name__} did not hand its output head the (B, T, H) hidden "
+                "states, so no value head can read them; use a separate critic (critic.shared=false)"
+            )
+        k = read[0].shape[-1]
+        flat = read[0].new_zeros(labels.numel(), k).index_put(where, read[0])
+        readouts = flat.view(*labels.shape, k)
     if not entropy:
-        return TokenLogps(token, None)
+        return TokenLogps(token, None, readouts)
     with torch.no_grad():
         values = entropy_from_logits(logits.detach().unsqueeze(0)).squeeze(0)
-    return TokenLogps(token, values.new_zeros(labels.numel()).index_put(where, values).view(labels.shape))
+    return TokenLogps(
+        token, values.new_zeros(labels.numel()).index_put(where, values).view(labels.shape), readouts
+    )
 
 
 def tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:

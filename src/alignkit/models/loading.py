@@ -247,6 +247,10 @@ def save_pretrained(model: Any, tokenizer: Any, out_dir: Path, state_dict: Any =
     A LoRA model (``peft.PeftModel``) saves only its adapter; PEFT picks the adapter's tensors out of a
     full ``state_dict`` (as ``accelerator.get_state_dict`` returns), so trainers need no special case.
     """
+    from alignkit.models.value_heads import value_heads, without_heads
+
+    if value_heads(model) is not None:  # PPO's shared critic: final/ stays a plain causal LM
+        state_dict = without_heads(state_dict if state_dict is not None else model.state_dict())
     model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     from alignkit.data.render import chat_options

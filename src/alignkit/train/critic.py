@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,9 +39,24 @@ class CriticConfig:
     (cost) model when that scorer is a model, else the policy's weights with a fresh head."""
     lr: float = 5e-6
     """Critic learning rate (AdamW, same schedule as the policy)."""
+    shared: bool = False
+    """A value head on the policy's own backbone instead of a separate model (``models/value_heads.py``):
+    one forward and backward serve actor and critic, and the rollout's values are read off the sampling
+    loop, so a PPO step costs about what a GRPO step does. The head starts at zero and learns at the
+    policy's rate; path and lr do not apply. Off by default: InstructGPT and Safe RLHF train separate
+    critics, started from the reward (cost) model."""
+    loss_coef: float = 0.1
+    """With ``shared``: weight of this head's value loss in the policy's loss (TRL's ``vf_coef``)."""
 
     def validate(self, prefix: str) -> None:
         check(self.lr > 0, f"{prefix}lr", self.lr, "a positive number")
+        check(self.loss_coef > 0, f"{prefix}loss_coef", self.loss_coef, "a positive number")
+        check(
+            not (self.shared and self.path),
+            f"{prefix}path",
+            self.path,
+            "null when shared=true (a shared critic is a head on the policy, not a model of its own)",
+        )
 
 
 def check_same_vocabulary(critic: Any, actor: Any, key: str, path: str) -> None:
@@ -66,7 +82,7 @@ def value_loss(prefix: str, clip: float, aggregation: str, share: Share) -> Loss
 
     def loss_fn(model: Any, batch: dict[str, torch.Tensor], normaliser: float) -> tuple[torch.Tensor, dict]:
         values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return _value_loss(
+        return value_loss_and_metrics(
             prefix,
             values,
             batch[f"{prefix}values"],
@@ -114,22 +130,29 @@ def fused_value_loss(
         values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         mask = label_mask(batch["labels"])
         rollout_values = values.detach().float()
-        rewards = batch[f"{prefix}token_rewards"]
-        scores = rewards.new_zeros(rewards.shape[0])  # GAE reads the token rewards only
-        advantages, returns = GAE(AdvantageInputs(scores, rewards, mask, 1, rollout_values, gamma, lam))
-        assert returns is not None
+        own = gae(batch[f"{prefix}token_rewards"], rollout_values, mask, gamma, lam)
         rows, width = batch["rollout_index"].cpu(), values.shape[1]
         buffers.values[rows, :width] = torch.where(mask, rollout_values, 0.0).cpu()
-        buffers.advantages[rows, :width] = advantages.cpu()
-        buffers.returns[rows, :width] = returns.cpu()
-        return _value_loss(
-            prefix, values, rollout_values, returns, batch, clip, aggregation, share, normaliser
+        buffers.advantages[rows, :width] = own.advantages.cpu()
+        buffers.returns[rows, :width] = own.returns.cpu()
+        return value_loss_and_metrics(
+            prefix, values, rollout_values, own.returns, batch, clip, aggregation, share, normaliser
         )
 
     return loss_fn
 
 
-def _value_loss(
+def gae(
+    token_rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> CriticEstimates:
+    """GAE over one stream's (B, T) KL-shaped token rewards and a critic's rollout values."""
+    scores = token_rewards.new_zeros(token_rewards.shape[0])  # GAE reads the token rewards only
+    advantages, returns = GAE(AdvantageInputs(scores, token_rewards, mask, 1, values, gamma, lam))
+    assert returns is not None
+    return CriticEstimates(values, advantages, returns)
+
+
+def value_loss_and_metrics(
     prefix: str,
     values: torch.Tensor,
     old_values: torch.Tensor,
@@ -146,3 +169,15 @@ def _value_loss(
     loss = share(out.loss, batch, aggregation)
     metrics[f"{prefix}value/loss"] = float(loss.detach()) * normaliser
     return loss, metrics
+
+
+VALUE_HEADS_FILE = "value_heads.safetensors"
+
+
+def save_value_heads(heads: torch.nn.Module, folder: Path) -> None:
+    """A shared critic's heads (``<stream>value.weight`` / ``.bias``) beside the run's other critics; the
+    policy's own folder stays a plain causal LM."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in heads.state_dict().items()}
+    save_file(state, str(folder / VALUE_HEADS_FILE))

@@ -117,7 +117,7 @@ class GRPOTrainer(OnlineTrainer):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         config = self.config
         # at the temperature that sampled; the LM head only on response positions
-        logps, entropy = labelled_token_logps_and_entropy(model, batch, config.rollout.temperature)
+        logps, entropy, _ = labelled_token_logps_and_entropy(model, batch, config.rollout.temperature)
         mask = label_mask(batch["labels"])
         aggregation = GRPOAggregation(config.aggregation)
         if self.estimator.constant_loss_normaliser:

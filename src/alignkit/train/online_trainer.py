@@ -92,6 +92,9 @@ class OnlineTrainer(abc.ABC):
     plot_groups: dict[str, list[str]] = ONLINE_PLOT_GROUPS
     rollout_logprobs = False
     """Ask the generator for the sampled tokens' log-probs (``Rollout.token_logps``); a subclass sets it."""
+    rollout_readout: Any = None
+    """A readout of the hidden states the generator keeps per token (``Rollout.token_readouts``: PPO's
+    shared value heads); a subclass sets it in ``build``."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -186,6 +189,7 @@ class OnlineTrainer(abc.ABC):
             self.accelerator.unwrap_model(self.actor),
             self.tokenizer,
             batch_size=config.rollout.generation_batch_size,
+            readout=self.rollout_readout,
         )
 
     # ----------------------------------------------------------------- for subclasses

@@ -23,7 +23,6 @@ import torch
 from alignkit.config import check
 from alignkit.data.collate import collate_lm
 from alignkit.data.render import render_conversation
-from alignkit.losses.advantages import AdvantageInputs
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import (
@@ -37,17 +36,20 @@ from alignkit.losses.ppo import (
 from alignkit.losses.sft import sft_loss
 from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy
 from alignkit.models.value import load_critic
+from alignkit.models.value_heads import attach_value_heads, read_values
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, OnlineTrainerConfig, RunConfig
 from alignkit.train.common import DataReport, make_optimizer, read_records
 from alignkit.train.critic import (
-    GAE,
     CriticConfig,
     CriticEstimates,
     check_same_vocabulary,
     default_critic_path,
     fused_value_loss,
+    gae,
+    save_value_heads,
     value_loss,
+    value_loss_and_metrics,
 )
 from alignkit.train.cross_process import global_masked_mean, global_whiten
 from alignkit.train.engine import LoopResult, global_batch_indices
@@ -133,16 +135,23 @@ class PPOConfig:
         )
 
 
-def rollout_logps_are_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
-    """Whether the sampling loop's log-probs are PPO's old log-probs, so the old-policy forward can go.
+def sampling_forward_is_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
+    """Whether the sampling loop computes what a training forward of the policy does, so what it reads
+    off (log-probs, a shared critic's values) can replace re-reading the rollout.
 
-    They are when the live policy samples (hf backend: the same weights, the same code) at temperature 1
-    (they are read before temperature; the loss scores at the sampling temperature) in float32 without
-    autocast: then they equal a training forward's up to KV-cache rounding (~1e-6). A vLLM engine or
-    half precision computes visibly different numbers, so there the policy re-reads its samples.
+    It does when the live policy samples (hf backend: the same weights, the same code) in float32
+    without autocast: then the numbers equal a training forward's up to KV-cache rounding (~1e-6). A
+    vLLM engine or half precision computes visibly different numbers, so there the policy re-reads.
     """
     float32 = all(p.dtype == torch.float32 for p in actor.parameters())
-    return rollout.backend == "hf" and rollout.temperature == 1.0 and float32 and mixed_precision == "no"
+    return rollout.backend == "hf" and float32 and mixed_precision == "no"
+
+
+def rollout_logps_are_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
+    """Whether the sampling loop's log-probs are PPO's old log-probs, so the old-policy forward can go:
+    :func:`sampling_forward_is_exact` at temperature 1 (they are read before temperature; the loss scores
+    at the sampling temperature)."""
+    return rollout.temperature == 1.0 and sampling_forward_is_exact(rollout, actor, mixed_precision)
 
 
 def train(config: PPOConfig) -> LoopResult:
@@ -173,17 +182,27 @@ class PPOTrainer(OnlineTrainer):
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
         self.rollout_logprobs = rollout_logps_are_exact(config.rollout, actor, acc.mixed_precision)
-        # one optimizer step per rollout: a critic's update forward is its rollout forward (critic.py)
-        self.fused_critics = self.updates_per_step == 1
         self.reference = ReferenceModel.for_policy(
             actor, config.model, acc.device, autocast=acc.autocast, temperature=config.rollout.temperature
         )
-        kwargs = {"dtype": config.model.dtype, "trust_remote_code": config.model.trust_remote_code}
-        critics = {"value": (config.critic, config.reward, "reward")}
+        # one stream per scorer: '' the reward, 'cost_' the cost (Safe RLHF); each has a critic of its own
+        # or a value head on the policy (critic.shared)
+        streams = {"": (config.critic, config.reward, "reward")}
         if self.safe:
-            critics["cost_value"] = (config.cost_critic, config.cost, "cost")
+            streams["cost_"] = (config.cost_critic, config.cost, "cost")
+        self.shared_streams = [prefix for prefix, (critic, _, _) in streams.items() if critic.shared]
+        separate = {prefix: stream for prefix, stream in streams.items() if prefix not in self.shared_streams}
+        self.readout = None
+        if self.shared_streams:
+            heads = attach_value_heads(actor, [f"{prefix}value" for prefix in self.shared_streams])
+            self.readout = lambda hidden: read_values(heads, hidden)
+            if sampling_forward_is_exact(config.rollout, actor, acc.mixed_precision):
+                self.rollout_readout = self.readout  # values read off the sampling loop
+        # one optimizer step per rollout: a separate critic's update forward is its rollout forward
+        self.fused_critics = self.updates_per_step == 1 and bool(separate)
+        kwargs = {"dtype": config.model.dtype, "trust_remote_code": config.model.trust_remote_code}
         models: list[Any] = [actor, make_optimizer(actor, cfg)]
-        for critic_cfg, scorer_cfg, kind in critics.values():
+        for critic_cfg, scorer_cfg, kind in separate.values():
             path = default_critic_path(critic_cfg, scorer_cfg, config.model.path)
             critic = disable_dropout(load_critic(path, self.tokenizer, kind, **kwargs))
             check_same_vocabulary(
@@ -202,23 +221,25 @@ class PPOTrainer(OnlineTrainer):
         ]
         saved = []
         tokenizer = self.tokenizer
-        for i, (name, (_, _, kind)) in enumerate(critics.items()):
+        for i, (prefix, (_, _, kind)) in enumerate(separate.items()):
             model, optimizer = prepared[2 + 2 * i], prepared[3 + 2 * i]
-            prefix = "" if kind == "reward" else "cost_"
             scheduler = make_scheduler(optimizer, cfg, self.total_updates)
             loss = value_loss(prefix, config.ppo.value_clip, config.ppo.aggregation, self.mini_batch_share)
-            trained.append(Trained(name, model, optimizer, scheduler, loss))
+            trained.append(Trained(f"{prefix}value", model, optimizer, scheduler, loss))
             saved.append(SavedModel(f"critics/{kind}", model, lambda m, path, _: m.save(tokenizer, path)))
-        self.critic = trained[1].model
-        self.cost_critic = trained[2].model if self.safe else None
+        if self.shared_streams:
+            saved.append(SavedModel("critics", heads, lambda m, path, _: save_value_heads(m, path)))
         return trained, saved
 
     # ------------------------------------------------------------------ losses
     def _actor_loss(
         self, model: Any, batch: dict[str, torch.Tensor], normaliser: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        # at the temperature that sampled; the LM head only on response positions
-        logps, entropy = labelled_token_logps_and_entropy(model, batch, self.config.rollout.temperature)
+        # at the temperature that sampled; the LM head only on response positions (and the shared
+        # critics' value heads on the same hidden states)
+        logps, entropy, values = labelled_token_logps_and_entropy(
+            model, batch, self.config.rollout.temperature, readout=self.readout
+        )
         assert entropy is not None
         mask = label_mask(batch["labels"])
         ppo = self.config.ppo
@@ -235,6 +256,22 @@ class PPOTrainer(OnlineTrainer):
         metrics["policy/entropy"] = float(entropy.sum())
         loss = self.mini_batch_share(out.loss, batch, ppo.aggregation)
         metrics["policy/loss"] = float(loss.detach()) * normaliser
+        for i, prefix in enumerate(self.shared_streams):
+            assert values is not None
+            critic = self.config.critic if prefix == "" else self.config.cost_critic
+            value, value_metrics = value_loss_and_metrics(
+                prefix,
+                values[..., i],
+                batch[f"{prefix}values"],
+                batch[f"{prefix}returns"],
+                batch,
+                ppo.value_clip,
+                ppo.aggregation,
+                self.mini_batch_share,
+                normaliser,
+            )
+            loss = loss + critic.loss_coef * value
+            metrics.update(value_metrics)
         if "ptx_input_ids" in batch:
             ptx_logps = labelled_token_logps(
                 model, batch["ptx_input_ids"], batch["ptx_attention_mask"], batch["ptx_labels"]
@@ -246,30 +283,52 @@ class PPOTrainer(OnlineTrainer):
         return loss, metrics
 
     # ------------------------------------------------------------------ one step
-    def _old_logps(self, rollout: Rollout) -> torch.Tensor:
-        """(B, T) log-probs of the sampled tokens under the policy that sampled them (pi_old)."""
-        if rollout.token_logps is not None:
-            return rollout.token_logps
+    def _reread(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T) log-probs of the sampled tokens under the policy that sampled them (pi_old) and the shared
+        critics' (B, T, k) values: read off the sampling loop when it computed them exactly, else by one
+        forward of the policy over the rollout."""
+        logps, values = rollout.token_logps, rollout.token_readouts
+        need_values = bool(self.shared_streams) and values is None
+        if logps is not None and not need_values:
+            return logps, values
         self.actor.eval()
-        with self.timer("old_logps"):
-            temperature = self.config.rollout.temperature
-            return per_token_forward(
-                lambda b: labelled_token_logps_and_entropy(self.actor, b, temperature, False).logps,
-                rollout,
-                self.config.trainer.micro_batch_size,
-                self.accelerator.device,
+        temperature = self.config.rollout.temperature
+        readout = self.readout if need_values else None
+
+        def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            out = labelled_token_logps_and_entropy(self.actor, batch, temperature, False, readout)
+            return (
+                out.logps.unsqueeze(-1)
+                if readout is None
+                else torch.cat([out.logps[..., None], out.readouts], -1)
             )
 
+        with self.timer("old_logps"):
+            both = per_token_forward(
+                forward, rollout, self.config.trainer.micro_batch_size, self.accelerator.device
+            )
+        return (both[..., 0] if logps is None else logps), (both[..., 1:] if need_values else values)
+
     def _critic_estimates(
-        self, step: int, rollout: Rollout, token_rewards: dict[str, torch.Tensor]
+        self,
+        step: int,
+        rollout: Rollout,
+        token_rewards: dict[str, torch.Tensor],
+        shared_values: torch.Tensor | None,
     ) -> tuple[dict[str, CriticEstimates], dict[str, float]]:
         """Values, advantages and returns of each stream ('': reward, 'cost_': cost), and the metrics of
-        the critics' updates when they already happened (fused: one optimizer step per rollout)."""
+        the separate critics' updates when they already happened (fused: one optimizer step per rollout)."""
         acc, cfg, ppo = self.accelerator, self.config.trainer, self.config.ppo
         device, mask = acc.device, rollout.mask
-        critics = dict(zip(token_rewards, self.trained[1:], strict=True))
+        out: dict[str, CriticEstimates] = {}
+        with self.timer("advantages"):
+            for i, prefix in enumerate(self.shared_streams):
+                assert shared_values is not None
+                values = torch.where(mask, shared_values[..., i], 0.0)
+                out[prefix] = gae(token_rewards[prefix], values, mask, ppo.gamma, ppo.gae_lambda)
+        separate = [p for p in token_rewards if p not in self.shared_streams]
+        critics = dict(zip(separate, self.trained[1:], strict=True))
         if not self.fused_critics:
-            out = {}
             for prefix, item in critics.items():
                 item.model.eval()
                 with self.timer(f"{prefix}values"):
@@ -280,18 +339,7 @@ class PPOTrainer(OnlineTrainer):
                         device,
                     )
                 with self.timer("advantages"):
-                    inputs = AdvantageInputs(
-                        torch.zeros(len(rollout)),
-                        token_rewards[prefix],
-                        mask,
-                        1,
-                        values,
-                        ppo.gamma,
-                        ppo.gae_lambda,
-                    )
-                    advantages, returns = GAE(inputs)
-                    assert returns is not None
-                out[prefix] = CriticEstimates(values, advantages, returns)
+                    out[prefix] = gae(token_rewards[prefix], values, mask, ppo.gamma, ppo.gae_lambda)
             return out, {}
         buffers = {prefix: CriticEstimates.like(rollout.input_ids.shape) for prefix in critics}
         fused = [
@@ -314,12 +362,12 @@ class PPOTrainer(OnlineTrainer):
             batch = rollout.rows(chunk, device)
             width = batch["input_ids"].shape[1]
             batch["rollout_index"] = torch.tensor(chunk, device=device)
-            batch.update({f"{p}token_rewards": r[chunk, :width].to(device) for p, r in token_rewards.items()})
+            batch.update({f"{p}token_rewards": token_rewards[p][chunk, :width].to(device) for p in critics})
             return batch
 
         with self.timer("update"):
             record = update_on_rollout(acc, fused, len(rollout), cfg, rows, step, self.timer)
-        return buffers, record
+        return {**out, **buffers}, record
 
     def step(self, step: int) -> dict[str, float]:
         config, acc = self.config, self.accelerator
@@ -327,7 +375,7 @@ class PPOTrainer(OnlineTrainer):
         rollout, scores, costs = self.sample(step)
         mask = rollout.mask
 
-        old_logps = self._old_logps(rollout)
+        old_logps, shared_values = self._reread(rollout)
         with self.timer("reference"):
             ref_logps = per_token_forward(
                 self.reference.token_logps, rollout, cfg.micro_batch_size, acc.device
@@ -338,7 +386,7 @@ class PPOTrainer(OnlineTrainer):
             token_rewards = {"": per_token_rewards(scores, kl, mask, ppo.kl_coef, ppo.score_clip)}
             if costs is not None:
                 token_rewards["cost_"] = per_token_costs(costs, kl, mask, ppo.kl_coef, ppo.score_clip)
-        estimates, record = self._critic_estimates(step, rollout, token_rewards)
+        estimates, record = self._critic_estimates(step, rollout, token_rewards, shared_values)
         reward = estimates[""]
         advantages = reward.advantages
         tensors = {"old_token_logps": old_logps, "values": reward.values, "returns": reward.returns}

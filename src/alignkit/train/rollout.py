@@ -103,6 +103,9 @@ class Rollout:
     token_logps: torch.Tensor | None = None
     """(B, T) log-probability of each response token under the sampling model at temperature 1, read off
     the sampling loop (0 off the response); None unless asked for and every completion carried them."""
+    token_readouts: torch.Tensor | None = None
+    """(B, T, k) the generator's readout (PPO's shared value heads) of the hidden state that chose each
+    response token, read off the sampling loop (0 off the response); None unless every completion has one."""
 
     @property
     def mask(self) -> torch.Tensor:
@@ -138,7 +141,7 @@ def build_rollout(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     prompt_ids = [render_prompt(tokenizer, p) for p in prompts]
     closing = closing_token_id(tokenizer)
-    sequences, labels, sample_prompts, logps = [], [], [], []
+    sequences, labels, sample_prompts, logps, reads = [], [], [], [], []
     for completion in completions:
         ids = prompt_ids[completion.prompt_index]
         if completion.token_ids is None:
@@ -155,12 +158,20 @@ def build_rollout(
         given = completion.logprobs
         exact = given is not None and len(given) == len(response)
         logps.append([0.0] * len(ids) + list(given) if exact else None)
+        read = completion.readouts
+        reads.append((len(ids), read) if read is not None and len(read) == len(response) else None)
     input_ids = pad_right(sequences, pad_id)
     token_logps = None
     if logprobs and all(row is not None for row in logps):
         token_logps = torch.zeros(input_ids.shape, dtype=torch.float32)
         for i, row in enumerate(logps):
             token_logps[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+    token_readouts = None
+    if reads and all(row is not None for row in reads):
+        k = len(reads[0][1][0])
+        token_readouts = torch.zeros((*input_ids.shape, k), dtype=torch.float32)
+        for i, (start, read) in enumerate(reads):
+            token_readouts[i, start : start + len(read)] = torch.tensor(read, dtype=torch.float32)
     return Rollout(
         prompts=sample_prompts,
         texts=[c.text for c in completions],
@@ -169,6 +180,7 @@ def build_rollout(
         labels=pad_right(labels, IGNORE_INDEX),
         finished=torch.tensor([c.finish_reason == "stop" for c in completions]),
         token_logps=token_logps,
+        token_readouts=token_readouts,
     )
 
 

@@ -201,6 +201,45 @@ def test_logprobs_match_a_manual_forward_before_temperature(eos_model, tokenizer
         torch.testing.assert_close(torch.tensor(c.logprobs), expected, atol=1e-5, rtol=2e-5)
 
 
+def test_readouts_are_the_training_forwards_value_heads(eos_model, tokenizer):
+    """PPO's shared critic: value heads read off the sampling loop's hidden states equal the heads read by
+    a training forward over prompt + response (right-padded, several rows), token for token."""
+    from alignkit.models.forward import labelled_token_logps_and_entropy
+    from alignkit.models.value_heads import attach_value_heads, read_values
+
+    policy = copy.deepcopy(eos_model)
+    heads = attach_value_heads(policy, ["value", "cost_value"])
+    with torch.no_grad():  # non-zero heads: zero ones would match trivially
+        for p in heads.parameters():
+            p.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(p.numel()))
+    readout = lambda hidden: read_values(heads, hidden)  # noqa: E731
+    sampling = SamplingConfig(max_new_tokens=5, temperature=1.0, n=2)
+    out = HFGenerator(policy, tokenizer, batch_size=3, readout=readout).generate(PROMPTS, sampling, seed=0)
+    assert {c.finish_reason for c in out} == {"stop", "length"}
+    rows = [render_prompt(tokenizer, PROMPTS[c.prompt_index]) + list(c.token_ids) for c in out]
+    labels = [
+        [-100] * len(render_prompt(tokenizer, PROMPTS[c.prompt_index])) + list(c.token_ids) for c in out
+    ]
+    width = max(map(len, rows))
+    batch = {
+        "input_ids": torch.tensor([r + [0] * (width - len(r)) for r in rows]),
+        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+        "labels": torch.tensor([r + [-100] * (width - len(r)) for r in labels]),
+    }
+    with torch.no_grad():
+        forward = labelled_token_logps_and_entropy(policy, batch, readout=readout).readouts
+    assert forward is not None and forward.shape == (len(out), width, 2)
+    for i, c in enumerate(out):
+        assert c.readouts is not None and len(c.readouts) == len(c.token_ids)
+        start = len(rows[i]) - len(c.token_ids)
+        expected = forward[i, start : len(rows[i])]
+        assert expected.abs().max() > 0.1  # the heads read something
+        # KV cache vs one forward: float32 rounding, relative ~1e-5 of values of a few units
+        torch.testing.assert_close(torch.tensor(c.readouts), expected, atol=1e-5, rtol=5e-5)
+    plain = HFGenerator(policy, tokenizer).generate(PROMPTS[:1], greedy(max_new_tokens=2))
+    assert plain[0].readouts is None
+
+
 def test_logprobs_are_none_unless_asked(model, tokenizer):
     out = HFGenerator(model, tokenizer).generate(PROMPTS[:1], greedy(max_new_tokens=2))
     assert out[0].logprobs is None
