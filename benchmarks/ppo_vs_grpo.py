@@ -6,11 +6,13 @@
 
 TRL 1.x has no PPO trainer any more, so there is no outside PPO to race: PPO is measured against our
 own GRPO on the same work and reported per iteration. One iteration (= one ``trainer.steps`` step) is
-one rollout plus its updates. Four trainers, all through their public ``train(config)``:
+one rollout plus its updates. Six trainers, all through their public ``train(config)``:
 
 - ``ppo``: ``alignkit.train.ppo.train``, P*G prompts x 1 sample (the usual PPO rollout);
 - ``ppo-grouped``: the same PPO with P prompts x G samples, so the prompt count is not the difference;
 - ``safe-ppo``: ``alignkit.train.safe_ppo.train`` (a cost scorer and a cost critic), P*G prompts x 1;
+- ``ppo-shared``, ``safe-ppo-shared``: the same with ``critic.shared: true`` (value heads on the policy's
+  backbone: no critic model, its values read off the sampling loop, its loss in the policy's update);
 - ``grpo``: ``alignkit.train.grpo.train``, P prompts x G samples (its group).
 
 What is held equal, and why:
@@ -87,7 +89,7 @@ from _common import (
 )
 from grpo_vs_trl import patched, rollout_recorder, summarise_run
 
-TRAINERS = ("ppo", "ppo-grouped", "safe-ppo", "grpo")
+TRAINERS = ("ppo", "ppo-shared", "ppo-grouped", "safe-ppo", "safe-ppo-shared", "grpo")
 PHASES = {
     "generation": "generation",
     "scoring": "scoring (reward, cost)",
@@ -123,7 +125,8 @@ def shape(args: argparse.Namespace, name: str) -> tuple[int, int]:
 
 def label(args: argparse.Namespace, name: str) -> str:
     prompts, per_prompt = shape(args, name)
-    title = {"ppo": "PPO", "ppo-grouped": "PPO", "safe-ppo": "Safe", "grpo": "GRPO"}[name]
+    title = {"ppo": "PPO", "ppo-shared": "PPO-sh", "ppo-grouped": "PPO", "safe-ppo": "Safe"}.get(name)
+    title = title or {"safe-ppo-shared": "Safe-sh", "grpo": "GRPO"}[name]
     return f"{title} {prompts}x{per_prompt}"
 
 
@@ -180,7 +183,9 @@ def trainer_config(args: argparse.Namespace, name: str, model: str, steps: int, 
     extra = [f"critic.lr={args.critic_lr}", "ppo.clip_eps=0.2"]
     if args.kl_coef is not None:
         extra.append(f"ppo.kl_coef={args.kl_coef}")
-    if name == "safe-ppo":
+    if name.endswith("-shared"):
+        extra += ["critic.shared=true", "cost_critic.shared=true"]
+    if name.startswith("safe-ppo"):
         extra += [f"cost.path={args.cost}", f"cost_critic.lr={args.critic_lr}"]
         return load_config(SafePPOConfig, None, [*overrides, *extra])
     return load_config(PPOConfig, None, [*overrides, *extra])
@@ -195,7 +200,9 @@ def run_trainer(args: argparse.Namespace, name: str, model: str, steps: int, run
     import alignkit.train.safe_ppo as safe_ppo
     from alignkit.generate.hf import HFGenerator
 
-    train = {"ppo": ppo.train, "ppo-grouped": ppo.train, "safe-ppo": safe_ppo.train, "grpo": grpo.train}[name]
+    train = {"grpo": grpo.train, "safe-ppo": safe_ppo.train, "safe-ppo-shared": safe_ppo.train}.get(
+        name, ppo.train
+    )
     config = trainer_config(args, name, model, steps, run_dir)
     calls: list[dict[str, Any]] = []
     with patched(HFGenerator, "generate", rollout_recorder(calls)):
@@ -237,8 +244,10 @@ def check_run(raw: dict[str, Any], name: str, args: argparse.Namespace, steps: i
     # One optimizer step per rollout: GRPO is exactly on-policy and needs no old log-probs; PPO reads
     # them off the sampling loop (fp32, temperature 1), and its critics' values come from their update
     # forward (train/critic.py), so neither trainer runs a separate old-policy or critic forward.
+    # A shared critic (value heads on the policy) has no model of its own: its values are read off the
+    # sampling loop and it learns in the policy's update.
     expected = {"generation": steps, "reference": steps, "update_policy": steps, "old_logps": 0}
-    if name != "grpo":
+    if name in ("ppo", "ppo-grouped", "safe-ppo"):
         expected |= {"critic_forward": 0, "update_critic": steps}
         if name == "safe-ppo":
             expected |= {"cost_critic_forward": 0, "update_cost_critic": steps}
@@ -407,7 +416,12 @@ def main() -> None:
     print_results(args, names, median, device)
     same_prompts = {
         f"{a} == {b}": prompts_seen[a] == prompts_seen[b]
-        for a, b in (("ppo", "safe-ppo"), ("ppo-grouped", "grpo"))
+        for a, b in (
+            ("ppo", "safe-ppo"),
+            ("ppo", "ppo-shared"),
+            ("ppo", "safe-ppo-shared"),
+            ("ppo-grouped", "grpo"),
+        )
         if a in prompts_seen and b in prompts_seen
     }
     mem_key, _ = memory_key_and_label()
