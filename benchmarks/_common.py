@@ -14,7 +14,7 @@ import platform
 import statistics
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,10 +211,17 @@ def load_average() -> tuple[float, float, float] | None:
 
 
 def versions() -> dict[str, str]:
-    import transformers
-    import trl
+    import importlib.metadata
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__}
+    import transformers
+
+    out = {"torch": torch.__version__, "transformers": transformers.__version__}
+    for package in ("trl", "alignkit"):
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
 
 
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
@@ -505,4 +512,76 @@ def report_header(args: Any, device: str) -> dict[str, Any]:
         "load_average_at_start": getattr(args, "load_at_start", None),
         "load_average_at_end": load_average(),
         "memory": memory_description(),
+    }
+
+
+# ------------------------------------------------------------------------------ online trainers' instruments
+@contextlib.contextmanager
+def patched(owner: Any, name: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """Replace ``owner.name`` by ``wrap(original)`` for the duration of the block."""
+    original = getattr(owner, name)
+    setattr(owner, name, wrap(original))
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def timed(phases: dict[str, float], phase: str, fn: Any, when: Callable[..., bool] | None = None) -> Any:
+    """``fn`` that adds its wall time to ``phases[phase]`` (only for calls where ``when(*args)`` holds)."""
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        if when is not None and not when(*a, **k):
+            return fn(*a, **k)
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
+
+    return wrapper
+
+
+def rollout_recorder(calls: list[dict[str, Any]]) -> Callable[[Any], Any]:
+    """Wrap ``HFGenerator.generate``: per call, the prompts' user texts and each completion's token count."""
+    from alignkit.score.base import message_text
+
+    def wrap(generate: Any) -> Any:
+        def recorded(self: Any, prompts: Any, sampling: Any, **kw: Any) -> Any:
+            out = generate(self, prompts, sampling, **kw)
+            calls.append(
+                {
+                    "prompts": [message_text(p, "user") for p in prompts],
+                    "lengths": [len(c.token_ids or ()) for c in out],
+                }
+            )
+            return out
+
+        return recorded
+
+    return wrap
+
+
+def summarise_rollout_run(raw: dict[str, Any], steps: int) -> dict[str, Any]:
+    """Times over steps 2..N (end of step 1 to end of step N); completions and tokens of those steps."""
+    ends = raw["step_end_s"]
+    assert len(ends) == steps, f"expected {steps} step timings, got {len(ends)}"
+    seconds = ends[-1] - ends[0]
+    cpu = raw["step_end_cpu_s"]
+    timed_calls = raw["calls"][1:steps]
+    completions = sum(len(c["lengths"]) for c in timed_calls)
+    tokens = sum(sum(c["lengths"]) for c in timed_calls)
+    return {
+        "timed_steps": steps - 1,
+        "timed_s": seconds,
+        "s_per_step": seconds / (steps - 1),
+        "steps_per_s": (steps - 1) / seconds,
+        "cpu_s_per_step": (cpu[-1] - cpu[0]) / (steps - 1),
+        "completions_per_step": completions / (steps - 1),
+        "completions_per_s": completions / seconds,
+        "mean_completion_tokens": tokens / max(completions, 1),
+        "completion_tokens_per_s": tokens / seconds,
+        "mean_reward": statistics.fmean(raw["rewards"][:steps]),
+        "wall_s": raw["wall_s"],
+        **{k: v for k, v in raw.items() if k.endswith("_mib")},
     }

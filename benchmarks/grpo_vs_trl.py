@@ -59,11 +59,9 @@ import contextlib
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,10 +77,14 @@ from _common import (
     median_summary,
     memory_description,
     memory_key_and_label,
+    patched,
     print_host,
     print_table,
     profile_once,
+    rollout_recorder,
     step_clock_callback,
+    summarise_rollout_run,
+    timed,
     train_sft_policy,
     trl_optimizer_name,
     versions,
@@ -132,53 +134,6 @@ def build_workload(args: argparse.Namespace, model: str, steps: int) -> PromptWo
             work.user_texts.append(message_text(prompts[i], "user"))
             work.prompt_ids.append(render_prompt(tokenizer, prompts[i]))
     return work
-
-
-# ------------------------------------------------------------------------------------------ instruments
-@contextlib.contextmanager
-def patched(owner: Any, name: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
-    """Replace ``owner.name`` by ``wrap(original)`` for the duration of the block."""
-    original = getattr(owner, name)
-    setattr(owner, name, wrap(original))
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
-
-
-def timed(phases: dict[str, float], phase: str, fn: Any, when: Callable[..., bool] | None = None) -> Any:
-    """``fn`` that adds its wall time to ``phases[phase]`` (only for calls where ``when(*args)`` holds)."""
-
-    def wrapper(*a: Any, **k: Any) -> Any:
-        if when is not None and not when(*a, **k):
-            return fn(*a, **k)
-        t0 = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
-
-    return wrapper
-
-
-def rollout_recorder(calls: list[dict[str, Any]]) -> Callable[[Any], Any]:
-    """Wrap ``HFGenerator.generate``: per call, the prompts' user texts and each completion's token count."""
-    from alignkit.score.base import message_text
-
-    def wrap(generate: Any) -> Any:
-        def recorded(self: Any, prompts: Any, sampling: Any, **kw: Any) -> Any:
-            out = generate(self, prompts, sampling, **kw)
-            calls.append(
-                {
-                    "prompts": [message_text(p, "user") for p in prompts],
-                    "lengths": [len(c.token_ids or ()) for c in out],
-                }
-            )
-            return out
-
-        return recorded
-
-    return wrap
 
 
 # ---------------------------------------------------------------------------------------------- trainers
@@ -434,31 +389,6 @@ def check_prompts(raw: dict[str, Any], work: PromptWorkload, args: argparse.Name
     return bad
 
 
-def summarise_run(raw: dict[str, Any], steps: int) -> dict[str, Any]:
-    """Times over steps 2..N (end of step 1 to end of step N); completions and tokens of those steps."""
-    ends = raw["step_end_s"]
-    assert len(ends) == steps, f"expected {steps} step timings, got {len(ends)}"
-    seconds = ends[-1] - ends[0]
-    cpu = raw["step_end_cpu_s"]
-    timed_calls = raw["calls"][1:steps]
-    completions = sum(len(c["lengths"]) for c in timed_calls)
-    tokens = sum(sum(c["lengths"]) for c in timed_calls)
-    return {
-        "timed_steps": steps - 1,
-        "timed_s": seconds,
-        "s_per_step": seconds / (steps - 1),
-        "steps_per_s": (steps - 1) / seconds,
-        "cpu_s_per_step": (cpu[-1] - cpu[0]) / (steps - 1),
-        "completions_per_step": completions / (steps - 1),
-        "completions_per_s": completions / seconds,
-        "mean_completion_tokens": tokens / max(completions, 1),
-        "completion_tokens_per_s": tokens / seconds,
-        "mean_reward": statistics.fmean(raw["rewards"][:steps]),
-        "wall_s": raw["wall_s"],
-        **{k: v for k, v in raw.items() if k.endswith("_mib")},
-    }
-
-
 def compare(
     args: argparse.Namespace, model: str, beta: float, work: PromptWorkload, tmp: Path, device: str
 ) -> dict[str, Any]:
@@ -499,7 +429,7 @@ def compare(
     runs: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
     for i in range(args.repeats):
         for name in ("alignkit", "trl"):
-            runs[name].append(summarise_run(once(name, args.steps, str(i)), args.steps))
+            runs[name].append(summarise_rollout_run(once(name, args.steps, str(i)), args.steps))
             r = runs[name][-1]
             print(
                 f"  repeat {i + 1}/{args.repeats} {name:8s} {r['s_per_step']:.4f} s/step "

@@ -83,11 +83,14 @@ from _common import (
     median_summary,
     memory_description,
     memory_key_and_label,
+    patched,
     print_host,
     profile_once,
+    rollout_recorder,
+    summarise_rollout_run,
     train_sft_policy,
+    versions,
 )
-from grpo_vs_trl import patched, rollout_recorder, summarise_run
 
 TRAINERS = ("ppo", "ppo-shared", "ppo-grouped", "safe-ppo", "safe-ppo-shared", "grpo")
 PHASES = {
@@ -225,8 +228,8 @@ def run_trainer(args: argparse.Namespace, name: str, model: str, steps: int, run
 
 
 def summarise(raw: dict[str, Any], steps: int) -> dict[str, Any]:
-    """``grpo_vs_trl.summarise_run`` (times, completions, memory over steps 2..N) plus phases per step."""
-    out = summarise_run(raw, steps)
+    """``_common.summarise_rollout_run`` (times, completions, memory over steps 2..N) plus phases per step."""
+    out = summarise_rollout_run(raw, steps)
     later = raw["phases_per_step"][1:steps]  # steps 2..N, as s / step
     per_step = {k: sum(p[k] for p in later) / (steps - 1) for k in PHASES}
     per_step["other"] = out["s_per_step"] - sum(per_step.values())
@@ -299,18 +302,6 @@ def print_results(args: argparse.Namespace, names: list[str], median: dict[str, 
             value = total if key == "total" else median[n][f"phase/{key}"]
             cells.append(f"{value:.4f} ({100 * value / total:3.0f}%)" if value or key == "other" else "-")
         print(f"{text:32s}" + "".join(f"{c:>18s}" for c in cells))
-
-
-def versions() -> dict[str, str]:
-    import transformers
-
-    import alignkit
-
-    return {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "alignkit": getattr(alignkit, "__version__", "?"),
-    }
 
 
 # ------------------------------------------------------------------------------------------------- main
