@@ -11,6 +11,7 @@ exactly as it is on the first pass of the two-read step; the gradient is the sam
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,10 @@ from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import ppo_value_loss
 from alignkit.score.config import ScorerConfig
-from alignkit.train.update import token_weighted
+from alignkit.sections import OnlineTrainerConfig
+from alignkit.train.rollout import Rollout
+from alignkit.train.timing import PhaseTimer
+from alignkit.train.update import Trained, token_weighted, update_on_rollout
 
 GAE = ESTIMATORS["gae"]
 """PPO's advantage estimator: GAE over the KL-shaped token rewards and the critic's values."""
@@ -142,6 +146,37 @@ def fused_value_loss(
     return loss_fn
 
 
+def fused_critic_update(
+    accelerator: Any,
+    critics: dict[str, Trained],
+    losses: dict[str, tuple[float, str, Share, float, float]],
+    rollout: Rollout,
+    token_rewards: dict[str, torch.Tensor],
+    trainer: OnlineTrainerConfig,
+    step: int,
+    timer: PhaseTimer,
+) -> tuple[dict[str, CriticEstimates], dict[str, float]]:
+    """The separate critics' one optimizer step on a rollout, whose forwards also supply its values
+    (:func:`fused_value_loss`; ``losses[prefix]`` = its clip, aggregation, share, gamma and lambda):
+    each stream's values, advantages and returns, and the update's metrics."""
+    device = accelerator.device
+    buffers = {prefix: CriticEstimates.like(rollout.input_ids.shape) for prefix in critics}
+    fused = [
+        dataclasses.replace(item, loss_fn=fused_value_loss(prefix, *losses[prefix], buffers[prefix]))
+        for prefix, item in critics.items()
+    ]
+
+    def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
+        batch = rollout.rows(chunk, device)
+        width = batch["input_ids"].shape[1]
+        batch["rollout_index"] = torch.tensor(chunk, device=device)
+        batch.update({f"{p}token_rewards": token_rewards[p][chunk, :width].to(device) for p in critics})
+        return batch
+
+    record = update_on_rollout(accelerator, fused, len(rollout), trainer, rows, step, timer)
+    return buffers, record
+
+
 def gae(
     token_rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
 ) -> CriticEstimates:
@@ -169,6 +204,37 @@ def value_loss_and_metrics(
     loss = share(out.loss, batch, aggregation)
     metrics[f"{prefix}value/loss"] = float(loss.detach()) * normaliser
     return loss, metrics
+
+
+def shared_value_loss(
+    prefixes: list[str],
+    coefs: list[float],
+    values: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    clip: float,
+    aggregation: str,
+    share: Share,
+    normaliser: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The shared critics' part of the policy's loss: ``sum_i coef_i x`` the clipped value loss of head
+    ``i`` (``values[..., i]``, read in the policy's forward) against its stream's rollout values and returns."""
+    total = values.new_zeros(())
+    metrics: dict[str, float] = {}
+    for i, (prefix, coef) in enumerate(zip(prefixes, coefs, strict=True)):
+        loss, own = value_loss_and_metrics(
+            prefix,
+            values[..., i],
+            batch[f"{prefix}values"],
+            batch[f"{prefix}returns"],
+            batch,
+            clip,
+            aggregation,
+            share,
+            normaliser,
+        )
+        total = total + coef * loss
+        metrics.update(own)
+    return total, metrics
 
 
 VALUE_HEADS_FILE = "value_heads.safetensors"

@@ -45,11 +45,11 @@ from alignkit.train.critic import (
     CriticEstimates,
     check_same_vocabulary,
     default_critic_path,
-    fused_value_loss,
+    fused_critic_update,
     gae,
     save_value_heads,
+    shared_value_loss,
     value_loss,
-    value_loss_and_metrics,
 )
 from alignkit.train.cross_process import global_masked_mean, global_whiten
 from alignkit.train.engine import LoopResult, global_batch_indices
@@ -58,7 +58,13 @@ from alignkit.train.online_trainer import OnlineTrainer, disable_dropout
 from alignkit.train.prompts import toyworld_prompts
 from alignkit.train.recorder import SavedModel
 from alignkit.train.reference import ReferenceModel
-from alignkit.train.rollout import Rollout, RolloutConfig, per_token_forward
+from alignkit.train.rollout import (
+    Rollout,
+    RolloutConfig,
+    per_token_forward,
+    rollout_logps_are_exact,
+    sampling_forward_is_exact,
+)
 from alignkit.train.update import Trained, make_scheduler, token_weighted, update_on_rollout
 
 
@@ -135,25 +141,6 @@ class PPOConfig:
         )
 
 
-def sampling_forward_is_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
-    """Whether the sampling loop computes what a training forward of the policy does, so what it reads
-    off (log-probs, a shared critic's values) can replace re-reading the rollout.
-
-    It does when the live policy samples (hf backend: the same weights, the same code) in float32
-    without autocast: then the numbers equal a training forward's up to KV-cache rounding (~1e-6). A
-    vLLM engine or half precision computes visibly different numbers, so there the policy re-reads.
-    """
-    float32 = all(p.dtype == torch.float32 for p in actor.parameters())
-    return rollout.backend == "hf" and float32 and mixed_precision == "no"
-
-
-def rollout_logps_are_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
-    """Whether the sampling loop's log-probs are PPO's old log-probs, so the old-policy forward can go:
-    :func:`sampling_forward_is_exact` at temperature 1 (they are read before temperature; the loss scores
-    at the sampling temperature)."""
-    return rollout.temperature == 1.0 and sampling_forward_is_exact(rollout, actor, mixed_precision)
-
-
 def train(config: PPOConfig) -> LoopResult:
     """Run PPO (Safe RLHF when ``config.cost`` is set): the call ``alignkit train ppo|safe-ppo`` makes."""
     return PPOTrainer(config).run()
@@ -191,6 +178,7 @@ class PPOTrainer(OnlineTrainer):
         if self.safe:
             streams["cost_"] = (config.cost_critic, config.cost, "cost")
         self.shared_streams = [prefix for prefix, (critic, _, _) in streams.items() if critic.shared]
+        self.shared_coefs = [streams[prefix][0].loss_coef for prefix in self.shared_streams]
         separate = {prefix: stream for prefix, stream in streams.items() if prefix not in self.shared_streams}
         self.readout = None
         if self.shared_streams:
@@ -256,21 +244,19 @@ class PPOTrainer(OnlineTrainer):
         metrics["policy/entropy"] = float(entropy.sum())
         loss = self.mini_batch_share(out.loss, batch, ppo.aggregation)
         metrics["policy/loss"] = float(loss.detach()) * normaliser
-        for i, prefix in enumerate(self.shared_streams):
+        if self.shared_streams:
             assert values is not None
-            critic = self.config.critic if prefix == "" else self.config.cost_critic
-            value, value_metrics = value_loss_and_metrics(
-                prefix,
-                values[..., i],
-                batch[f"{prefix}values"],
-                batch[f"{prefix}returns"],
+            value, value_metrics = shared_value_loss(
+                self.shared_streams,
+                self.shared_coefs,
+                values,
                 batch,
                 ppo.value_clip,
                 ppo.aggregation,
                 self.mini_batch_share,
                 normaliser,
             )
-            loss = loss + critic.loss_coef * value
+            loss = loss + value
             metrics.update(value_metrics)
         if "ptx_input_ids" in batch:
             ptx_logps = labelled_token_logps(
@@ -341,32 +327,14 @@ class PPOTrainer(OnlineTrainer):
                 with self.timer("advantages"):
                     out[prefix] = gae(token_rewards[prefix], values, mask, ppo.gamma, ppo.gae_lambda)
             return out, {}
-        buffers = {prefix: CriticEstimates.like(rollout.input_ids.shape) for prefix in critics}
-        fused = [
-            dataclasses.replace(
-                item,
-                loss_fn=fused_value_loss(
-                    prefix,
-                    ppo.value_clip,
-                    ppo.aggregation,
-                    self.mini_batch_share,
-                    ppo.gamma,
-                    ppo.gae_lambda,
-                    buffers[prefix],
-                ),
-            )
-            for prefix, item in critics.items()
-        ]
-
-        def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
-            batch = rollout.rows(chunk, device)
-            width = batch["input_ids"].shape[1]
-            batch["rollout_index"] = torch.tensor(chunk, device=device)
-            batch.update({f"{p}token_rewards": token_rewards[p][chunk, :width].to(device) for p in critics})
-            return batch
-
+        losses = {
+            prefix: (ppo.value_clip, ppo.aggregation, self.mini_batch_share, ppo.gamma, ppo.gae_lambda)
+            for prefix in critics
+        }
         with self.timer("update"):
-            record = update_on_rollout(acc, fused, len(rollout), cfg, rows, step, self.timer)
+            buffers, record = fused_critic_update(
+                acc, critics, losses, rollout, token_rewards, cfg, step, self.timer
+            )
         return {**out, **buffers}, record
 
     def step(self, step: int) -> dict[str, float]:

@@ -127,6 +127,25 @@ class Rollout:
         }
 
 
+def sampling_forward_is_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
+    """Whether the sampling loop computes what a training forward of the policy does, so what it reads
+    off (log-probs, a shared critic's values) can replace re-reading the rollout.
+
+    It does when the live policy samples (hf backend: the same weights, the same code) in float32
+    without autocast: then the numbers equal a training forward's up to KV-cache rounding (~1e-6). A
+    vLLM engine or half precision computes visibly different numbers, so there the policy re-reads.
+    """
+    float32 = all(p.dtype == torch.float32 for p in actor.parameters())
+    return rollout.backend == "hf" and float32 and mixed_precision == "no"
+
+
+def rollout_logps_are_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
+    """Whether the sampling loop's log-probs are PPO's old log-probs, so the old-policy forward can go:
+    :func:`sampling_forward_is_exact` at temperature 1 (they are read before temperature; the loss scores
+    at the sampling temperature)."""
+    return rollout.temperature == 1.0 and sampling_forward_is_exact(rollout, actor, mixed_precision)
+
+
 def build_rollout(
     generator: Generator,
     tokenizer: Any,
