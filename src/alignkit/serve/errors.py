@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -59,6 +60,9 @@ def validation_message(error: ValidationError | RequestValidationError) -> tuple
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":
         return f"Unrecognized request argument supplied: {where}", where or None
+    if not where:  # a whole-body check (schemas' validators): its message starts with "field: "
+        named = re.match(r"^([a-z_]+): ", message)
+        return message, named.group(1) if named else None
     return (f"{where}: {message}" if where else message), where or None
 
 
