@@ -48,7 +48,9 @@ def direct(server, prompt: str, *, max_tokens: int = 12, logprobs: bool = False,
 
 def chat(client, prompt: str, **kwargs):
     kwargs = {"temperature": 0, "max_tokens": 12} | kwargs
-    return client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": prompt}], **kwargs)
+    return client.chat.completions.create(
+        model=NAME, messages=[{"role": "user", "content": prompt}], **kwargs
+    )
 
 
 def test_models_list_and_retrieve(client):
