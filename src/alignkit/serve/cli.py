@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 from typing import Any
 
 from alignkit.config import ConfigError
+from alignkit.generate.base import missing_backend
 
 HELP = "serve a model (or a guarded / corrected chain) behind an OpenAI-compatible HTTP API"
 
@@ -87,6 +89,9 @@ def run(args: argparse.Namespace, print_config: Any = None) -> int:
             print(dump_yaml(config))
         return 0
     config = load_serve_config(args)
+    for package in ("fastapi", "uvicorn"):
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(str(missing_backend(package, "serve", "alignkit serve")))
     from alignkit.serve.app import serve
 
     serve(config)
