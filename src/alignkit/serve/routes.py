@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from alignkit.generate.base import SamplingConfig
 from alignkit.serve import responses
-from alignkit.serve.errors import APIError, parse_body
+from alignkit.serve.errors import APIError, logger, parse_body
 from alignkit.serve.schemas import ChatCompletionRequest, ChatMessage, CompletionRequest, ModerationRequest
 
 open_routes = APIRouter()
@@ -101,7 +101,11 @@ async def complete(request: Request, body: Any, prompts: list[list[dict[str, Any
         completion_budget(model, used, body.completion_limit, state.default_max_tokens) for used in counts
     )
     sampling = SamplingConfig(max_new_tokens=budget, temperature=body.temperature, top_p=body.top_p, n=body.n)
-    completions = await state.batcher.generate(prompts, sampling, logprobs=logprobs, seed=body.seed)
+    try:
+        completions = await state.batcher.generate(prompts, sampling, logprobs=logprobs, seed=body.seed)
+    except Exception as error:  # answered as a 500 here, so the connection stays usable
+        logger.exception("generation failed")
+        raise APIError(500, f"generation failed: {type(error).__name__}: {error}") from error
     answers = [responses.answer(c, body.stops, model.tokenizer) for c in completions]
     return model, answers, sum(counts)
 
@@ -169,7 +173,11 @@ async def moderations(request: Request) -> dict[str, Any]:
         )
     body: ModerationRequest = await parse_body(request, ModerationRequest, state.max_body_bytes)
     prompts = [[{"role": "user", "content": text}] for text in body.inputs]
-    verdicts = await run_in_threadpool(state.moderator.moderate, prompts)
+    try:
+        verdicts = await run_in_threadpool(state.moderator.moderate, prompts)
+    except Exception as error:
+        logger.exception("moderation failed")
+        raise APIError(500, f"moderation failed: {type(error).__name__}: {error}") from error
     categories = list(getattr(state.moderator, "categories", None) or state.moderation_categories)
     return {
         "id": responses.new_id("modr"),
