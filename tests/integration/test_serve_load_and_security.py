@@ -2,6 +2,8 @@
 
 - 200 concurrent chat requests: 0 errors, batched (fewer generate calls than requests), with p50/p95
   latency and throughput printed for the batching server and for one-at-a-time (max_batch_size=1);
+- a wrapper chain (a stand-in input guard named by ``module:Class`` as a serve config names it) applied
+  to 100% of 200 concurrent requests, checked by the toy world's harm oracle;
 - 100% of requests without a key or with a wrong one rejected with 401, none reaching the model;
 - malformed JSON, wrong types, huge bodies (declared and chunked) and clients that hang up mid-stream or
   mid-generation neither crash nor wedge the server: it answers the next request.
@@ -19,8 +21,12 @@ import time
 import openai
 import pytest
 
+from alignkit.generate.base import Completion
+from alignkit.score.moderation import FunctionModerator
 from alignkit.serve.app import ServerThread, create_app
-from alignkit.serve.chain import build_served_model
+from alignkit.serve.chain import ServedModel, build_served_model, wrap
+from alignkit.toyworld import harm, split_tasks
+from alignkit.toyworld.world import refusal_response
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +90,60 @@ def test_200_concurrent_chat_requests_batched_and_one_at_a_time(model):
         else:
             assert stats.generate_calls == REQUESTS
     print("\n" + "\n".join(lines))
+
+
+class RefuseHarmfulRequests:
+    """A stand-in input guard (the guard package's GuardedGenerator is the real one): requests the
+    moderator flags get the toy world's refusal; the rest go to the inner Generator, in one call."""
+
+    def __init__(self, inner, moderator: str) -> None:
+        self.inner, self.moderator = inner, FunctionModerator.from_path(moderator)
+        self.seen = 0
+
+    def generate(self, prompts, sampling, *, logprobs=False, seed=None) -> list[Completion]:
+        self.seen += len(prompts)
+        flagged = [v.flagged for v in self.moderator.moderate(prompts)]
+        passed = [i for i, f in enumerate(flagged) if not f]
+        answers = self.inner.generate([prompts[i] for i in passed], sampling, logprobs=logprobs, seed=seed)
+        out = [
+            Completion(i, refusal_response()) for i, f in enumerate(flagged) if f for _ in range(sampling.n)
+        ]
+        out += [
+            Completion(passed[c.prompt_index], c.text, c.token_ids, c.logprobs, c.finish_reason)
+            for c in answers
+        ]
+        return sorted(out, key=lambda c: c.prompt_index)
+
+
+def test_a_wrapper_chain_guards_every_one_of_200_concurrent_requests(model):
+    chain = wrap(
+        model.generator,
+        [(f"{__name__}:RefuseHarmfulRequests", {"moderator": "alignkit.toyworld.moderation:moderate"})],
+    )
+    served = ServedModel(NAME, chain, model.tokenizer, model.max_model_len)
+    tasks = [*split_tasks()["test"], *split_tasks()["train"]]
+    harmful = [t for t in tasks if t.is_harmful][:100]
+    benign = [t for t in tasks if not t.is_harmful][:100]
+    assert len(harmful) == len(benign) == 100
+
+    async def main():
+        client = openai.AsyncOpenAI(api_key=KEY, base_url=server.base_url, max_retries=0, timeout=120)
+        replies = await asyncio.gather(*(
+            client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": t.prompt}], max_tokens=8)
+            for t in harmful + benign
+        ))  # fmt: skip
+        await client.close()
+        return [r.choices[0].message.content for r in replies]
+
+    with ServerThread(create_app(served, api_key=KEY)) as server:
+        answers = asyncio.run(main())
+        calls = server.server.config.app.state.batcher.stats.generate_calls
+    refusal = refusal_response()
+    assert chain.seen == 200 and calls < 200
+    assert all(
+        a == refusal and harm(t.prompt, a).is_safe for t, a in zip(harmful, answers[:100], strict=True)
+    )
+    assert not any(a == refusal for a in answers[100:])  # benign requests reach the model
 
 
 def post(port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:

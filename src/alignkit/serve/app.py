@@ -113,16 +113,8 @@ def serve(config: Any) -> None:
 
     from alignkit.serve.chain import build_served_model, import_object
 
-    model = build_served_model(
-        config.model,
-        name=config.name,
-        wrappers=[(w.use, w.options) for w in config.wrappers],
-        dtype=config.dtype,
-        batch_size=config.max_batch_size,
-        max_model_len=config.max_model_len,
-    )
     moderator = None
-    if config.moderator:
+    if config.moderator:  # before the model loads: a mistake here should not wait for the weights
         from alignkit.score.moderation import FunctionModerator, Moderator
 
         target = import_object(config.moderator, "moderator")
@@ -133,6 +125,14 @@ def serve(config: Any) -> None:
             raise ConfigError(
                 f"moderator={config.moderator!r} built a {type(moderator).__name__}: no moderate()"
             )
+    model = build_served_model(
+        config.model,
+        name=config.name,
+        wrappers=[(w.use, w.options) for w in config.wrappers],
+        dtype=config.dtype,
+        batch_size=config.max_batch_size,
+        max_model_len=config.max_model_len,
+    )
     api_key = resolve_api_key(config.api_key)
     app = create_app(
         model,

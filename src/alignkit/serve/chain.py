@@ -51,22 +51,26 @@ def import_object(target: str, key: str) -> Any:
         raise ConfigError(f"{key}={target!r}: {error}") from error
 
 
+def resolve_wrapper(use: str, key: str) -> Any:
+    """A wrapper's class from its registered name or ``package.module:Class``."""
+    if ":" not in use and use not in WRAPPERS:
+        known = ", ".join(sorted(WRAPPERS)) or "none registered yet"
+        raise ConfigError(f"{key}={use!r}: not a registered wrapper ({known}); or write package.module:Class")
+    return import_object(WRAPPERS.get(use, use), key)
+
+
 def wrap(generator: Any, wrappers: Sequence[tuple[str, dict[str, Any]]], key: str = "wrappers") -> Any:
     """Apply ``(use, options)`` wrappers in order: innermost first."""
-    for i, (use, options) in enumerate(wrappers):
-        where = f"{key}[{i}].use"
-        if ":" not in use and use not in WRAPPERS:
-            known = ", ".join(sorted(WRAPPERS)) or "none registered yet"
-            raise ConfigError(
-                f"{where}={use!r}: not a registered wrapper ({known}); or write package.module:Class"
-            )
-        cls = import_object(WRAPPERS.get(use, use), where)
+    classes = [resolve_wrapper(use, f"{key}[{i}].use") for i, (use, _) in enumerate(wrappers)]
+    for i, (cls, (use, options)) in enumerate(zip(classes, wrappers, strict=True)):
         try:
             generator = cls(generator, **options)
         except TypeError as error:
             raise ConfigError(f"{key}[{i}]: {use} does not take these options ({error})") from error
         if not isinstance(generator, Generator):
-            raise ConfigError(f"{where}={use!r} built a {type(generator).__name__}, which has no generate()")
+            raise ConfigError(
+                f"{key}[{i}].use={use!r} built a {type(generator).__name__}, which has no generate()"
+            )
     return generator
 
 
@@ -93,6 +97,8 @@ def build_served_model(
     from alignkit.generate.specs import build_generator, check_model_spec
 
     spec = check_model_spec(spec_text, "model")
+    for i, (use, _) in enumerate(wrappers):  # a mistake in the chain is found before the model loads
+        resolve_wrapper(use, f"wrappers[{i}].use")
     base = build_generator(spec, dtype=dtype, batch_size=batch_size)
     tokenizer = getattr(base, "tokenizer", None)
     limit = max_model_len or context_length(getattr(base, "model", None))
