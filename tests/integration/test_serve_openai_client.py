@@ -178,3 +178,22 @@ def test_alignkits_own_openai_generator_against_the_server(server):
     for g, w in zip(got, want, strict=True):
         text_tokens = len(w.token_ids) - (1 if w.finish_reason == "stop" else 0)
         assert list(g.logprobs) == pytest.approx(list(w.logprobs[:text_tokens]), abs=1e-5)
+
+
+def test_alignkit_eval_runs_on_the_servers_endpoint_as_on_the_generator(server, tmp_path, monkeypatch):
+    from alignkit.eval import run_task
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    quiet = {"limit": 12, "log": lambda *_: None}
+    remote = run_task(
+        "toyworld-oracle",
+        model=f"openai:{server.base_url}#{NAME}",
+        run={"output_dir": str(tmp_path / "a")},
+        **quiet,
+    )
+    local = run_task(
+        "toyworld-oracle", model=server.model.generator, run={"output_dir": str(tmp_path / "b")}, **quiet
+    )
+    metrics = remote["results"]["toyworld-oracle"]
+    assert metrics == local["results"]["toyworld-oracle"]  # greedy: the same answers, the same figures
+    assert metrics["benign_accuracy,none"] is not None
