@@ -130,6 +130,17 @@ def test_text_completions(client):
     assert response.usage.prompt_tokens == plain.usage.prompt_tokens
     two = client.completions.create(model=NAME, prompt=PROMPTS[:2], max_tokens=4, n=2)
     assert len(two.choices) == 4
+    stream = client.completions.create(
+        model=NAME,
+        prompt=PROMPTS[1],
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == response.choices[0].text
+    assert chunks[-1].usage.total_tokens == response.usage.total_tokens
 
 
 def test_every_error_class_is_the_clients_own_exception(client, server):
