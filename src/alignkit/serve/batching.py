@@ -136,7 +136,12 @@ class Batcher:
             if self.wait_s > 0 and sum(j.rows for j in self._pending) < self.max_batch_size:
                 await asyncio.sleep(self.wait_s)
             for group in group_jobs(self._take()):
-                await self._generate(group)
+                try:
+                    await self._generate(group)
+                except Exception as error:  # a bug here must fail its requests, never stop the worker
+                    for job in group:
+                        if not job.future.done():
+                            job.future.set_exception(error)
 
     async def _generate(self, jobs: list[Job]) -> None:
         jobs = [job for job in jobs if not job.future.done()]

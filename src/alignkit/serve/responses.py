@@ -48,30 +48,26 @@ def tokens_covering(ids: Sequence[int], tokenizer: Any, length: int) -> int:
 
 def answer(completion: Completion, stops: Sequence[str], tokenizer: Any = None) -> Answer:
     """A Completion as a choice: cut at the first stop sequence; tokens and logprobs to match."""
-    ids = list(completion.token_ids) if completion.token_ids is not None else None
-    lps = list(completion.logprobs) if completion.logprobs is not None else None
-    text, reason = completion.text, completion.finish_reason
-    if ids is None:
-        ids_count = len(tokenizer.encode(text, add_special_tokens=False)) if tokenizer is not None else 0
-    text_ids = ids
-    if ids is not None:
-        # the end-of-turn token closes the response: generated, but no text of its own
-        text_ids = ids[:-1] if reason == "stop" and ids else ids
+    text, reason, lps = completion.text, completion.finish_reason, completion.logprobs
     stop = first_stop(text, stops)
+    if completion.token_ids is None:  # no tokens from the backend: count the text's (0 without a tokenizer)
+        counted = text if stop is None else text[: stop[0]] + stop[1]
+        if stop is not None:
+            text, reason = text[: stop[0]], "stop"
+        num_tokens = len(tokenizer.encode(counted, add_special_tokens=False)) if tokenizer is not None else 0
+        logprobs = tuple(lps) if lps is not None and stop is None else None
+        return Answer(text, reason, num_tokens, None, logprobs)
+    ids = list(completion.token_ids)
+    # the end-of-turn token closes the response: generated, but no text of its own
+    text_ids = ids[:-1] if reason == "stop" and ids else ids
     if stop is not None:
         at, sequence = stop
         text, reason = text[:at], "stop"
-        if text_ids is not None and tokenizer is not None:
-            text_ids = text_ids[: tokens_covering(text_ids, tokenizer, at + len(sequence))]
-            ids = text_ids
-        elif tokenizer is not None:
-            ids_count = len(tokenizer.encode(text + sequence, add_special_tokens=False))
-    num_tokens = len(ids) if ids is not None else ids_count
-    tokens = None
-    if text_ids is not None and tokenizer is not None:
-        tokens = tuple(tokenizer.decode([i]) for i in text_ids)
-    logprobs = tuple(lps[: len(text_ids)]) if lps is not None and text_ids is not None else None
-    return Answer(text, reason, num_tokens, tokens, logprobs)
+        if tokenizer is not None:
+            ids = text_ids = text_ids[: tokens_covering(text_ids, tokenizer, at + len(sequence))]
+    tokens = tuple(tokenizer.decode([i]) for i in text_ids) if tokenizer is not None else None
+    logprobs = tuple(lps[: len(text_ids)]) if lps is not None else None
+    return Answer(text, reason, len(ids), tokens, logprobs)
 
 
 def chat_logprobs(a: Answer) -> dict[str, Any]:

@@ -92,7 +92,9 @@ def completion_budget(model: Any, used: int, asked: int | None, default: int) ->
     return min(default, limit - used) if limit else default
 
 
-async def complete(request: Request, body: Any, prompts: list[list[dict[str, Any]]], logprobs: bool) -> tuple:
+async def complete(
+    request: Request, body: Any, prompts: list[list[dict[str, Any]]], logprobs: bool
+) -> tuple[Any, list[responses.Answer], int]:
     """Generate for ``prompts`` through the batcher: (model, answers, prompt tokens)."""
     model = served(request, body.model)
     state = request.app.state
