@@ -47,6 +47,7 @@ OTHER_COMMANDS = {
     "data templates": "list the dataset templates",
     "demo": "the whole loop on the offline toy world (SFT, reward, cost, DPO, PPO, Safe RLHF, GRPO)",
     "export": "merge a LoRA run into a plain Hugging Face checkpoint",
+    "serve": "serve a model (or a guarded / corrected chain) behind an OpenAI-compatible HTTP API",
     "toyworld build": "build the offline toy world (models and data used by toyworld:// paths)",
 }
 
@@ -270,6 +271,10 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
+    from alignkit.serve.cli import add_parser as add_serve
+
+    add_serve(sub, EPILOG)
+
     toy = sub.add_parser(
         "toyworld", help=OTHER_COMMANDS["toyworld build"], epilog=EPILOG, formatter_class=formatter
     )
@@ -443,6 +448,12 @@ def _cmd_toyworld(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from alignkit.serve.cli import run
+
+    return run(args, _print_config)
+
+
 HANDLERS = {
     "train": _cmd_train,
     "eval": _cmd_eval,
@@ -450,6 +461,7 @@ HANDLERS = {
     "demo": _cmd_demo,
     "toyworld": _cmd_toyworld,
     "export": _cmd_export,
+    "serve": _cmd_serve,
 }
 
 

@@ -1,8 +1,8 @@
 """The package's layering: no two modules import each other, and nothing below ``train/`` imports it.
 
 Read from the source (imports inside functions included), so a cycle hidden in a lazy import counts too.
-The allowed direction is cli -> demo -> train / eval -> generate / score -> models / data / losses, with the
-config sections (``alignkit.sections``) and run folders (``alignkit.runs``) shared from the top.
+The allowed direction is cli -> demo -> train / eval / serve -> generate / score -> models / data / losses, with
+the config sections (``alignkit.sections``) and run folders (``alignkit.runs``) shared from the top.
 """
 
 from __future__ import annotations
@@ -50,5 +50,18 @@ def test_nothing_below_train_imports_train():
         if not name.startswith(above)
         for dep in deps
         if dep.startswith("alignkit.train")
+    )
+    assert offenders == []
+
+
+def test_serve_stands_beside_eval_and_train_not_on_them():
+    """The server serves any Generator: it reads model specs from generate/, never eval's or train's code
+    (a wrapper such as the guard is named by config and imported at run time, not by serve's source)."""
+    offenders = sorted(
+        (name, dep)
+        for name, deps in import_graph().items()
+        if name.startswith("alignkit.serve")
+        for dep in deps
+        if dep.startswith(("alignkit.eval", "alignkit.train", "alignkit.demo", "alignkit.cli"))
     )
     assert offenders == []
