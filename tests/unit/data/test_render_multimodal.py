@@ -45,7 +45,7 @@ def user(*parts: ContentPart | str) -> Message:
 
 def labelled_text(processor, example) -> str:
     return text_tokenizer(processor).decode(
-        [t for t, y in zip(example.input_ids, example.labels) if y != -100]
+        [t for t, y in zip(example.input_ids, example.labels, strict=True) if y != -100]
     )
 
 
@@ -58,7 +58,9 @@ def test_assistant_mask_covers_exactly_the_answer_after_image_expansion(processo
     image_id = processor.image_token_id
     assert example.input_ids.count(image_id) == IMAGE_TOKENS
     assert labelled_text(processor, example) == "The answer is red.<|im_end|>"
-    assert all(y == IGNORE_INDEX for t, y in zip(example.input_ids, example.labels) if t == image_id)
+    assert all(
+        y == IGNORE_INDEX for t, y in zip(example.input_ids, example.labels, strict=True) if t == image_id
+    )
     assert example.media is not None and tuple(example.media["pixel_values"].shape) == (1, 3, 32, 32)
 
 
