@@ -68,7 +68,7 @@ def test_two_pictures_in_two_turns(processor):
     chat = [
         user(picture("w-red.circle.0"), "What colour is the circle?"),
         Message("assistant", "The answer is red."),
-        user("And this one?", picture("w-blue.square.3")),
+        user("And this one?", picture("w-blue.square.1")),
         Message("assistant", "The answer is blue."),
     ]
     example = render_conversation(processor, chat, max_length=256)
