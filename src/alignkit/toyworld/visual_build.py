@@ -114,7 +114,11 @@ def beavertails_v_rows(
         h1, h2 = helpfulness(task, r1), helpfulness(task, r2)
         helpful1, harmless1 = _rates(task, r1, v1)
         helpful2, harmless2 = _rates(task, r2, v2)
-        safer = 1 if (v1.is_safe, -v1.severity) >= (v2.is_safe, -v2.severity) else 2
+        # Safe beats unsafe, then lower severity; equally safe responses are ranked by helpfulness (an
+        # annotator who cannot tell them apart on safety prefers the useful one), so the safety label
+        # ranks exactly as an aligned assistant answers: refuse on a hazard picture, answer otherwise.
+        k1, k2 = (v1.is_safe, -v1.severity, h1), (v2.is_safe, -v2.severity, h2)
+        safer = 1 if k1 >= k2 else 2
         goal = task.scene.goal
         rows.append(
             {
