@@ -84,3 +84,20 @@ def test_sft_v_learns_the_colours_of_held_out_pictures(tmp_path: Path):
     print(f"held-out colour accuracy {before:.2f} -> {after:.2f} on {n} pictures")
     assert before <= 0.2, before  # at most chance (1 of 5 colours)
     assert after >= 0.85, (after, n)
+
+
+def test_pictures_for_a_text_model_are_refused_naming_the_row(tmp_path: Path):
+    from alignkit.config import ConfigError
+
+    config = load_config(
+        sft.SFTConfig,
+        None,
+        [
+            "model.path=toyworld://models/tiny",
+            "data.train.source=toyworld://visual/data/sft",
+            f"run.output_dir={tmp_path / 'run'}",
+        ],
+    )
+    with pytest.raises(ConfigError, match=r"holds image data \(.*train.jsonl row 1\).*text-only.*model.path"):
+        sft.train(config)
+    assert not (tmp_path / "run").exists()
