@@ -26,12 +26,15 @@ pytestmark = [pytest.mark.integration]
 VLM = "toyworld://visual/models/tiny-vlm"
 
 
-def test_dpo_trains_a_vlm_on_beavertails_v(tmp_path: Path):
+@pytest.mark.parametrize("loss", ["dpo", "kto"])
+def test_dpo_trains_a_vlm_on_beavertails_v(tmp_path: Path, loss: str):
+    """DPO, and KTO (whose mismatched KL rows carry their own pictures, ``kl_pixel_values``)."""
     config = load_config(
         dpo.DPOConfig,
         None,
         [
             f"model.path={VLM}",
+            f"loss={loss}",
             "data.train.source=toyworld://visual/data/beavertails_v",
             "data.train.template=beavertails-v",
             "data.train.max_rows=64",
