@@ -48,3 +48,36 @@ def messages_of(record: Any) -> list[Any]:
 
     walk(record)
     return found
+
+
+def media_summary(records: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Per modality: how many parts the records hold, how many distinct files (or embedded blobs), and,
+    for images, how many of each size (read from the file headers only, as PIL opens lazily)."""
+    summary: dict[str, dict[str, Any]] = {}
+    seen: dict[str, set[Any]] = {}
+    for record in records:
+        for message in messages_of(record):
+            for part in message.media():
+                entry = summary.setdefault(part.type, {"parts": 0, "distinct": 0})
+                entry["parts"] += 1
+                key = part.path if part.path is not None else hash(part.data)
+                if key in seen.setdefault(part.type, set()):
+                    continue
+                seen[part.type].add(key)
+                entry["distinct"] += 1
+                if part.type == "image":
+                    size = _image_size(part)
+                    sizes = entry.setdefault("sizes", {})
+                    sizes[size] = sizes.get(size, 0) + 1
+    return summary
+
+
+def _image_size(part: Any) -> str:
+    """``WxH`` of an image part, or ``unreadable``/``remote`` where the header cannot be read here."""
+    if part.path is not None and part.path.startswith(("http://", "https://")):
+        return "remote"
+    try:
+        with part.open_image() as image:
+            return f"{image.width}x{image.height}"
+    except (OSError, ValueError):
+        return "unreadable"

@@ -131,3 +131,18 @@ def test_collate_concatenates_the_pictures_of_a_batch(processor):
         0,
     )
     assert set(text) == {"input_ids", "attention_mask", "labels"}
+
+
+def test_inspect_counts_pictures_and_their_sizes():
+    from alignkit.data import inspect_dataset
+
+    report = inspect_dataset(resolve("toyworld://visual/data/beavertails_v"), "beavertails-v", split="test")
+    images = report.media["image"]
+    # Each "make" question about a picture gets 4 pairs: 4 records per distinct picture.
+    assert images["parts"] == report.counts["SafetyPreference"] == 4 * images["distinct"]
+    assert images["sizes"] == {"32x32": images["distinct"]}
+    assert (
+        f"images:   {images['parts']} in records, {images['distinct']} distinct; sizes 32x32"
+        in report.format()
+    )
+    assert report.to_dict()["media"] == report.media
