@@ -24,8 +24,9 @@ each is concatenated along its first axis across a batch's examples."""
 
 
 RECENT_RENDERS = 4
-_RECENT: dict[Any, tuple[list[int], dict[str, torch.Tensor]]] = {}
-"""The most recent ``processor_render`` results, oldest first."""
+_RECENT: dict[Any, tuple[Any, list[int], dict[str, torch.Tensor]]] = {}
+"""The most recent ``processor_render`` results (the processor that made each, its ids and media),
+oldest first."""
 
 
 def is_processor(renderer: Any) -> bool:
@@ -47,10 +48,10 @@ def processor_render(
 
     The last few renders are remembered: rendering a conversation to locate its turns and then for its
     pixel values is one processor call, not two (images are the costly part of a render)."""
-    key = (id(processor), json.dumps(list(messages), sort_keys=True), add_generation_prompt, repr(kwargs))
-    if key in _RECENT:
-        ids, media = _RECENT[key]
-        return list(ids), dict(media)
+    key = (json.dumps(list(messages), sort_keys=True), add_generation_prompt, repr(kwargs))
+    hit = _RECENT.get(key)
+    if hit is not None and hit[0] is processor:
+        return list(hit[1]), dict(hit[2])
     out = processor.apply_chat_template(
         list(messages),
         tokenize=True,
@@ -61,7 +62,8 @@ def processor_render(
     )
     ids = out["input_ids"][0].tolist()
     media = {k: out[k] for k in MEDIA_KEYS if k in out}
-    _RECENT[key] = (ids, media)
+    _RECENT.pop(key, None)
+    _RECENT[key] = (processor, ids, media)
     while len(_RECENT) > RECENT_RENDERS:
         _RECENT.pop(next(iter(_RECENT)))
     return list(ids), dict(media)
