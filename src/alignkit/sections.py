@@ -60,6 +60,9 @@ class ModelConfig:
     """Variables passed to the chat template on every render, e.g. {enable_thinking: false} for Qwen3.
     Saved with the trained model (chat_template_kwargs.json) and used again when loading it; {} here
     keeps what the checkpoint saved."""
+    freeze_vision: bool = True
+    """For a vision- or audio-language model: keep its vision (or audio) tower frozen and train the
+    projector and the language model; false trains the tower too. No effect on a text model."""
     lora: LoraConfig | None = None
     """Train a LoRA adapter on the frozen model instead of every weight (null: full fine-tuning).
     Set any key to turn it on (model.lora.r=16), or model.lora={} for the defaults."""

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
+from alignkit.data.processor import collate_media
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample
 
 
@@ -33,11 +34,13 @@ def pad_right(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
 
 
 def collate_lm(examples: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """input_ids, attention_mask and labels (IGNORE_INDEX on padding and non-loss tokens), all (B, T)."""
+    """input_ids, attention_mask and labels (IGNORE_INDEX on padding and non-loss tokens), all (B, T),
+    plus the examples' media tensors (``pixel_values``...) concatenated, when they have any."""
     input_ids = pad_right([e.input_ids for e in examples], pad_token_id)
     attention_mask = pad_right([[1] * len(e.input_ids) for e in examples], 0)
     labels = pad_right([e.labels for e in examples], IGNORE_INDEX)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    media = collate_media([e.media for e in examples])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, **media}
 
 
 def scored_length(labels: Sequence[int]) -> int:

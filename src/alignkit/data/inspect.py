@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alignkit.data.errors import SkippedRow
+from alignkit.data.media import media_summary
 from alignkit.data.records import ContentPart, Message, Record, ResponseSafety
 from alignkit.data.sources import LoadResult, load_records
 from alignkit.data.templates import Template, get_template
@@ -32,6 +33,8 @@ class InspectReport:
     counts: dict[str, int]
     skipped: list[SkippedRow] = field(default_factory=list)
     sample: Record | None = None
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per modality (image, audio, video): parts, distinct files, and image sizes (``media_summary``)."""
 
     def skip_summary(self) -> dict[str, int]:
         return LoadResult([], self.skipped, self.rows_read).skip_summary()
@@ -48,6 +51,12 @@ class InspectReport:
         lines.extend(f"  {count:>6}  {kind}" for kind, count in sorted(self.counts.items()))
         if not self.counts:
             lines.append("       0")
+        for kind, entry in sorted(self.media.items()):
+            sizes = ", ".join(f"{size} x{n}" for size, n in sorted(entry.get("sizes", {}).items()))
+            lines.append(
+                f"{kind}s:   {entry['parts']} in records, {entry['distinct']} distinct"
+                + (f"; sizes {sizes}" if sizes else "")
+            )
         lines.append(LoadResult([], self.skipped, self.rows_read).format_skipped())
         if self.sample is not None:
             lines += ["", "sample record:", render_record(self.sample, indent="  ")]
@@ -63,6 +72,7 @@ class InspectReport:
             "counts": dict(self.counts),
             "skipped": [row.to_dict() for row in self.skipped],
             "skip_summary": self.skip_summary(),
+            "media": self.media,
             "sample": None if self.sample is None else record_to_dict(self.sample),
         }
 
@@ -94,6 +104,7 @@ def inspect_dataset(
         counts=result.counts(),
         skipped=result.skipped,
         sample=result.records[0] if result.records else None,
+        media=media_summary(result.records),
     )
 
 

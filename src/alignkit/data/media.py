@@ -1,7 +1,8 @@
 """Records that carry images, audio or video, found before a text-only consumer silently drops them.
 
-Every trainer and scorer renders chats through the tokenizer's template and feeds no pixels, so a
-multimodal record given to one would train on its text alone; ``refuse_media`` says so instead.
+A text model renders chats through its tokenizer's template and is fed no pixels, so a multimodal record
+given to one would train on its text alone; ``refuse_media`` says so instead. Runs on a vision-language
+model (one saved with a processor: SFT, DPO) read such records (``train.common.read_records(media=True)``).
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from alignkit.data.records import Message
 
 
 def refuse_media(records: Sequence[Any], ds: Any, key: str) -> None:
-    """Records with images (or audio, video) stop the run: every trainer and scorer renders text through
-    the tokenizer's chat template and feeds no pixels, so the model would silently learn from the text
-    alone (or the template fails on list content deep inside a render)."""
+    """Records with images (or audio, video) stop a run on a text model: it renders text through the
+    tokenizer's chat template and is fed no pixels, so it would silently learn from the text alone (or
+    the template fails on list content deep inside a render)."""
     for record in records:
         part = next((p for m in messages_of(record) for p in m.media()), None)
         if part is not None:
             where = f" ({record.origin})" if getattr(record, "origin", None) else ""
             raise ConfigError(
                 f"{key}.source={ds.source!r} (template {ds.template!r}) holds {part.type} data{where}, but "
-                f"alignkit trains and scores text only: the model reads the tokenizer's rendering of each "
-                f"chat and is never given the {part.type}s. Use a text-only dataset or template."
+                f"the model is text-only (no processor saved with it), so it would never be given the "
+                f"{part.type}s. Point model.path at a vision-language model saved with its processor "
+                f"(e.g. toyworld://visual/models/tiny-vlm; trainers that take one: sft, dpo), or use a "
+                f"text-only dataset."
             )
 
 
@@ -45,3 +48,36 @@ def messages_of(record: Any) -> list[Any]:
 
     walk(record)
     return found
+
+
+def media_summary(records: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Per modality: how many parts the records hold, how many distinct files (or embedded blobs), and,
+    for images, how many of each size (read from the file headers only, as PIL opens lazily)."""
+    summary: dict[str, dict[str, Any]] = {}
+    seen: dict[str, set[Any]] = {}
+    for record in records:
+        for message in messages_of(record):
+            for part in message.media():
+                entry = summary.setdefault(part.type, {"parts": 0, "distinct": 0})
+                entry["parts"] += 1
+                key = part.path if part.path is not None else hash(part.data)
+                if key in seen.setdefault(part.type, set()):
+                    continue
+                seen[part.type].add(key)
+                entry["distinct"] += 1
+                if part.type == "image":
+                    size = _image_size(part)
+                    sizes = entry.setdefault("sizes", {})
+                    sizes[size] = sizes.get(size, 0) + 1
+    return summary
+
+
+def _image_size(part: Any) -> str:
+    """``WxH`` of an image part, or ``unreadable``/``remote`` where the header cannot be read here."""
+    if part.path is not None and part.path.startswith(("http://", "https://")):
+        return "remote"
+    try:
+        with part.open_image() as image:
+            return f"{image.width}x{image.height}"
+    except (OSError, ValueError):
+        return "unreadable"

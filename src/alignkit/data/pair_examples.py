@@ -30,6 +30,7 @@ import torch
 
 from alignkit.config import ConfigError
 from alignkit.data.collate import ROW_LENGTH, ROW_TOKENS, collate_lm, packed_rows, pad_right, scored_length
+from alignkit.data.processor import MEDIA_KEYS
 from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response
 
@@ -44,8 +45,10 @@ LAYOUT_KEYS = (
     "score_target",
     "score_seq",
     "score_counts",
+    *MEDIA_KEYS,
 )
-"""The keys of a batch that say what the model runs on and what it scores."""
+"""The keys of a batch that say what the model runs on and what it scores (pictures included: a
+multimodal batch's ``pixel_values`` are in row order, chosen rows' then rejected rows')."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,12 @@ always) are trained on the history as they render it.
 Reasoning (``<think>...</think>``) carries loss by default; ``ChatOptions.reasoning_loss=False``
 (``data.reasoning_loss=false``) takes it out, from ``<think>`` (or the turn's start, when the prompt
 opened the block) through ``</think>``, so only the answer and the end-of-turn token are learned.
+
+**Multimodal conversations** render through the model's processor (``data/processor.py``) wherever a
+tokenizer is taken here: the ids are the processor's, image placeholders already expanded into the
+model's count of image tokens, so the same prefix rule marks the assistant turns, and image tokens are
+never labelled (they are prompt). ``TokenizedExample.media`` then holds the pixel values. A text model
+is the special case with no processor: every text path is unchanged.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from alignkit.data.processor import check_media_fits, is_processor, processor_render, text_tokenizer
 from alignkit.data.reasoning import THINK_CLOSE, THINK_OPEN, split_reasoning
 
 IGNORE_INDEX = -100
@@ -59,6 +66,8 @@ class TokenizedExample:
     labels: list[int]
     """``input_ids`` where the token carries loss, ``IGNORE_INDEX`` elsewhere."""
     truncated: bool = False
+    media: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    """Tensors the model's forward takes besides the ids (``pixel_values``...); None for text."""
 
     @property
     def num_loss_tokens(self) -> int:
@@ -98,9 +107,13 @@ def set_chat_options(tokenizer: Any, options: ChatOptions) -> None:
                 f"data.reasoning_loss=false needs {' and '.join(missing)} as single tokens of the tokenizer "
                 "(as in Qwen3 and DeepSeek-R1 distills) to find the reasoning; this tokenizer splits them."
             )
-    setattr(tokenizer, _OPTIONS_ATTR, options)
-    if hasattr(tokenizer, _STOPS_ATTR):
-        delattr(tokenizer, _STOPS_ATTR)
+    for target in {
+        id(tokenizer): tokenizer,
+        id(text_tokenizer(tokenizer)): text_tokenizer(tokenizer),
+    }.values():
+        setattr(target, _OPTIONS_ATTR, options)
+        if hasattr(target, _STOPS_ATTR):
+            delattr(target, _STOPS_ATTR)
 
 
 def chat_options(tokenizer: Any) -> ChatOptions:
@@ -128,6 +141,13 @@ def render_ids(
     from jinja2 import TemplateError
 
     try:
+        if is_processor(tokenizer):
+            return processor_render(
+                tokenizer,
+                messages,
+                add_generation_prompt=add_generation_prompt,
+                **chat_options(tokenizer).template_kwargs,
+            )[0]
         out = tokenizer.apply_chat_template(
             list(messages),
             tokenize=True,
@@ -146,7 +166,7 @@ def render_ids(
 
 
 def _single_token_id(tokenizer: Any, token: str) -> int | None:
-    ids = tokenizer.encode(token, add_special_tokens=False)
+    ids = text_tokenizer(tokenizer).encode(token, add_special_tokens=False)
     return ids[0] if len(ids) == 1 else None
 
 
@@ -157,8 +177,9 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
     after an assistant's content in a probe conversation (``<|im_end|>``, ``<|eot_id|>``,
     ``<end_of_turn>``, ``<|end|>``, ``</s>`` ...). Released tokenizers do not always name it as EOS
     (Qwen2.5's base EOS is ``<|endoftext|>``, Phi-3's is ``<|endoftext|>`` while turns end with
-    ``<|end|>``), so EOS alone would miss the end of every turn.
+    ``<|end|>``), so EOS alone would miss the end of every turn. A processor's are its tokenizer's.
     """
+    tokenizer = text_tokenizer(tokenizer)
     cached = getattr(tokenizer, _STOPS_ATTR, None)
     if cached is not None and cached[0] == _template_text(tokenizer):
         return list(cached[1])
@@ -279,8 +300,8 @@ def _prefix_problem(
         return f"assistant turn {turn} opens the conversation, so it has no prompt to start after. {FIX_HINT}"
     prompt = render_ids(tokenizer, messages[:i], add_generation_prompt=True)
     diverge = _common_prefix(prompt, ids)
-    expected = tokenizer.decode(prompt[diverge : diverge + 12])
-    found = tokenizer.decode(ids[diverge : diverge + 12])
+    expected = text_tokenizer(tokenizer).decode(prompt[diverge : diverge + 12])
+    found = text_tokenizer(tokenizer).decode(ids[diverge : diverge + 12])
     return (
         f"the chat template renders the prompt of assistant turn {turn} (add_generation_prompt=True) "
         f"differently from the same history inside the whole conversation: from token {diverge} the prompt "
@@ -301,6 +322,7 @@ def _check_answer(
     if not isinstance(content, str):
         return  # multimodal parts: the text check is the processor's business
     reasoning, answer = split_reasoning(content)
+    tokenizer = text_tokenizer(tokenizer)
     rendered = _squash(tokenizer.decode(span, skip_special_tokens=False, clean_up_tokenization_spaces=False))
     if _squash(answer) not in rendered:
         problem = f"which does not contain the assistant's answer {answer[:80]!r}: the template rewrites or drops it"
@@ -342,21 +364,41 @@ def assistant_token_mask(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> 
     return ids, [label != IGNORE_INDEX for label in _labels(tokenizer, ids, spans)]
 
 
-def _truncate(ids: list[int], labels: list[int], max_length: int) -> TokenizedExample:
-    return TokenizedExample(
-        input_ids=ids[:max_length], labels=labels[:max_length], truncated=len(ids) > max_length
-    )
+def _truncate(
+    ids: list[int], labels: list[int], max_length: int, renderer: Any = None, messages: Any = None
+) -> TokenizedExample:
+    if not is_processor(renderer):
+        return TokenizedExample(
+            input_ids=ids[:max_length], labels=labels[:max_length], truncated=len(ids) > max_length
+        )
+    check_media_fits(renderer, ids, max_length)
+    media = processor_render(
+        renderer, messages, add_generation_prompt=False, **chat_options(renderer).template_kwargs
+    )[1]
+    return TokenizedExample(ids[:max_length], labels[:max_length], len(ids) > max_length, media or None)
 
 
 def render_conversation(tokenizer: Any, messages: Sequence[Any], max_length: int) -> TokenizedExample:
-    """An SFT example: loss on every assistant turn only, truncated on the right to ``max_length``."""
-    ids, spans = assistant_spans(tokenizer, chat_dicts(messages))
-    return _truncate(ids, _labels(tokenizer, ids, spans), max_length)
+    """An SFT example: loss on every assistant turn only, truncated on the right to ``max_length``.
+
+    ``tokenizer`` may be a processor: the example then carries the pictures' ``media`` tensors."""
+    dicts = chat_dicts(messages)
+    ids, spans = assistant_spans(tokenizer, dicts)
+    return _truncate(ids, _labels(tokenizer, ids, spans), max_length, tokenizer, dicts)
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Any]) -> list[int]:
     """Token ids of a prompt ready for generation (the assistant turn opened, nothing in it yet)."""
     return render_ids(tokenizer, chat_dicts(messages), add_generation_prompt=True)
+
+
+def render_prompt_inputs(renderer: Any, messages: Sequence[Any]) -> tuple[list[int], dict[str, Any]]:
+    """A prompt's ids and media tensors (``{}`` for a tokenizer or a prompt without pictures)."""
+    if not is_processor(renderer):
+        return render_prompt(renderer, messages), {}
+    return processor_render(
+        renderer, chat_dicts(messages), add_generation_prompt=True, **chat_options(renderer).template_kwargs
+    )
 
 
 def render_response(
@@ -369,9 +411,10 @@ def render_response(
     label: only the response being judged does.
     """
     prompt_dicts = chat_dicts(prompt)
-    ids, spans = assistant_spans(tokenizer, prompt_dicts + chat_dicts(response))
+    dicts = prompt_dicts + chat_dicts(response)
+    ids, spans = assistant_spans(tokenizer, dicts)
     in_prompt = sum(m["role"] == "assistant" for m in prompt_dicts)
-    return _truncate(ids, _labels(tokenizer, ids, spans[in_prompt:]), max_length)
+    return _truncate(ids, _labels(tokenizer, ids, spans[in_prompt:]), max_length, tokenizer, dicts)
 
 
 PROBE_CHAT = (

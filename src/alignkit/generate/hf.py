@@ -27,6 +27,10 @@ top-k, then top-p, as ``transformers`` orders them); nothing from the model's ``
 
 The model is used as it is (the trainer's live policy, not a copy), so PPO and GRPO sample from the
 current weights with no synchronisation step.
+
+A vision-language model comes with its processor (``processor=``): prompts with pictures are rendered
+through it (``render_prompt_inputs``: image tokens expanded) and the prefill is given the prompts'
+``pixel_values``; the decoding steps need only the cache. Text prompts take the text path unchanged.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from typing import Any, NamedTuple
 import torch
 
 from alignkit.data.collate import pad_right
-from alignkit.data.render import end_of_turn_ids, render_prompt
+from alignkit.data.processor import collate_media
+from alignkit.data.render import end_of_turn_ids, render_prompt_inputs
 from alignkit.generate.base import Completion, SamplingConfig
 from alignkit.models.forward import labelled_token_logps
 
@@ -131,6 +136,7 @@ class HFGenerator:
         tokenizer: Any,
         *,
         batch_size: int = 64,
+        processor: Any = None,
         readout: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.model = model
@@ -138,6 +144,8 @@ class HFGenerator:
         """Maps the ``(B, H)`` hidden states the output head reads to ``(B, k)`` floats kept per sampled
         token (``Completion.readouts``); read in the KV-cache loop only."""
         self.tokenizer = tokenizer
+        self.renderer = processor if processor is not None else tokenizer
+        """What prompts are rendered with: the processor of a vision-language model, else the tokenizer."""
         self.batch_size = batch_size
         self.stops = stop_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[0]
@@ -151,11 +159,12 @@ class HFGenerator:
     def from_pretrained(
         cls, path: str, *, dtype: str = "float32", device: str | None = None, batch_size: int = 64
     ) -> HFGenerator:
-        from alignkit.models.loading import load_causal_lm, load_tokenizer
+        from alignkit.models.loading import load_causal_lm, load_processor, load_tokenizer
 
         model = load_causal_lm(path, dtype=dtype)
         model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(model, load_tokenizer(path), batch_size=batch_size)
+        tokenizer = load_tokenizer(path)
+        return cls(model, tokenizer, batch_size=batch_size, processor=load_processor(path, tokenizer))
 
     @property
     def device(self) -> torch.device:
@@ -171,7 +180,9 @@ class HFGenerator:
         seed: int | None = None,
     ) -> list[Completion]:
         """``len(prompts) * sampling.n`` completions, prompt-major; ``seed`` leaves the global RNG untouched."""
-        prompt_ids = [render_prompt(self.tokenizer, p) for p in prompts]
+        rendered = [render_prompt_inputs(self.renderer, p) for p in prompts]
+        prompt_ids = [ids for ids, _ in rendered]
+        media = [m for _, m in rendered] if any(m for _, m in rendered) else None  # pictures, by prompt
         rows = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(sampling.n)]
         was_training = self.model.training
         self.model.eval()
@@ -195,6 +206,7 @@ class HFGenerator:
                         sampling,
                         logprobs,
                         None if uniforms is None else uniforms[start:stop],
+                        media,
                     )
         finally:
             self.model.train(was_training)
@@ -206,10 +218,11 @@ class HFGenerator:
         sampling: SamplingConfig,
         logprobs: bool,
         uniforms: torch.Tensor | None,
+        media: Sequence[dict[str, torch.Tensor]] | None = None,
     ) -> list[Completion]:
         sampled: Sampled | None = None
         try:
-            sampled = self._sample(rows, sampling, uniforms) if self._fast else None
+            sampled = self._sample(rows, sampling, uniforms, media) if self._fast else None
         except CacheUnsupportedError as error:
             warnings.warn(f"{error}; sampling with model.generate instead (slower)", stacklevel=3)
             self._fast = False
@@ -228,7 +241,7 @@ class HFGenerator:
                     for read, (tokens, _) in zip(loop_readouts, responses, strict=True)
                 ]
         else:
-            new_tokens = self._sample_with_generate(rows, sampling)  # no readouts off model.generate
+            new_tokens = self._sample_with_generate(rows, sampling, media)  # no readouts off generate
             responses = [cut_at_stop(tokens, stops) for tokens in new_tokens]
             token_logps = (
                 list(self._logprobs(rows, [r for r, _ in responses])) if logprobs else [None] * len(rows)
@@ -268,13 +281,18 @@ class HFGenerator:
         return out.logits[:, -1, :].float(), cache
 
     def _sample(
-        self, rows: Sequence[tuple[int, list[int]]], sampling: SamplingConfig, uniforms: torch.Tensor | None
+        self,
+        rows: Sequence[tuple[int, list[int]]],
+        sampling: SamplingConfig,
+        uniforms: torch.Tensor | None,
+        media: Sequence[dict[str, torch.Tensor]] | None = None,
     ) -> Sampled:
         """``(B, max_new_tokens)`` sampled tokens per row (the response, then padding after its stop token),
         each token's log-probability under the model before temperature and top-k/top-p, and the readouts
-        of the hidden states that chose them (when ``self.readout``)."""
+        of the hidden states that chose them (when ``self.readout``). ``media``: each prompt's pictures
+        (by prompt index), given to the prefill only."""
         if self.readout is None:
-            return self._sample_loop(rows, sampling, uniforms, None)
+            return self._sample_loop(rows, sampling, uniforms, None, media)
         from alignkit.models.forward import output_head
 
         head = output_head(self.model)
@@ -289,7 +307,7 @@ class HFGenerator:
 
         handle = head.register_forward_pre_hook(capture)
         try:
-            return self._sample_loop(rows, sampling, uniforms, read)
+            return self._sample_loop(rows, sampling, uniforms, read, media)
         finally:
             handle.remove()
 
@@ -299,6 +317,7 @@ class HFGenerator:
         sampling: SamplingConfig,
         uniforms: torch.Tensor | None,
         read: list[torch.Tensor] | None,
+        media: Sequence[dict[str, torch.Tensor]] | None = None,
     ) -> Sampled:
         device = self.device
         # One prefill per distinct prompt; its cache and logits are then copied to the prompt's rows.
@@ -313,6 +332,7 @@ class HFGenerator:
             attention_mask=attention_mask,
             position_ids=positions,
             **({self._keep_arg: 1} if self._keep_arg else {}),
+            **self._media_inputs(media, distinct),
         )
         position = positions[:, -1]
         values = read.pop() if read else None  # (B, k): the readout beside each row's logits
@@ -363,8 +383,24 @@ class HFGenerator:
         reads = None if generated_reads is None else generated_reads.float().tolist()
         return Sampled(generated.tolist(), generated_logps.tolist(), reads)
 
+    def _media_inputs(
+        self, media: Sequence[dict[str, torch.Tensor]] | None, prompt_indices: Sequence[int]
+    ) -> dict[str, torch.Tensor]:
+        """The pictures of these prompts, in row order, on the model's device (``{}`` without any)."""
+        if not media:
+            return {}
+        batch = collate_media([media[i] for i in prompt_indices])
+        dtype = next(self.model.parameters()).dtype
+        return {
+            k: v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device)
+            for k, v in batch.items()
+        }
+
     def _sample_with_generate(
-        self, rows: Sequence[tuple[int, list[int]]], sampling: SamplingConfig
+        self,
+        rows: Sequence[tuple[int, list[int]]],
+        sampling: SamplingConfig,
+        media: Sequence[dict[str, torch.Tensor]] | None = None,
     ) -> list[list[int]]:
         """``model.generate`` for models whose cache the fast loop cannot drive (e.g. custom remote code).
 
@@ -385,6 +421,7 @@ class HFGenerator:
             repetition_penalty=None,
             pad_token_id=self.pad_id,
             eos_token_id=self.stops,
+            **self._media_inputs(media, [index for index, _ in rows]),
         )
         return output[:, input_ids.shape[1] :].tolist()
 

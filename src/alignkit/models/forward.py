@@ -33,9 +33,11 @@ from typing import Any, NamedTuple
 
 import torch
 
+from alignkit.data.processor import MEDIA_KEYS
 from alignkit.losses.logprobs import label_mask
 
-MODEL_KEYS = ("input_ids", "attention_mask", "position_ids")
+MODEL_KEYS = ("input_ids", "attention_mask", "position_ids", *MEDIA_KEYS)
+"""Batch keys handed to the model's forward: the ids' layout, and a multimodal batch's media tensors."""
 SCORE_KEYS = ("score_index", "score_target", "score_seq", "score_counts")
 
 PACKING_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")

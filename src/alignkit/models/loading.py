@@ -4,6 +4,10 @@
 ``from_pretrained`` unchanged, so a config that names ``Qwen/Qwen2.5-7B-Instruct`` takes the same path.
 A local folder holding a LoRA adapter (a LoRA run's ``final/`` or checkpoint) loads as its base with the
 adapter merged in, so a run can start from another run's output whether or not that run used LoRA.
+
+A vision-language (or audio-language) checkpoint, one whose config has a ``vision_config`` or
+``audio_config``, loads through ``AutoModelForImageTextToText`` and brings its processor
+(``load_processor``): ``model.path`` pointing at a VLM is all a run needs.
 """
 
 from __future__ import annotations
@@ -191,15 +195,58 @@ def adapter_base(path: str) -> str | None:
     return str(base)
 
 
+MULTIMODAL_CONFIG_KEYS = ("vision_config", "audio_config")
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+"""A folder holding one of these has a multimodal processor ``AutoProcessor`` can load."""
+
+
+def is_multimodal(path: str, *, trust_remote_code: bool = False) -> bool:
+    """Whether the checkpoint at ``path`` is a vision- or audio-language model (its config nests one)."""
+    local = Path(resolve_path(path))
+    if local.is_dir() and (local / "config.json").is_file():
+        config = json.loads((local / "config.json").read_text())
+        return any(key in config for key in MULTIMODAL_CONFIG_KEYS)
+    if local.is_dir():  # a LoRA adapter: its base decides
+        base = adapter_base(str(local))
+        return base is not None and is_multimodal(base, trust_remote_code=trust_remote_code)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(local), trust_remote_code=trust_remote_code)
+    return any(hasattr(config, key) for key in MULTIMODAL_CONFIG_KEYS)
+
+
+def load_processor(path: str, tokenizer: Any, *, trust_remote_code: bool = False) -> Any | None:
+    """The multimodal processor saved with the model at ``path``, or None for a text-only model.
+
+    Its tokenizer is replaced by ``tokenizer`` (the run's, with its chat template and options), so a
+    processor and a tokenizer never disagree on how a chat renders.
+    """
+    local = Path(resolve_path(path))
+    if local.is_dir() and not any((local / name).is_file() for name in PROCESSOR_FILES):
+        return None
+    if not local.is_dir() and not is_multimodal(path, trust_remote_code=trust_remote_code):
+        return None
+    from transformers import AutoProcessor
+
+    from alignkit.data.render import chat_options, set_chat_options
+
+    processor = AutoProcessor.from_pretrained(str(local), trust_remote_code=trust_remote_code)
+    processor.tokenizer = tokenizer
+    processor.chat_template = tokenizer.chat_template
+    set_chat_options(processor, chat_options(tokenizer))
+    return processor
+
+
 def load_causal_lm(
     path: str, *, dtype: str = "float32", trust_remote_code: bool = False, quantize: str = "none"
 ) -> Any:
     """A causal LM from a hub name, a local checkpoint, or a local LoRA adapter (merged into its base).
 
     ``quantize`` ('4bit'/'8bit') loads the weights through bitsandbytes for QLoRA; see
-    ``alignkit.models.precision.quantization_kwargs``.
+    ``alignkit.models.precision.quantization_kwargs``. A vision/audio-language checkpoint loads as
+    ``AutoModelForImageTextToText`` (a LLaVA- or Qwen-VL-style model that generates text).
     """
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
     local = resolve_path(path)
     if Path(local).is_dir():
@@ -208,7 +255,8 @@ def load_causal_lm(
         base = adapter_base(local)
         if base is not None:
             return _load_merged_adapter(local, base, dtype, trust_remote_code, quantize)
-    return AutoModelForCausalLM.from_pretrained(
+    auto = AutoModelForImageTextToText if is_multimodal(local, trust_remote_code=trust_remote_code) else None
+    return (auto or AutoModelForCausalLM).from_pretrained(
         local,
         dtype=DTYPES[dtype],
         trust_remote_code=trust_remote_code,

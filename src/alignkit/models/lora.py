@@ -58,6 +58,8 @@ def prepare_trainable_model(model: torch.nn.Module, model_cfg: ModelConfig) -> t
     recomputed blocks would see inputs that do not require grad and the adapters would get none;
     ``enable_input_require_grads`` keeps the graph connected (peft and transformers do the same).
     """
+    if model_cfg.freeze_vision:
+        freeze_media_towers(model)
     quantized = model_quantize(model_cfg) != "none"
     if quantized:
         from peft import prepare_model_for_kbit_training
@@ -79,6 +81,24 @@ def prepare_trainable_model(model: torch.nn.Module, model_cfg: ModelConfig) -> t
     if model_cfg.gradient_checkpointing:
         model.enable_input_require_grads()
     return apply_lora(model, model_cfg.lora)
+
+
+MEDIA_TOWERS = ("vision_tower", "visual", "vision_model", "audio_tower")
+"""Names under which transformers' multimodal models hold their vision or audio encoder (LLaVA,
+Qwen2-VL, Idefics/SmolVLM, Qwen2-Audio); the projector and the language model are not among them."""
+
+
+def freeze_media_towers(model: torch.nn.Module) -> int:
+    """Stop gradients into every vision/audio encoder of ``model``; returns the parameters frozen (0 for a
+    text model). A frozen tower keeps the pretrained features a projector was aligned to, and saves
+    its optimizer state and backward."""
+    frozen = 0
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in MEDIA_TOWERS:
+            for p in module.parameters():
+                frozen += p.numel() if p.requires_grad else 0
+                p.requires_grad_(False)
+    return frozen
 
 
 def load_trainable_causal_lm(model_cfg: ModelConfig) -> torch.nn.Module:

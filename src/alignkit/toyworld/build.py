@@ -8,13 +8,9 @@ file lock so the second process waits instead of building twice.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,7 @@ from alignkit.toyworld.data import (
     sft_rows,
 )
 from alignkit.toyworld.deception import deception_scenarios, deceptionbench_rows
+from alignkit.toyworld.store import file_lock, home, publish_atomically
 from alignkit.toyworld.world import split_tasks
 
 VERSION = 3
@@ -145,13 +142,6 @@ def _is_complete(root: Path, seed: int | None) -> bool:
     return manifest.get("version") == VERSION and (seed is None or manifest.get("seed") == seed)
 
 
-def _chmod_like_mkdir(path: Path) -> None:
-    """mkdtemp makes a private (0700) folder; the build should have the permissions mkdir would give."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o777 & ~umask)
-
-
 def build(root: Path | str, seed: int = 0) -> ToyWorld:
     """Build the world into ``root``, or return the build already there (same version and seed).
 
@@ -165,64 +155,8 @@ def build(root: Path | str, seed: int = 0) -> ToyWorld:
     return ToyWorld(root)
 
 
-def publish_atomically(
-    root: Path, write: Callable[[Path], None], is_complete: Callable[[Path], bool], marker: str
-) -> None:
-    """Make ``root`` a complete build: ``write`` fills a temporary sibling folder, which is renamed into place.
-
-    Nothing happens when ``is_complete(root)``. ``root`` must be absent, empty, or an earlier build (a
-    folder holding ``marker``, its manifest), which is replaced; any other non-empty folder is an error
-    rather than something to delete. Shared by every cached toy-world artefact.
-    """
-    if is_complete(root):
-        return
-    if root.exists() and any(root.iterdir()) and not (root / marker).exists():
-        raise FileExistsError(f"{root} is not empty and holds no toy world build; choose another folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
-    try:
-        _chmod_like_mkdir(tmp)
-        write(tmp)
-        if is_complete(root):  # another process finished first while we were building
-            return
-        if root.exists():  # an empty folder or a stale build: move it aside, then swap
-            stale = Path(tempfile.mkdtemp(prefix=f".stale-{root.name}-", dir=root.parent))
-            os.rename(root, stale / "old")
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            # Another process renamed its build into place first; use that one.
-            if not is_complete(root):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def home() -> Path:
-    """Where ``toyworld://`` builds live: ``$ALIGNKIT_HOME`` or ``~/.cache/alignkit``."""
-    return Path(os.environ.get("ALIGNKIT_HOME") or Path.home() / ".cache" / "alignkit")
-
-
 def default_root() -> Path:
     return home() / f"toyworld-v{VERSION}"
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (POSIX); elsewhere the atomic rename alone keeps builds safe."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def default_world() -> ToyWorld:
@@ -235,11 +169,17 @@ def default_world() -> ToyWorld:
 
 
 def resolve(uri_or_path: str | os.PathLike[str]) -> Path:
-    """``toyworld://<relative path>`` -> that path inside the default build; other paths unchanged."""
+    """``toyworld://<relative path>`` -> that path inside the default build; other paths unchanged.
+
+    ``toyworld://visual/<relative path>`` is inside the visual world's build (``visual_build.py``)."""
     text = os.fspath(uri_or_path)
     if not text.startswith(URI_SCHEME):
         return Path(text)
     relative = text[len(URI_SCHEME) :].strip("/")
     if ".." in Path(relative).parts:
         raise ValueError(f"{text}: a toyworld:// path cannot leave the world folder")
+    if Path(relative).parts[:1] == ("visual",):  # the visual world is its own build (visual_build.py)
+        from alignkit.toyworld.visual_build import default_visual_world
+
+        return default_visual_world().joinpath(*Path(relative).parts[1:])
     return default_world().root / relative

@@ -267,8 +267,22 @@ def _content_key(record: Any) -> Any:
     return record
 
 
-def read_records(ds: DatasetConfig, data: DataConfig, report: DataReport, name: str) -> list[Any]:
+def load_run_renderer(model: ModelConfig, tokenizer: Any) -> Any:
+    """What the run renders chats with: the model's processor for a vision/audio-language model (sharing
+    ``tokenizer``), else ``tokenizer`` itself (``alignkit.data.render`` takes either)."""
+    from alignkit.models.loading import load_processor
+
+    processor = load_processor(model.path, tokenizer, trust_remote_code=model.trust_remote_code)
+    return tokenizer if processor is None else processor
+
+
+def read_records(
+    ds: DatasetConfig, data: DataConfig, report: DataReport, name: str, *, media: bool = False
+) -> list[Any]:
     """Records of one dataset section; invalid rows raise, or are recorded in ``report`` when skipping.
+
+    ``media``: whether the run's model takes images/audio (it has a processor); records holding them are
+    refused otherwise, naming the row.
 
     Reading nothing is an error: a split whose every row was skipped leaves nothing to train or
     evaluate on, and saying so now beats a run of zero steps.
@@ -296,7 +310,8 @@ def read_records(ds: DatasetConfig, data: DataConfig, report: DataReport, name: 
             f"at least one {name} record",
             f"none: all {result.rows_read} rows were left out\n{result.format_skipped()}",
         )
-    refuse_media(records, ds, f"data.{name}" if name in ("train", "eval") else name)
+    if not media:
+        refuse_media(records, ds, f"data.{name}" if name in ("train", "eval") else name)
     report.read[name] = len(records)
     report.skipped += [row.to_dict() for row in result.skipped]
     if name in ("train", "eval"):

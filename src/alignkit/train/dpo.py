@@ -46,6 +46,7 @@ from alignkit.data.pair_examples import (
     tokenize_pairs,
     tokenize_unpaired,
 )
+from alignkit.data.processor import is_processor
 from alignkit.losses.dpo import LOSS_NAMES, PreferenceBatch, PreferenceLoss, PreferenceOutput
 from alignkit.models.forward import response_logps, shared_prompt_is_exact
 from alignkit.models.loading import check_model_source, save_pretrained
@@ -54,6 +55,7 @@ from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig,
 from alignkit.train.common import (
     DataReport,
     check_enough_examples,
+    load_run_renderer,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
@@ -218,6 +220,8 @@ def train(config: DPOConfig) -> LoopResult:
     loss = PreferenceLoss(config.loss)
     accelerator = make_accelerator(config.trainer)
     tokenizer = load_run_tokenizer(config.model, config.data, config.run)
+    renderer = load_run_renderer(config.model, tokenizer)  # the processor of a vision-language model
+    multimodal = is_processor(renderer)
     if config.ref_model_path is not None and loss.needs_reference:
         check_model_source(config.ref_model_path, "ref_model_path")
     pad_id = tokenizer.pad_token_id
@@ -227,14 +231,14 @@ def train(config: DPOConfig) -> LoopResult:
     splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
     examples: dict[str, list[Any]] = {}
     for name, ds in splits.items():
-        records = read_records(ds, config.data, report, name)
+        records = read_records(ds, config.data, report, name, media=multimodal)
         if loss.paired:
             examples[name], report.truncated[name], dropped = tokenize_pairs(
-                records, tokenizer, config.data.max_length, config.preference
+                records, renderer, config.data.max_length, config.preference
             )
         else:
             examples[name], report.truncated[name], dropped = tokenize_unpaired(
-                records, tokenizer, config.data.max_length, config.preference, config.trainer.seed
+                records, renderer, config.data.max_length, config.preference, config.trainer.seed
             )
         report.drop(name, dropped)
     check_enough_examples(len(examples["train"]), config.trainer, accelerator.num_processes)
@@ -266,6 +270,7 @@ def train(config: DPOConfig) -> LoopResult:
     if (
         loss.paired
         and config.data.packing
+        and not multimodal  # a shared-prompt row would need its pair's pictures once: not built yet
         and shared_prompt_is_exact(model)
         and (ref_model is None or shared_prompt_is_exact(ref_model))
     ):
@@ -287,7 +292,7 @@ def train(config: DPOConfig) -> LoopResult:
         loss_fn=make_loss(loss, loss_options(config), reference),
         cfg=config.trainer,
         run_dir=run_dir,
-        save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),
+        save_model=lambda m, path, sd: save_pretrained(m, renderer, path, sd),
         plot_groups={
             "loss": ["loss", "eval/loss"],
             "rewards": ["rewards/chosen", "rewards/rejected", "rewards/margin"],

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from alignkit.data.collate import collate_lm, collate_packed
+from alignkit.data.processor import is_processor
 from alignkit.data.render import render_conversation
 from alignkit.losses.logprobs import label_mask
 from alignkit.models.forward import packing_is_exact, scored_logps
@@ -31,6 +32,7 @@ from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig,
 from alignkit.train.common import (
     DataReport,
     check_enough_examples,
+    load_run_renderer,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
@@ -78,13 +80,15 @@ def train(config: SFTConfig) -> LoopResult:
 
     accelerator = make_accelerator(config.trainer)
     tokenizer = load_run_tokenizer(config.model, config.data, config.run)
+    renderer = load_run_renderer(config.model, tokenizer)  # the processor of a vision-language model
+    multimodal = is_processor(renderer)
     report = DataReport()
     splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
     tokenized = {}
     for name, ds in splits.items():
-        records = read_records(ds, config.data, report, name)
+        records = read_records(ds, config.data, report, name, media=multimodal)
         require_records(records, Conversation, ds.source, ds.template)
-        tokenized[name], report.truncated[name] = tokenize(records, tokenizer, config.data.max_length)
+        tokenized[name], report.truncated[name] = tokenize(records, renderer, config.data.max_length)
         report.drop(name, len(records) - len(tokenized[name]))  # conversations with no assistant token left
     check_enough_examples(len(tokenized["train"]), config.trainer, accelerator.num_processes)
     # The run folder is made only once the data and its template passed every check.
@@ -96,7 +100,8 @@ def train(config: SFTConfig) -> LoopResult:
     model, optimizer = prepare_training(accelerator, model, config.trainer)
 
     pad_id = tokenizer.pad_token_id
-    packed = config.data.packing and packing_is_exact(model)
+    # Packed rows would need each example's pictures in row order; multimodal batches are padded.
+    packed = config.data.packing and not multimodal and packing_is_exact(model)
     accelerator.print(
         f"data: {'packed rows' if packed else 'padded rows'} (data.packing={config.data.packing})"
     )
@@ -114,7 +119,7 @@ def train(config: SFTConfig) -> LoopResult:
         loss_fn=sft_loss_sum,
         cfg=config.trainer,
         run_dir=run_dir,
-        save_model=lambda m, path, sd: save_pretrained(m, tokenizer, path, sd),  # adapter only with LoRA
+        save_model=lambda m, path, sd: save_pretrained(m, renderer, path, sd),  # adapter only with LoRA
         plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"]},
         resume=config.run.resume,
         save_on_interrupt=config.run.save_on_interrupt,
