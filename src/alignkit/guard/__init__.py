@@ -1,0 +1,16 @@
+"""Inference-time safety: chains that wrap any Generator and are Generators themselves.
+
+- ``GuardedGenerator``: moderate the query and the answer, regenerate flagged answers, refuse at last;
+- ``AlignerGenerator``: a trained corrector rewrites each upstream answer (Aligner, arXiv 2402.02416);
+- ``StreamAlignerGenerator``: the corrector revises sentence by sentence while the upstream writes
+  (Stream Aligner, arXiv 2501.05336).
+
+None needs the upstream's weights, so they stack on any backend (a local model, vLLM, an HTTP endpoint)
+and can be evaluated and served like a model.
+"""
+
+from __future__ import annotations
+
+from alignkit.guard.guarded import DEFAULT_REFUSAL, GuardedGenerator, GuardRound, GuardTrace
+
+__all__ = ["DEFAULT_REFUSAL", "GuardRound", "GuardTrace", "GuardedGenerator"]
