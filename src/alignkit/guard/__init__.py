@@ -11,6 +11,21 @@ and can be evaluated and served like a model.
 
 from __future__ import annotations
 
+from alignkit.guard.aligner import AlignerGenerator, AlignerTrace
 from alignkit.guard.guarded import DEFAULT_REFUSAL, GuardedGenerator, GuardRound, GuardTrace
+from alignkit.guard.prefill import HFPrefillGenerator, PrefillGenerator
+from alignkit.guard.stream import StreamAlignerGenerator, StreamStep, StreamTrace
 
-__all__ = ["DEFAULT_REFUSAL", "GuardRound", "GuardTrace", "GuardedGenerator"]
+__all__ = [
+    "DEFAULT_REFUSAL",
+    "AlignerGenerator",
+    "AlignerTrace",
+    "GuardRound",
+    "GuardTrace",
+    "GuardedGenerator",
+    "HFPrefillGenerator",
+    "PrefillGenerator",
+    "StreamAlignerGenerator",
+    "StreamStep",
+    "StreamTrace",
+]
