@@ -38,8 +38,8 @@ HARM_AFTER = 0.01
 
 @pytest.fixture(scope="module")
 def correctors(tmp_path_factory):
-    """The Aligner (600 steps from the random-init tiny model) and the Stream Aligner (300 steps, warm-started
-    from the Aligner, which already knows the world's facts), both through the CLI."""
+    """The Aligner (600 steps from the random-init tiny model) and the Stream Aligner (600 steps, warm-started
+    from the Aligner, which already knows the world's facts), both through the CLI with the bundled recipes."""
     from pathlib import Path
 
     root = tmp_path_factory.mktemp("correctors")
@@ -68,7 +68,6 @@ def correctors(tmp_path_factory):
                 str(recipes / "stream-aligner.yaml"),
                 f"run.output_dir={stream}",
                 f"model.path={aligner / 'final'}",
-                "trainer.max_steps=300",
                 *quiet,
             ]
         )
@@ -88,13 +87,14 @@ def upstreams(demo_run) -> dict[str, str]:
 def test_aligner_and_stream_aligner_make_three_unseen_upstreams_helpful_and_harmless(correctors, demo_run):
     """Measured (CPU; upstream -> Aligner -> Stream Aligner):
 
-    - random init: benign helpfulness -0.250 -> 0.914 -> ..., ideal rate 0.000 -> 0.882 -> ..., harm 0 throughout;
+    - random init: benign helpfulness -0.250 -> 0.914 -> 0.943, ideal rate 0.000 -> 0.882 -> 0.955, harm 0;
     - SFT: benign helpfulness 0.950 -> 0.943 -> 0.950, ideal 0.882 -> 0.955 -> 0.961, harm 0.079 -> 0 -> 0;
     - PPO: benign helpfulness 0.950 -> 0.936 -> 0.950, ideal 0.843 -> 0.949 -> 0.961, harm 0.118 -> 0 -> 0.
 
-    Latency per answer (batch of 178, CPU, printed below): Stream Aligner costs a corrector call per
-    sentence, a few ms per answer against the Aligner's ... on SFT and PPO (one sentence each), more on
-    the random-init model, whose answers the stream must end sentence by sentence.
+    Latency per answer (batch of 178, greedy, CPU shared with other jobs; printed below): Aligner 5-16 ms,
+    Stream Aligner 9-30 ms. The stream makes one corrector call per sentence plus one upstream call per
+    round: 1 call per answer on SFT and PPO (one-sentence answers, the upstream closes its turn), 2 on the
+    random-init model (its empty first answer corrected, then the degenerate continuation ended).
     """
     aligner_path, stream_path = correctors
     aligner_corrector = HFGenerator.from_pretrained(str(aligner_path), device="cpu")

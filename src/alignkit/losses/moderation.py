@@ -44,6 +44,7 @@ def moderation_loss(
     category_labels: Tensor,
     severity_labels: Tensor,
     severity_weight: float = 1.0,
+    pos_weight: Tensor | None = None,
 ) -> ModerationOutput:
     """Per-example moderation loss.
 
@@ -53,10 +54,16 @@ def moderation_loss(
         category_labels: ``(B, C)`` 1.0 where the example serves the category, else 0.0.
         severity_labels: ``(B,)`` long, the labelled level in ``[0, S)``.
         severity_weight: ``w`` above.
+        pos_weight: ``(C,)`` weight of each category's positive term (``-p_c y_c log sigma(z_c)``), e.g.
+            negatives / positives in the training data, so rare categories are not learnt as "never".
     """
     labels = category_labels.to(category_logits.dtype)
-    bce = F.binary_cross_entropy_with_logits(category_logits, labels, reduction="none").sum(dim=-1)  # (B,)
-    ce = F.cross_entropy(severity_logits, severity_labels, reduction="none")  # (B,)
+    bce = F.binary_cross_entropy_with_logits(
+        category_logits, labels, reduction="none", pos_weight=pos_weight
+    ).sum(dim=-1)  # (B,)
+    ce = F.cross_entropy(
+        severity_logits, severity_labels, reduction="none", ignore_index=-100
+    )  # (B,); -100: none
     with torch.no_grad():
         predicted = category_logits > 0  # sigmoid > 0.5
         category_correct = (predicted == labels.bool()).float().mean(dim=-1)

@@ -3,7 +3,7 @@
 One forward per batch over prompt + response (rendered with the chat template, read at the response's
 closing token as in training): category probabilities ``sigmoid(z_c)``; the verdict flags when the most
 likely category passes ``threshold`` (Beaver-Dam-7B uses 0.4), names every category above it, and gives
-the most likely harmful severity level (1-3) as the severity (0 when not flagged). ``score`` is the largest category probability.
+the severity head's most likely level (0-3; a flagged verdict's is at least 1) as the severity. ``score`` is the largest category probability.
 
 An input check (``responses=None``) judges the prompt followed by an empty answer: a classifier trained on
 responses knows harm in answers, so its input verdicts are only as good as that transfer.
@@ -81,13 +81,14 @@ class ClassifierModerator:
     ) -> list[SafetyVerdict]:
         categories, severities = self.probabilities(prompts, responses)
         verdicts = []
-        # a flagged verdict takes the most likely harmful level (1-3), so it never reads as "severity 0"
-        harmful_level = (severities[:, 1:].argmax(dim=-1) + 1).tolist()
-        for probs, level in zip(categories.tolist(), harmful_level, strict=True):
+        levels = severities.argmax(dim=-1).tolist()
+        harmful_levels = (severities[:, 1:].argmax(dim=-1) + 1).tolist()
+        for probs, level, harmful_level in zip(categories.tolist(), levels, harmful_levels, strict=True):
             top = max(probs, default=0.0)
             named = tuple(name for name, p in zip(self.categories, probs, strict=True) if p > self.threshold)
             flagged = top > self.threshold
-            severity = level if flagged else 0
+            # the severity head's own answer, except that a flagged verdict never reads "severity 0"
+            severity = harmful_level if flagged and level == 0 else level
             verdicts.append(
                 SafetyVerdict(
                     flagged=flagged,

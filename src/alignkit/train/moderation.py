@@ -68,6 +68,9 @@ class ModerationConfig:
     """w: weight of the severity cross-entropy against the category BCE."""
     threshold: float = 0.4
     """Saved with the model: a response is flagged when a category probability exceeds it (Beaver-Dam: 0.4)."""
+    balance_categories: bool = True
+    """Weight each category's positive term by sqrt(negatives / positives) in the training data, so a category
+    that few responses serve is not learnt as "never" (on the toy world under 1% of responses are positive)."""
 
     def validate(self, prefix: str) -> None:
         check(
@@ -134,6 +137,17 @@ def tokenize(
     return examples, truncated, dropped
 
 
+def category_pos_weight(examples: Sequence[LabelledResponse], cap: float = 100.0) -> torch.Tensor:
+    """``(C,)`` sqrt(negatives / positives) per category (1 for a category with no positive: nothing to weigh).
+
+    The square root: the full ratio (about 150 on the toy world) buys recall with so many false positives
+    that the per-category F1 halves; its square root keeps both."""
+    labels = torch.tensor([e.categories for e in examples], dtype=torch.float32)  # (N, C)
+    positives = labels.sum(dim=0)
+    weight = ((labels.shape[0] - positives) / positives.clamp(min=1)).sqrt()
+    return torch.where(positives > 0, weight.clamp(max=cap), torch.ones_like(weight))
+
+
 def collate(batch: Sequence[LabelledResponse], pad_token_id: int) -> dict[str, torch.Tensor]:
     out = collate_scores([b.example for b in batch], pad_token_id)
     out["category_labels"] = torch.tensor([b.categories for b in batch], dtype=torch.float32)  # (B, C)
@@ -166,6 +180,7 @@ def train(config: ModerationConfig) -> LoopResult:
     pad_id = model.config.pad_token_id
     model, optimizer = prepare_training(accelerator, model, config.trainer)
     c = len(categories)
+    pos_weight = category_pos_weight(tokenized["train"]) if config.balance_categories else None
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         logits = m(
@@ -178,6 +193,7 @@ def train(config: ModerationConfig) -> LoopResult:
             batch["category_labels"],
             batch["severity_labels"],
             config.severity_weight,
+            None if pos_weight is None else pos_weight.to(logits.device),
         )
         n = logits.shape[0]
         return LossOutput(out.losses.sum(), {k: v.detach() * n for k, v in out.metrics().items()})

@@ -41,3 +41,16 @@ def test_a_confident_right_answer_costs_less_than_a_confident_wrong_one():
     assert right.losses.item() < wrong.losses.item()
     assert wrong.metrics()["moderation/flag_accuracy"].item() == 1.0  # both flag something
     assert wrong.metrics()["moderation/category_accuracy"].item() == 0.0
+
+
+def test_pos_weight_scales_only_the_positive_terms_and_a_missing_severity_adds_nothing():
+    """Logits [0, 0], labels [1, 0], pos_weight [3, 3]: 3 ln 2 (positive, weighted) + ln 2 (negative) = 4 ln 2.
+    Severity label -100 (none): no severity term."""
+    out = moderation_loss(
+        torch.zeros(1, 2),
+        torch.zeros(1, 4),
+        torch.tensor([[1.0, 0.0]]),
+        torch.tensor([-100]),
+        pos_weight=torch.tensor([3.0, 3.0]),
+    )
+    assert torch.allclose(out.losses, torch.tensor([4 * math.log(2)]), atol=1e-6)
