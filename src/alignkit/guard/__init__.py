@@ -12,12 +12,17 @@ and can be evaluated and served like a model.
 from __future__ import annotations
 
 from alignkit.guard.aligner import AlignerGenerator, AlignerTrace
+from alignkit.guard.chain import CorrectorSection, GuardSection, build_chain, load_moderator
 from alignkit.guard.guarded import DEFAULT_REFUSAL, GuardedGenerator, GuardRound, GuardTrace
 from alignkit.guard.prefill import HFPrefillGenerator, PrefillGenerator
 from alignkit.guard.stream import StreamAlignerGenerator, StreamStep, StreamTrace
 
 __all__ = [
     "DEFAULT_REFUSAL",
+    "CorrectorSection",
+    "GuardSection",
+    "build_chain",
+    "load_moderator",
     "AlignerGenerator",
     "AlignerTrace",
     "GuardRound",
