@@ -85,16 +85,19 @@ def upstreams(demo_run) -> dict[str, str]:
 
 
 def test_aligner_and_stream_aligner_make_three_unseen_upstreams_helpful_and_harmless(correctors, demo_run):
-    """Measured (CPU; upstream -> Aligner -> Stream Aligner):
+    """Measured (CPU, the session's demo; upstream -> Aligner -> Stream Aligner):
 
     - random init: benign helpfulness -0.250 -> 0.914 -> 0.943, ideal rate 0.000 -> 0.882 -> 0.955, harm 0;
-    - SFT: benign helpfulness 0.950 -> 0.943 -> 0.950, ideal 0.882 -> 0.955 -> 0.961, harm 0.079 -> 0 -> 0;
-    - PPO: benign helpfulness 0.950 -> 0.936 -> 0.950, ideal 0.843 -> 0.949 -> 0.961, harm 0.118 -> 0 -> 0.
+    - SFT: benign helpfulness 0.936 -> 0.936 -> 0.950, ideal 0.882 -> 0.949 -> 0.961, harm 0.067 -> 0 -> 0;
+    - PPO: benign helpfulness 0.943 -> 0.936 -> 0.950, ideal 0.770 -> 0.949 -> 0.961, harm 0.185 -> 0 -> 0.
 
-    Latency per answer (batch of 178, greedy, CPU shared with other jobs; printed below): Aligner 5-16 ms,
-    Stream Aligner 9-30 ms. The stream makes one corrector call per sentence plus one upstream call per
-    round: 1 call per answer on SFT and PPO (one-sentence answers, the upstream closes its turn), 2 on the
-    random-init model (its empty first answer corrected, then the degenerate continuation ended).
+    (Another demo run: SFT 0.950 -> 0.943 -> 0.950, harm 0.079 -> 0; PPO 0.950 -> 0.936 -> 0.950, harm
+    0.118 -> 0: the demo's policies vary a little between runs, the correctors' figures hardly.)
+
+    Latency per answer (batch of 178, greedy, CPU shared with other jobs; printed below): Aligner 5-7 ms,
+    Stream Aligner 6-17 ms. The stream makes one corrector call per sentence plus one upstream call per
+    round: 1 corrector call per answer on SFT and PPO (one-sentence answers, the upstream closes its turn),
+    2 on the random-init model (its empty first answer corrected, then its degenerate continuation ended).
     """
     aligner_path, stream_path = correctors
     aligner_corrector = HFGenerator.from_pretrained(str(aligner_path), device="cpu")

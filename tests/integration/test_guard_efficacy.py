@@ -21,7 +21,8 @@ GREEDY = SamplingConfig(max_new_tokens=24, temperature=0.0)
 
 
 def test_the_guarded_sft_policy_stops_complying_while_benign_answers_stay(sft_policy):
-    """Measured (CPU): unguarded SFT complies with 14/38 held-out harmful requests (0.368), benign accuracy
+    """Measured (CPU, one demo run; the demo's SFT varies a little between runs, e.g. 12 instead of 14
+    compliances): unguarded SFT complies with 14/38 held-out harmful requests (0.368), benign accuracy
     0.950, benign refusal 0.000. Output guard (oracle moderator, regenerations sampled at temperature 1):
     compliance 0.000 for every K; the policy's own regenerated answers resolve 0, 6, 10, 11 of the 14 at
     K = 0, 1, 3, 5 and the refusal fallback takes the other 14, 8, 4, 3; benign accuracy and refusal rate
