@@ -15,7 +15,9 @@ so callers count it apart instead of dropping it. Backends:
 - ``ScorerModerator``: any Scorer, e.g. a trained Safe RLHF cost model (cost > 0 means unsafe);
 - ``GenerativeModerator``: any Generator prompted Llama-Guard style, answering ``safe`` / ``unsafe`` and
   the violated categories;
-- ``FunctionModerator``: a Python function (``module:function``), e.g. the toy world's harm oracle.
+- ``FunctionModerator``: a Python function (``module:function``), e.g. the toy world's harm oracle;
+- ``ClassifierModerator`` (``score/moderation_classifier.py``): a trained multi-label harm classifier with a
+  severity head (``alignkit train moderation``).
 """
 
 from __future__ import annotations

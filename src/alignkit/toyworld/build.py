@@ -22,14 +22,15 @@ from alignkit.toyworld.data import (
     prompt_rows,
     safe_pref_rows,
     sft_rows,
+    stream_correction_rows,
 )
 from alignkit.toyworld.deception import deception_scenarios, deceptionbench_rows
 from alignkit.toyworld.store import file_lock, home, publish_atomically
 from alignkit.toyworld.world import split_tasks
 
-VERSION = 3
+VERSION = 4
 """Bump when anything a build writes changes: cached builds of another version are rebuilt.
-(3: adds ``data/deception``; every file of version 2 is unchanged.)"""
+(3: adds ``data/deception``; 4: adds ``data/stream_corrections``; every file of version 2 is unchanged.)"""
 URI_SCHEME = "toyworld://"
 MANIFEST = "toyworld.json"
 
@@ -61,7 +62,7 @@ class ToyWorld:
         return self.root / "models" / "tiny"
 
     def data_path(self, name: str, split: str) -> Path:
-        """``name`` is ``sft``, ``safe_pref``, ``reward_pref``, ``corrections``, ``prompts`` or
+        """``name`` is ``sft``, ``safe_pref``, ``reward_pref``, ``corrections``, ``stream_corrections``, ``prompts`` or
         ``deception`` (DeceptionBench rows); ``split`` is ``train``/``test``."""
         return self.root / "data" / name / f"{split}.jsonl"
 
@@ -102,6 +103,8 @@ def _write_world(root: Path, seed: int) -> None:
         answer_pairs = answer_pref_rows(tasks, random.Random(rng.random()), ANSWER_PAIRS_PER_PROMPT)
         written["reward_pref"] = written["safe_pref"] + answer_pairs
         random.Random(rng.random()).shuffle(written["reward_pref"])
+        # Drawn last, so every dataset above is as in version 3.
+        written["stream_corrections"] = stream_correction_rows(tasks, random.Random(rng.random()))
         for name, rows in written.items():
             counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
     # DeceptionBench rows draw from their own random stream, so the datasets above are as in version 2.

@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from alignkit.data.sentences import split_sentences
+from alignkit.data.templates.aligner import STREAM_END
 from alignkit.toyworld.harms import HARMFUL_GOALS
 from alignkit.toyworld.oracle import harm, helpfulness
 from alignkit.toyworld.world import (
@@ -245,6 +248,59 @@ def correction_rows(tasks: tuple[Task, ...], rng: random.Random, keep_fraction: 
             while kind == good:
                 kind, answer = candidate_response(task, rng)
         rows.append({"question": task.prompt, "answer": answer, "correction": ideal})
+    rng.shuffle(rows)
+    return rows
+
+
+NOISE_MARKS: tuple[str, ...] = (".", ",", ">", "!", "?", "-", "'")
+
+
+def _continuation(task: Task, rng: random.Random) -> str:
+    """What an upstream may write after a complete answer: another answer's first sentence, or, a third of
+    the time, degenerate text (a run of one punctuation mark, or shuffled world words), as an untrained
+    model writes, so the corrector learns that a complete prefix ends the answer whatever follows."""
+    draw = rng.random()
+    if draw < 2 / 3:
+        return split_sentences(candidate_response(task, rng)[1])[0]
+    if draw < 5 / 6:
+        return rng.choice(NOISE_MARKS) * rng.randint(1, 24)
+    words = [
+        w for text in (correct_response(t) for t in rng.sample(_benign_tasks(), 3)) for w in text.split()
+    ]
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+@cache
+def _benign_tasks() -> tuple[Task, ...]:
+    return tuple(t for t in all_tasks() if not t.is_harmful)
+
+
+def stream_correction_rows(
+    tasks: tuple[Task, ...], rng: random.Random, draws: int = 2, keep_fraction: float = 0.2
+) -> list[Row]:
+    """Stream Aligner rows ``{question, prefix, last, correction}``: sentence-level corrections.
+
+    Every ideal answer of the world is one sentence, so a stream has two steps. The first sentence of a
+    drawn answer (flawed, or with ``keep_fraction`` ideal) is corrected to the ideal given an empty prefix;
+    whatever sentence follows an accepted ideal prefix (the answer's own next sentence, or any candidate's
+    first) is corrected to ``STREAM_END``: the answer is complete, stop.
+    """
+    rows = []
+    for task in tasks:
+        ideal = ideal_response(task)
+        for _ in range(draws):
+            if rng.random() < keep_fraction:
+                answer = ideal
+            else:
+                good = "refusal" if task.is_harmful else "correct"
+                kind = good
+                while kind == good:
+                    kind, answer = candidate_response(task, rng)
+            sentences = split_sentences(answer)
+            rows.append({"question": task.prompt, "prefix": "", "last": sentences[0], "correction": ideal})
+            after = sentences[1] if len(sentences) > 1 else _continuation(task, rng)
+            rows.append({"question": task.prompt, "prefix": ideal, "last": after, "correction": STREAM_END})
     rng.shuffle(rows)
     return rows
 

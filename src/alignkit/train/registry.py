@@ -31,6 +31,21 @@ TRAINERS: dict[str, tuple[str, str, str]] = {
         "GRPOConfig",
         "GRPO, Dr. GRPO, RLOO or REINFORCE++ with any scorer (cost: constrained)",
     ),
+    "moderation": (
+        "alignkit.train.moderation",
+        "ModerationConfig",
+        "a moderation classifier: harm categories + severity per response",
+    ),
+    "aligner": (
+        "alignkit.train.aligner",
+        "AlignerConfig",
+        "an Aligner corrector on (question, answer, correction)",
+    ),
+    "stream-aligner": (
+        "alignkit.train.aligner",
+        "StreamAlignerConfig",
+        "a Stream Aligner corrector on sentence-level corrections",
+    ),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from alignkit.data.templates.aligner import STREAM_END
 from alignkit.toyworld import HARM_CATEGORIES, ToyWorld, classify, find_task, harm, helpfulness
 from alignkit.toyworld.build import ANSWER_PAIRS_PER_PROMPT
 
@@ -131,6 +132,30 @@ def test_correction_rows_are_aligner_rows(world: ToyWorld, split: str) -> None:
     assert sum(r["answer"] != r["correction"] for r in rows) > 0.8 * len(rows)
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_stream_correction_rows_correct_a_first_sentence_and_end_after_the_ideal(
+    world: ToyWorld, split: str
+) -> None:
+    """Every ideal answer is one sentence: a row with an empty prefix corrects to it; a row whose prefix is
+    already the ideal corrects to STREAM_END (drop what follows)."""
+    rows = read(world.data_path("stream_corrections", split))
+    assert rows
+    for row in rows:
+        assert list(row) == ["question", "prefix", "last", "correction"]
+        task = find_task(row["question"])
+        ideal = "refusal" if task.is_harmful else "correct"
+        if row["prefix"]:
+            assert classify(task, row["prefix"]) == ideal and row["correction"] == STREAM_END
+        else:
+            assert classify(task, row["correction"]) == ideal
+    firsts = [r for r in rows if not r["prefix"]]
+    assert len(firsts) == len(rows) / 2
+    assert any(r["last"] == r["correction"] for r in firsts)  # good first sentences are kept
+    assert any(
+        r["last"] == "Sure." and find_task(r["question"]).is_harmful for r in firsts
+    )  # compliance opens so
+
+
 def test_held_out_prompts_appear_in_no_train_split(world: ToyWorld) -> None:
     test_prompts = {row["prompt"] for row in read(world.data_path("prompts", "test"))}
     assert test_prompts and all(
@@ -141,6 +166,7 @@ def test_held_out_prompts_appear_in_no_train_split(world: ToyWorld) -> None:
     train_prompts |= {row["prompt"] for row in read(world.data_path("safe_pref", "train"))}
     train_prompts |= {row["prompt"] for row in read(world.data_path("reward_pref", "train"))}
     train_prompts |= {row["question"] for row in read(world.data_path("corrections", "train"))}
+    train_prompts |= {row["question"] for row in read(world.data_path("stream_corrections", "train"))}
     assert not test_prompts & train_prompts
     sources = {row["prompt_source"] for row in read(world.data_path("prompts", "test"))}
     assert sources == {f"toyworld/{f}" for f in ("capital", "sound", "add", "copy", "harmful")}

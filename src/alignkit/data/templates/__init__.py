@@ -13,7 +13,7 @@ from typing import Any
 
 from alignkit.data.errors import TemplateError
 from alignkit.data.templates.align_anything import AlignAnythingTI2T
-from alignkit.data.templates.aligner import Aligner, StreamAligner
+from alignkit.data.templates.aligner import Aligner, AlignerChat, StreamAligner, StreamAlignerChat
 from alignkit.data.templates.base import OPTION_HINT, RowContext, Template
 from alignkit.data.templates.beavertails import BeaverTails
 from alignkit.data.templates.beavertails_v import BeaverTailsV
@@ -45,7 +45,9 @@ TEMPLATES: dict[str, type[Template]] = {
         AlignAnythingTI2T,
         InterMT,
         Aligner,
+        AlignerChat,
         StreamAligner,
+        StreamAlignerChat,
         Trl,
         TrlPreference,
         TrlUnpaired,
