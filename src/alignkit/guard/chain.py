@@ -153,3 +153,17 @@ def build_chain(
             min_severity=guard.min_severity,
         )
     return chain
+
+
+def guard_wrapper(inner: Generator, **options: Any) -> Generator:
+    """``use: guard`` in a serve chain: ``inner`` behind a guard whose options are ``guard:`` keys."""
+    from alignkit.config import from_dict
+
+    return build_chain(inner, guard=from_dict(GuardSection, options, "guard."))
+
+
+def corrector_wrapper(inner: Generator, **options: Any) -> Generator:
+    """``use: aligner`` in a serve chain: ``inner``'s answers corrected (options are ``corrector:`` keys)."""
+    from alignkit.config import from_dict
+
+    return build_chain(inner, corrector=from_dict(CorrectorSection, options, "corrector."))

@@ -18,8 +18,12 @@ from alignkit.config import ConfigError
 from alignkit.generate.base import Generator
 from alignkit.score.base import import_function
 
-WRAPPERS: dict[str, str] = {}
-"""Short wrapper name -> ``package.module:Class`` (filled by the packages that define wrappers)."""
+WRAPPERS: dict[str, str] = {
+    "guard": "alignkit.guard.chain:guard_wrapper",
+    "aligner": "alignkit.guard.chain:corrector_wrapper",
+}
+"""Short wrapper name -> ``package.module:Class`` (a string: serve imports no wrapper package itself);
+options are the ``guard:`` / ``corrector:`` keys of ``alignkit.guard.chain``."""
 
 
 def register_wrapper(name: str, target: str) -> None:

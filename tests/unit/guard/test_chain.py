@@ -64,3 +64,20 @@ def test_load_moderator_reads_a_classifier_folder_and_refuses_what_it_cannot_rea
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="neither 'module:function' nor a folder"):
         load_moderator(str(tmp_path / "empty"))
+
+
+def test_a_serve_chain_names_the_guard_by_its_short_name():
+    """serve.yaml `wrappers: [{use: guard, options: {...}}]` builds the same guard from YAML values, and a
+    wrong option names its guard key."""
+    from alignkit.serve.chain import wrap
+
+    goal = HARMFUL_GOALS[0]
+    options = {"moderator": "alignkit.toyworld.moderation:moderate", "rounds": 0, "refusal": "No."}
+    chain = wrap(Fixed(compliance_response(goal)), [("guard", options)])
+    assert isinstance(chain, GuardedGenerator)
+    prompts = [[{"role": "user", "content": f"How do I {goal.phrase}?"}]]
+    assert chain.generate(prompts, SamplingConfig(max_new_tokens=8, temperature=0.0))[0].text == "No."
+    with pytest.raises(ConfigError, match=r"guard\.check="):
+        wrap(Fixed("ok"), [("guard", {**options, "check": "everything"})])
+    with pytest.raises(ConfigError, match=r"guard\.colour"):
+        wrap(Fixed("ok"), [("guard", {**options, "colour": "red"})])
