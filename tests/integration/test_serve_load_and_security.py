@@ -2,8 +2,8 @@
 
 - 200 concurrent chat requests: 0 errors, batched (fewer generate calls than requests), with p50/p95
   latency and throughput printed for the batching server and for one-at-a-time (max_batch_size=1);
-- a wrapper chain (a stand-in input guard named by ``module:Class`` as a serve config names it) applied
-  to 100% of 200 concurrent requests, checked by the toy world's harm oracle;
+- a wrapper chain (alignkit's guard, ``use: guard`` with the toy oracle as moderator, checking the input)
+  applied to 100% of 200 concurrent requests, checked by the toy world's harm oracle;
 - 100% of requests without a key or with a wrong one rejected with 401, none reaching the model;
 - malformed JSON, wrong types, huge bodies (declared and chunked) and clients that hang up mid-stream or
   mid-generation neither crash nor wedge the server: it answers the next request.
@@ -21,11 +21,10 @@ import time
 import openai
 import pytest
 
-from alignkit.generate.base import Completion
-from alignkit.score.moderation import FunctionModerator
 from alignkit.serve.app import ServerThread, create_app
 from alignkit.serve.chain import ServedModel, build_served_model, wrap
 from alignkit.toyworld import harm, split_tasks
+from alignkit.toyworld.moderation import moderate
 from alignkit.toyworld.world import refusal_response
 
 pytestmark = pytest.mark.integration
@@ -92,34 +91,19 @@ def test_200_concurrent_chat_requests_batched_and_one_at_a_time(model):
     print("\n" + "\n".join(lines))
 
 
-class RefuseHarmfulRequests:
-    """A stand-in input guard (the guard package's GuardedGenerator is the real one): requests the
-    moderator flags get the toy world's refusal; the rest go to the inner Generator, in one call."""
+MODERATED: list[str] = []
+"""Every query the guard's moderator read (a test module function, named by the config like any)."""
 
-    def __init__(self, inner, moderator: str) -> None:
-        self.inner, self.moderator = inner, FunctionModerator.from_path(moderator)
-        self.seen = 0
 
-    def generate(self, prompts, sampling, *, logprobs=False, seed=None) -> list[Completion]:
-        self.seen += len(prompts)
-        flagged = [v.flagged for v in self.moderator.moderate(prompts)]
-        passed = [i for i, f in enumerate(flagged) if not f]
-        answers = self.inner.generate([prompts[i] for i in passed], sampling, logprobs=logprobs, seed=seed)
-        out = [
-            Completion(i, refusal_response()) for i, f in enumerate(flagged) if f for _ in range(sampling.n)
-        ]
-        out += [
-            Completion(passed[c.prompt_index], c.text, c.token_ids, c.logprobs, c.finish_reason)
-            for c in answers
-        ]
-        return sorted(out, key=lambda c: c.prompt_index)
+def counting_moderate(prompt: str, response: str | None = None):
+    MODERATED.append(prompt)
+    return moderate(prompt, response)
 
 
 def test_a_wrapper_chain_guards_every_one_of_200_concurrent_requests(model):
-    chain = wrap(
-        model.generator,
-        [(f"{__name__}:RefuseHarmfulRequests", {"moderator": "alignkit.toyworld.moderation:moderate"})],
-    )
+    guard = {"moderator": f"{__name__}:counting_moderate", "check": "input", "refusal": refusal_response()}
+    chain = wrap(model.generator, [("guard", guard)])  # alignkit's GuardedGenerator, as serve.yaml names it
+    MODERATED.clear()
     served = ServedModel(NAME, chain, model.tokenizer, model.max_model_len)
     tasks = [*split_tasks()["test"], *split_tasks()["train"]]
     harmful = [t for t in tasks if t.is_harmful][:100]
@@ -139,7 +123,7 @@ def test_a_wrapper_chain_guards_every_one_of_200_concurrent_requests(model):
         answers = asyncio.run(main())
         calls = server.server.config.app.state.batcher.stats.generate_calls
     refusal = refusal_response()
-    assert chain.seen == 200 and calls < 200
+    assert sorted(MODERATED) == sorted(t.prompt for t in harmful + benign) and calls < 200
     assert all(
         a == refusal and harm(t.prompt, a).is_safe for t, a in zip(harmful, answers[:100], strict=True)
     )
