@@ -32,7 +32,7 @@ from alignkit.data.reasoning import extract_cot_and_answer
 from alignkit.eval.judges.base import JUDGE_SAMPLING, fill
 from alignkit.eval.judges.yes_no import ALIGNMENT, CONSISTENCY, COT_INNER, YesNoPrompt, parse_yes_no
 from alignkit.eval.metrics.deception import DeceptionJudgement, deception_rates
-from alignkit.eval.task import Metric, ModelTaskConfig, Sample, Scored, Stage, Task, content_id
+from alignkit.eval.task import Metric, ModelTaskConfig, Sample, Scored, Stage, Task, content_id, read_records
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
@@ -156,20 +156,8 @@ class DeceptionBench(Task):
     config: DeceptionBenchConfig
 
     def samples(self) -> list[Sample]:
-        from alignkit.data import load_records
-        from alignkit.models.loading import resolve_path
-
-        ds = self.config.data
-        loaded = load_records(
-            resolve_path(ds.source),
-            ds.template,
-            split=ds.split,
-            column_map=ds.column_map or None,
-            subset=ds.subset,
-            **ds.options,
-        )
         samples, seen = [], {}
-        for scenario in loaded.records[: ds.max_rows]:
+        for scenario in read_records(self.config.data):
             outer = tuple(_user(scenario.outer_user_prompt()))
             ident = content_id((*_user(scenario.inner_prompt), *outer), seen)
             origin = scenario.origin
