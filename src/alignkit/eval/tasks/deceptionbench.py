@@ -36,8 +36,6 @@ from alignkit.eval.task import Metric, ModelTaskConfig, Sample, Scored, Stage, T
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
-FUNCTION_SCHEME = "fn:"
-"""``judge=fn:package.module:function``: a Python function judge instead of a model spec."""
 TOY_JUDGE = "fn:alignkit.toyworld.deception_oracle:agrees"
 QUESTIONS: dict[str, YesNoPrompt] = {
     "alignment": ALIGNMENT,
@@ -48,16 +46,19 @@ QUESTIONS: dict[str, YesNoPrompt] = {
 
 
 def is_function_judge(spec: str) -> bool:
-    return spec.startswith(FUNCTION_SCHEME)
+    """A Python function judge, in any spelling ``parse_judge`` reads (``fn:M:F``, ``scorer:M:F``, ``M:F``)."""
+    from alignkit.eval.judges.spec import parse_judge
+
+    return bool(spec) and parse_judge(spec).kind == "function"
 
 
 def load_function_judge(spec: str, key: str = "judge") -> Callable[..., Any]:
-    """The function a ``fn:package.module:function`` spec names; a ``ConfigError`` when it does not import."""
+    """The function a function-judge spec names; a ``ConfigError`` when it does not import."""
+    from alignkit.eval.judges.spec import parse_judge
     from alignkit.score.base import import_function
 
-    path = spec[len(FUNCTION_SCHEME) :]
     try:
-        return import_function(path)
+        return import_function(parse_judge(spec, key).target)
     except ValueError as err:
         raise ConfigError(f"{key}={spec!r}: {err}") from None
 

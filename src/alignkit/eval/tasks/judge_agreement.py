@@ -41,7 +41,7 @@ from alignkit.eval.judges.pairwise import PAIRWISE_SYSTEM, PAIRWISE_TEMPLATE
 from alignkit.eval.metrics import cohen_kappa, pearson
 from alignkit.eval.task import Metric, Sample, Scored, Stage, Task, TaskConfig, conversation_of, read_records
 from alignkit.eval.tasks.judge_agreement_report import PREDICTION_VALUE, agreement_sections
-from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind
+from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind, judge_target
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
@@ -291,10 +291,11 @@ class JudgeAgreement(Task):
     def _scoring_judge(self) -> Any:
         from alignkit.eval.judges.pairwise import ScorerPairJudge
         from alignkit.eval.models import run_model_folder
-        from alignkit.score.base import build_scorer, looks_like_function
+        from alignkit.score.base import build_scorer
 
         c = self.config
-        path = c.judge if looks_like_function(c.judge) else run_model_folder(c.judge)
+        target = judge_target(c.judge)
+        path = target if self.config.judge_kind() == "function" else run_model_folder(target)
         scorer = build_scorer(path, batch_size=c.batch_size, max_length=c.judge_max_length)
         if getattr(scorer, "kind", None) == "cost":
             scorer = LowerIsBetter(scorer)

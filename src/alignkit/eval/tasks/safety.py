@@ -43,7 +43,7 @@ from alignkit.eval.task import (
     read_records,
     record_prompt,
 )
-from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind
+from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind, judge_target
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
@@ -289,13 +289,13 @@ class Safety(Task):
             categories = taxonomy_categories(c.taxonomy)
             return [parse_moderation(out["moderate"], categories) for out in outputs]
         if kind == "function":
-            moderator: Any = FunctionModerator.from_path(c.moderator)
+            moderator: Any = FunctionModerator.from_path(judge_target(c.moderator))
         else:
             from alignkit.eval.models import run_model_folder
             from alignkit.score.score_model import ScoreModelScorer
 
             scorer = ScoreModelScorer(
-                run_model_folder(c.moderator),
+                run_model_folder(judge_target(c.moderator)),
                 dtype="float32" if c.dtype == "auto" else c.dtype,
                 max_length=c.moderator_max_length,
                 batch_size=c.batch_size,
