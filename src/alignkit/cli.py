@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import os
 import sys
 import traceback
@@ -19,28 +18,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from alignkit.cli_common import (  # noqa: F401 - EXIT_* and step_cap_overrides are the CLI's interface
+    CONFIGURED_USAGE,
+    EPILOG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    STEP_CAP_ENV,
+    add_config_arguments,
+    print_config,
+    run_configured,
+    step_cap_overrides,
+)
+from alignkit.cli_eval import EVAL_ACTIONS, EVALUATIONS, add_eval_parser, cmd_eval
 from alignkit.train.registry import TRAINERS, trainer_for  # noqa: F401 - the CLI's registry of trainers
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-"""0: done; 1: a failure while running (Ctrl-C, a full disk, out of memory, a network error); 2: a mistake in
-the command, config, paths or data, found before any work (nothing was written)."""
-
-# evaluation -> (module, config class, what it measures); the module's ``run(config)`` does the work.
-EVALUATIONS: dict[str, tuple[str, str, str]] = {
-    "preference": (
-        "alignkit.eval.preference",
-        "PreferenceEvalConfig",
-        "held-out pair accuracy of a reward, cost or DPO model",
-    ),
-}
-
-EVAL_ACTIONS = {
-    "run": "run an eval task (alignkit eval list) on a model or endpoint: results.json, samples.jsonl, report.html",
-    "list": "list the eval tasks: what each measures, its metrics and keys",
-    "compare": "runs of one task side by side, each against the first, with paired significance tests",
-    "leaderboard": "rank models by Libra's balance of capability and safety, read from their eval runs",
-}
-"""``alignkit eval`` actions beside the configured evaluations of ``EVALUATIONS``."""
 
 OTHER_COMMANDS = {
     "data inspect": "validate a dataset through a template; print counts and a sample",
@@ -50,22 +41,6 @@ OTHER_COMMANDS = {
     "serve": "serve a model (or a guarded / corrected chain) behind an OpenAI-compatible HTTP API",
     "toyworld build": "build the offline toy world (models and data used by toyworld:// paths)",
 }
-
-EPILOG = """exit status:
-  0  done
-  1  a failure while running (Ctrl-C, a full disk, out of memory, a network error ...); the message says
-     what failed and, for a training run, where its last checkpoint is (resume with run.resume=true)
-  2  a mistake in the command, config, a path or the data, found before any work; the message names
-     the key, file or row and what to do
-
-environment:
-  ALIGNKIT_DEBUG=1     show the Python traceback of a failure
-  ALIGNKIT_MAX_STEPS=N cap every training command at N steps (a quick tour of a recipe)"""
-
-
-def _evaluation(name: str) -> tuple[type, Any]:
-    module = importlib.import_module(EVALUATIONS[name][0])
-    return getattr(module, EVALUATIONS[name][1]), module.run
 
 
 def _command_list() -> str:
@@ -83,13 +58,6 @@ def _choices_text(table: dict[str, tuple[str, str, str]]) -> str:
     return "\n".join(f"  {name:<{width}}  {help_}" for name, (_, _, help_) in table.items())
 
 
-CONFIGURED_USAGE = (
-    "--config FILE.yaml   YAML config (optional); then key.sub=value overrides, read as YAML values\n"
-    "                     (null, false, 3e-4, [0.9, 0.95]) and applied after the file\n"
-    "--show-config        print the resolved config as YAML (with every key's doc) and exit"
-)
-
-
 def _add_configured(
     sub: Any, name: str, help_: str, table: dict[str, tuple[str, str, str]], what: str
 ) -> None:
@@ -103,120 +71,7 @@ def _add_configured(
         epilog=EPILOG,
     )
     parser.add_argument(what, choices=list(table), metavar=what.upper(), help=f"one of: {', '.join(table)}")
-    _add_config_arguments(parser)
-
-
-def _add_config_arguments(parser: Any) -> None:
-    """``--config``, ``--show-config`` and ``key=value`` overrides."""
-    parser.add_argument("--config", metavar="FILE.yaml", help="YAML config file")
-    parser.add_argument(
-        "--show-config", action="store_true", help="print the resolved config as YAML and exit"
-    )
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. trainer.lr=3e-4"
-    )
-
-
-def _add_eval(sub: Any) -> None:
-    """``alignkit eval``: the configured evaluations (``EVALUATIONS``) and the task actions (``EVAL_ACTIONS``)."""
-    formatter = argparse.RawDescriptionHelpFormatter
-    rows = {**{name: help_ for name, (_, _, help_) in EVALUATIONS.items()}, **EVAL_ACTIONS}
-    width = max(len(name) for name in rows)
-    listing = "\n".join(f"  {name:<{width}}  {help_}" for name, help_ in rows.items())
-    parser = sub.add_parser(
-        "eval",
-        help="evaluate models: eval tasks, comparisons, judges' held-out accuracy",
-        description=f"Evaluate models.\n\nactions:\n{listing}\n\n{CONFIGURED_USAGE}",
-        formatter_class=formatter,
-        epilog=EPILOG,
-    )
-    actions = parser.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
-    for name, (_, _, help_) in EVALUATIONS.items():
-        configured = actions.add_parser(
-            name,
-            help=help_,
-            description=f"{help_}.\n\n{CONFIGURED_USAGE}",
-            formatter_class=formatter,
-            epilog=EPILOG,
-        )
-        _add_config_arguments(configured)
-    run = actions.add_parser(
-        "run",
-        help=EVAL_ACTIONS["run"],
-        description=(
-            f"{EVAL_ACTIONS['run']}.\n\nalignkit eval run TASK model=SPEC [key=value ...] [--config FILE.yaml]\n"
-            "SPEC: a local model folder or hub name, a run folder (its final/), toyworld://..., vllm:PATH, or\n"
-            "openai:URL#MODEL. A rerun with run.resume=true reuses every answer already generated.\n\n"
-            f"{CONFIGURED_USAGE}"
-        ),
-        formatter_class=formatter,
-        epilog=EPILOG,
-    )
-    run.add_argument("task", metavar="TASK", help="an eval task (alignkit eval list)")
-    _add_config_arguments(run)
-    actions.add_parser("list", help=EVAL_ACTIONS["list"], epilog=EPILOG, formatter_class=formatter)
-    compare = actions.add_parser(
-        "compare",
-        help=EVAL_ACTIONS["compare"],
-        description=EVAL_ACTIONS["compare"] + ".",
-        epilog=EPILOG,
-        formatter_class=formatter,
-    )
-    compare.add_argument(
-        "runs", nargs="+", metavar="RUN", help="run folders of `alignkit eval run`; the first is the baseline"
-    )
-    compare.add_argument(
-        "--out", default=None, help="write compare.json and report.html to this folder (else print only)"
-    )
-    compare.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    compare.add_argument(
-        "--iters", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)"
-    )
-    compare.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation test")
-    _add_leaderboard(actions, formatter)
-
-
-def _add_leaderboard(actions: Any, formatter: Any) -> None:
-    """``alignkit eval leaderboard RUN ... --capability TASK:METRIC --safety TASK:METRIC``."""
-    board = actions.add_parser(
-        "leaderboard",
-        help=EVAL_ACTIONS["leaderboard"],
-        description=(
-            f"{EVAL_ACTIONS['leaderboard']}.\n\nlibra = 1 - sqrt(((1 - x)^2 + (1 - y)^2) / 2): x the mean of the "
-            "--capability metrics, y the mean of the --safety metrics;\nlower-is-better metrics enter as "
-            "1 - value (safety from a harm rate: --safety toyworld-oracle:harm_rate).\n\n"
-            "e.g. alignkit eval leaderboard runs/eval-sft runs/eval-ppo runs/eval-safe \\\n"
-            "       --capability toyworld-oracle:benign_accuracy --safety toyworld-oracle:harm_rate"
-        ),
-        epilog=EPILOG,
-        formatter_class=formatter,
-    )
-    board.add_argument(
-        "runs",
-        nargs="+",
-        metavar="RUN",
-        help="folders of `alignkit eval run` (NAME=FOLDER names the model; default: the run's model spec)",
-    )
-    board.add_argument(
-        "--capability",
-        action="append",
-        default=[],
-        metavar="TASK:METRIC",
-        help="a capability metric (repeatable)",
-    )
-    board.add_argument(
-        "--safety", action="append", default=[], metavar="TASK:METRIC", help="a safety metric (repeatable)"
-    )
-    board.add_argument(
-        "--normalisation",
-        choices=["none", "minmax", "percentage"],
-        default="none",
-        help="capability scores across models: none (rates in [0, 1], the default), minmax, percentage",
-    )
-    board.add_argument(
-        "--out", default="runs/leaderboard", help="folder for leaderboard.json and report.html"
-    )
-    board.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_config_arguments(parser)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -230,7 +85,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_configured(sub, "train", "train a model", TRAINERS, "algorithm")
-    _add_eval(sub)
+    add_eval_parser(sub)
 
     data = sub.add_parser(
         "data", help="inspect and validate datasets", epilog=EPILOG, formatter_class=formatter
@@ -283,101 +138,8 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_config(config: Any, prefix: str = "") -> None:
-    """The config as YAML that reads back as the same config (``null``, ``false``), each key's doc as a
-    comment: paste it into a file for ``--config``, or a value after ``key=`` on the command line."""
-    import dataclasses
-
-    from alignkit.config import field_docs, yaml_inline
-
-    docs = field_docs(type(config))
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        doc = docs.get(f.name, "")
-        if dataclasses.is_dataclass(value):
-            print(f"{prefix}{f.name}:  # {doc}")
-            _print_config(value, prefix + "  ")
-        else:
-            print(f"{prefix}{f.name}: {yaml_inline(value)}  # {doc}")
-
-
-def _run_configured(config_cls: type, fn: Any, args: argparse.Namespace) -> int:
-    from alignkit.config import load_config
-
-    if args.show_config:  # show the keys even while required ones (e.g. reward.path) are still blank
-        _print_config(load_config(config_cls, args.config, args.overrides, validate=False))
-        return EXIT_OK
-    config = load_config(config_cls, args.config, [*args.overrides, *step_cap_overrides(config_cls)])
-    fn(config)
-    return EXIT_OK
-
-
-STEP_CAP_ENV = "ALIGNKIT_MAX_STEPS"
-"""Environment variable capping every training command's steps: a quick tour of a recipe or the README."""
-
-
-def step_cap_overrides(config_cls: type) -> list[str]:
-    """``ALIGNKIT_MAX_STEPS=N`` as the override of the command's own step key (offline trainers count
-    ``trainer.max_steps``, online ones ``trainer.steps``); applied last, so it is what the run's
-    config.yaml records. Commands without steps (eval) are left alone."""
-    from alignkit.config import ConfigError
-
-    value = os.environ.get(STEP_CAP_ENV, "").strip()
-    if not value:
-        return []
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(
-            f"{STEP_CAP_ENV}={value!r} is not allowed: expected a positive integer, or unset it"
-        )
-    trainer = {f.name: f for f in dataclasses.fields(config_cls)}.get("trainer")
-    if trainer is None:
-        return []
-    keys = {f.name for f in dataclasses.fields(trainer.default_factory())}  # type: ignore[misc]
-    key = next((k for k in ("max_steps", "steps") if k in keys), None)
-    return [f"trainer.{key}={int(value)}"] if key else []
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    return _run_configured(*trainer_for(args.algorithm), args)
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    action = args.eval_command
-    if action == "list":
-        from alignkit.eval.tasks import task_list
-
-        print(task_list())
-        return EXIT_OK
-    if action == "compare":
-        from alignkit.eval.compare import compare_command
-
-        compare_command(args.runs, out=args.out, overwrite=args.overwrite, iters=args.iters, seed=args.seed)
-        return EXIT_OK
-    if action == "leaderboard":
-        from alignkit.eval.leaderboard import leaderboard_command
-
-        leaderboard_command(
-            args.runs,
-            capability=args.capability,
-            safety=args.safety,
-            normalisation=args.normalisation,
-            out=args.out,
-            overwrite=args.overwrite,
-        )
-        return EXIT_OK
-    if action == "run":
-        import functools
-
-        from alignkit.eval.interop.external import external_command
-        from alignkit.eval.runner import evaluate, resolve_task
-
-        external = external_command(args.task)  # lm-eval:TASK, inspect:TASK
-        if external is not None:
-            return _run_configured(*external, args)
-
-        task = resolve_task(args.task)
-        return _run_configured(task.config_class, functools.partial(evaluate, task), args)
-    return _run_configured(*_evaluation(action), args)
+    return run_configured(*trainer_for(args.algorithm), args)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -451,12 +213,12 @@ def _cmd_toyworld(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from alignkit.serve.cli import run
 
-    return run(args, _print_config)
+    return run(args, print_config)
 
 
 HANDLERS = {
     "train": _cmd_train,
-    "eval": _cmd_eval,
+    "eval": cmd_eval,
     "data": _cmd_data,
     "demo": _cmd_demo,
     "toyworld": _cmd_toyworld,

@@ -209,23 +209,14 @@ def check_models(config: PreferenceEvalConfig) -> None:
 def run(config: PreferenceEvalConfig) -> dict[str, Any]:
     """Evaluate as configured; prints the figures and returns (and writes to report.json) the report."""
     from alignkit.config import dump_yaml
-    from alignkit.data import load_records
     from alignkit.data.media import refuse_media
-    from alignkit.models.loading import resolve_path
+    from alignkit.eval.task import read_records
     from alignkit.runs import check_run_dir, prepare_run_dir, write_json
 
     check_run_dir(config.run.output_dir, overwrite=config.run.overwrite, resume=False)
     check_models(config)
     ds = config.data
-    loaded = load_records(
-        resolve_path(ds.source),
-        ds.template,
-        split=ds.split,
-        column_map=ds.column_map or None,
-        subset=ds.subset,
-        **ds.options,
-    )
-    records = list(loaded.records)[: ds.max_rows]
+    records = read_records(ds)
     refuse_media(records, ds, "data")
     result = EVALUATORS[config.kind](config, records)
 

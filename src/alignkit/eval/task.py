@@ -331,3 +331,33 @@ def record_prompt(record: Any, key: str) -> Conversation:
             f"a {type(record).__name__} record without one",
         )
     return conversation_of(messages)
+
+
+def read_records(ds: Any, **options: Any) -> list[Any]:
+    """The first ``ds.max_rows`` records of a task's dataset section (a ``DatasetConfig``: source,
+    template, split, subset, column_map, options), read by the data layer; ``options`` are set on top of
+    the section's own (a task's default a user may still override in ``data.options``)."""
+    from alignkit.data import load_records
+    from alignkit.models.loading import resolve_path
+
+    loaded = load_records(
+        resolve_path(ds.source),
+        ds.template,
+        split=ds.split,
+        column_map=ds.column_map or None,
+        subset=ds.subset,
+        **{**options, **ds.options},
+    )
+    return list(loaded.records)[: ds.max_rows]
+
+
+def prompt_samples(ds: Any, describe: Callable[[Sample], tuple[Any, Mapping[str, Any]]]) -> list[Sample]:
+    """One sample per record of ``ds`` (key ``data``), asking the record's prompt (``record_prompt``), its
+    id from the prompt's content; ``describe(sample) -> (target, metadata)`` fills in the rest."""
+    samples, seen = [], {}
+    for record in read_records(ds):
+        conversation = record_prompt(record, "data")
+        sample = Sample(content_id(conversation, seen), conversation)
+        target, metadata = describe(sample)
+        samples.append(Sample(sample.id, conversation, target=target, metadata=metadata))
+    return samples

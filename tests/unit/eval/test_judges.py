@@ -338,3 +338,45 @@ def test_split_reasoning_keeps_its_own_rules():
 )
 def test_looks_like_refusal(text, refused):
     assert looks_like_refusal(text) is refused
+
+
+# ----------------------------------------------------------------------------- one parser, every spelling
+
+
+def test_one_judge_parser_reads_every_spelling_each_judge_key_accepted(tmp_path):
+    """win-rate's ``reward:``/``cost:``/``scorer:``, DeceptionBench's ``fn:``, safety's and judge-agreement's
+    bare ``MODULE:FUNCTION`` and score-model folders (by their saved score_kind): one parser, so each key
+    now takes all of them; the kinds each task sorts them into follow."""
+    import json
+
+    from alignkit.eval.judges.spec import parse_judge
+    from alignkit.eval.tasks.deceptionbench import (
+        DeceptionBenchConfig,
+        is_function_judge,
+        load_function_judge,
+    )
+    from alignkit.eval.tasks.judge_spec import judge_kind, judge_target
+    from alignkit.toyworld.oracle import helpfulness
+
+    cost = tmp_path / "cost-run" / "final"  # a run folder whose final/ is a cost model
+    cost.mkdir(parents=True)
+    (cost / "config.json").write_text(json.dumps({"score_kind": "cost"}))
+    function = "alignkit.toyworld.oracle:helpfulness"
+    for spelling in (f"scorer:{function}", f"fn:{function}", function):
+        parsed = parse_judge(spelling)
+        assert (parsed.kind, parsed.target) == ("function", function), spelling
+        assert judge_kind(spelling) == "function" and judge_target(spelling) == function
+        assert is_function_judge(spelling) and load_function_judge(spelling) is helpfulness
+        assert DeceptionBenchConfig(judge=spelling).model_keys() == ("model",)
+    for spelling, kind, target in (
+        (f"cost:{cost.parent}", "cost", str(cost.parent)),
+        (f"reward:{cost.parent}", "reward", str(cost.parent)),  # the prefix says; the check compares
+        (str(cost.parent), "cost", str(cost.parent)),  # no prefix: the saved score_kind
+    ):
+        assert (parse_judge(spelling).kind, parse_judge(spelling).target) == (kind, target), spelling
+        assert judge_kind(spelling) == "scorer" and judge_target(spelling) == target
+        assert not is_function_judge(spelling)
+    for spelling in ("openai:http://localhost:8000/v1#judge", "hf:org/judge", "org/judge", "toyworld://x"):
+        assert parse_judge(spelling).kind == "llm" and judge_kind(spelling) == "generative", spelling
+        assert judge_target(spelling) == spelling and not is_function_judge(spelling)
+    assert not is_function_judge("")  # no judge given yet: the config check names the key

@@ -7,10 +7,17 @@ spec                           judge
                                the higher reward wins (``ScorerPairJudge``)
 ``cost:PATH``                  a cost model: the lower cost wins (a harmlessness comparison)
 ``scorer:MODULE:FUNCTION``     a Python function ``fn(prompt, response) -> float`` as a Scorer
-                               (``FunctionScorer``), e.g. ``scorer:alignkit.toyworld.oracle:helpfulness``
+                               (``FunctionScorer``), e.g. ``scorer:alignkit.toyworld.oracle:helpfulness``;
+                               also spelled ``fn:MODULE:FUNCTION`` or ``MODULE:FUNCTION``
+a score model's folder         a reward or cost model by the ``score_kind`` it was saved with (its
+                               ``final/`` folder or its run folder): as ``reward:`` / ``cost:``
 any other model spec           an LLM judge (``PATH``, a run folder, ``hf:``, ``vllm:``,
                                ``openai:URL#MODEL``, ``toyworld://``) asked MT-Bench's pairwise prompt
 =============================  ==================================================================
+
+:func:`parse_judge` is the one parser of every eval key that names a judge (win-rate's ``judge``,
+safety's ``moderator``, judge-agreement's and DeceptionBench's ``judge``): each task then takes the kinds
+it can use (``eval/tasks/judge_spec.py`` for the moderator-style keys, DeceptionBench's function judge).
 
 In Python, ``judge=`` also takes an object (``run_task`` files it under a ``python:`` spec): a
 ``PairwiseJudge`` (has ``compare``), a Generator (has ``generate``: an LLM judge) or a Scorer (``score``).
@@ -33,10 +40,14 @@ JudgeKind = Literal["reward", "cost", "function", "llm", "scorer", "pairwise"]
 """``reward``/``cost``: a saved score model; ``function``: ``scorer:MODULE:FUNCTION``; ``llm``: a model
 asked the judge prompt (a spec or a Generator object); ``scorer``/``pairwise``: a Python object."""
 
-SCORE_PREFIXES = ("reward", "cost", "scorer")
+SCORE_PREFIXES = ("reward", "cost", "scorer", "fn")
+"""``PREFIX:rest``: ``reward``/``cost`` a score model, ``scorer``/``fn`` (two spellings) a Python function."""
+GENERATIVE_SCHEMES = ("hf:", "vllm:", "openai:", "python:")
+"""Model schemes: always a generative (LLM) judge, whatever follows."""
 EXPECTED = (
     "reward:PATH (a reward model: higher reward wins), cost:PATH (a cost model: lower cost wins), "
-    "scorer:MODULE:FUNCTION (a Python function fn(prompt, response) -> float), or any model spec for an "
+    "scorer:MODULE:FUNCTION (a Python function fn(prompt, response) -> float; also fn:MODULE:FUNCTION or "
+    "MODULE:FUNCTION), a score model's folder (by its score_kind), or any model spec for an "
     "LLM judge (a model folder, a run folder, hf:NAME, vllm:PATH, openai:URL#MODEL)"
 )
 
@@ -58,9 +69,11 @@ class PairJudgeSpec:
         return self.kind == "llm"
 
 
-def parse_pair_judge(text: str, key: str = "judge") -> PairJudgeSpec:
-    """The kind of judge ``text`` names (no file system checks: :func:`check_pair_judge` does them)."""
+def parse_judge(text: str, key: str = "judge") -> PairJudgeSpec:
+    """The kind of judge ``text`` names, in any spelling an eval key accepts (the module docstring). No
+    checks beyond reading a local folder's ``score_kind``: :func:`check_pair_judge` and the tasks check."""
     from alignkit.eval.models import IN_PROCESS
+    from alignkit.score.base import looks_like_function
 
     if not text:
         raise ConfigError(f"{key} is empty: give the judge: {EXPECTED}")
@@ -68,7 +81,7 @@ def parse_pair_judge(text: str, key: str = "judge") -> PairJudgeSpec:
     if sep and prefix in SCORE_PREFIXES:
         if not rest:
             raise ConfigError(f"{key}={text!r}: give what follows '{prefix}:'. Expected: {EXPECTED}")
-        return PairJudgeSpec(text, "function" if prefix == "scorer" else prefix, rest)  # type: ignore[arg-type]
+        return PairJudgeSpec(text, prefix if prefix in ("reward", "cost") else "function", rest)  # type: ignore[arg-type]
     if text.startswith("python:") and text in IN_PROCESS:
         judge = IN_PROCESS[text]
         if callable(getattr(judge, "compare", None)):
@@ -81,7 +94,36 @@ def parse_pair_judge(text: str, key: str = "judge") -> PairJudgeSpec:
             f"{key}: a {type(judge).__name__} object is no judge: give a PairwiseJudge (compare), a "
             "Generator (generate: an LLM judge) or a Scorer (score)"
         )
+    if text.startswith(GENERATIVE_SCHEMES):
+        return PairJudgeSpec(text, "llm", text)
+    if looks_like_function(text):
+        return PairJudgeSpec(text, "function", text)
+    score_kind = saved_score_kind(text)
+    if score_kind in ("reward", "cost"):
+        return PairJudgeSpec(text, score_kind, text)  # type: ignore[arg-type]
     return PairJudgeSpec(text, "llm", text)
+
+
+parse_pair_judge = parse_judge
+"""The name win-rate's code has always used."""
+
+
+def saved_score_kind(path: str) -> str | None:
+    """The ``score_kind`` a local model folder (or a run folder's final/) was saved with, if any."""
+    import json
+    from pathlib import Path
+
+    from alignkit.eval.models import run_model_folder
+    from alignkit.models.loading import resolve_path
+
+    config = Path(resolve_path(run_model_folder(path))).expanduser() / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        kind = json.loads(config.read_text(encoding="utf-8")).get("score_kind")
+    except (ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def check_pair_judge(text: str, key: str = "judge") -> PairJudgeSpec:

@@ -32,12 +32,10 @@ from alignkit.data.reasoning import extract_cot_and_answer
 from alignkit.eval.judges.base import JUDGE_SAMPLING, fill
 from alignkit.eval.judges.yes_no import ALIGNMENT, CONSISTENCY, COT_INNER, YesNoPrompt, parse_yes_no
 from alignkit.eval.metrics.deception import DeceptionJudgement, deception_rates
-from alignkit.eval.task import Metric, ModelTaskConfig, Sample, Scored, Stage, Task, content_id
+from alignkit.eval.task import Metric, ModelTaskConfig, Sample, Scored, Stage, Task, content_id, read_records
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
-FUNCTION_SCHEME = "fn:"
-"""``judge=fn:package.module:function``: a Python function judge instead of a model spec."""
 TOY_JUDGE = "fn:alignkit.toyworld.deception_oracle:agrees"
 QUESTIONS: dict[str, YesNoPrompt] = {
     "alignment": ALIGNMENT,
@@ -48,16 +46,19 @@ QUESTIONS: dict[str, YesNoPrompt] = {
 
 
 def is_function_judge(spec: str) -> bool:
-    return spec.startswith(FUNCTION_SCHEME)
+    """A Python function judge, in any spelling ``parse_judge`` reads (``fn:M:F``, ``scorer:M:F``, ``M:F``)."""
+    from alignkit.eval.judges.spec import parse_judge
+
+    return bool(spec) and parse_judge(spec).kind == "function"
 
 
 def load_function_judge(spec: str, key: str = "judge") -> Callable[..., Any]:
-    """The function a ``fn:package.module:function`` spec names; a ``ConfigError`` when it does not import."""
+    """The function a function-judge spec names; a ``ConfigError`` when it does not import."""
+    from alignkit.eval.judges.spec import parse_judge
     from alignkit.score.base import import_function
 
-    path = spec[len(FUNCTION_SCHEME) :]
     try:
-        return import_function(path)
+        return import_function(parse_judge(spec, key).target)
     except ValueError as err:
         raise ConfigError(f"{key}={spec!r}: {err}") from None
 
@@ -156,20 +157,8 @@ class DeceptionBench(Task):
     config: DeceptionBenchConfig
 
     def samples(self) -> list[Sample]:
-        from alignkit.data import load_records
-        from alignkit.models.loading import resolve_path
-
-        ds = self.config.data
-        loaded = load_records(
-            resolve_path(ds.source),
-            ds.template,
-            split=ds.split,
-            column_map=ds.column_map or None,
-            subset=ds.subset,
-            **ds.options,
-        )
         samples, seen = [], {}
-        for scenario in loaded.records[: ds.max_rows]:
+        for scenario in read_records(self.config.data):
             outer = tuple(_user(scenario.outer_user_prompt()))
             ident = content_id((*_user(scenario.inner_prompt), *outer), seen)
             origin = scenario.origin

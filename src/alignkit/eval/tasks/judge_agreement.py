@@ -39,9 +39,9 @@ from alignkit.config import ConfigError, check
 from alignkit.eval.judges.base import JUDGE_SAMPLING
 from alignkit.eval.judges.pairwise import PAIRWISE_SYSTEM, PAIRWISE_TEMPLATE
 from alignkit.eval.metrics import cohen_kappa, pearson
-from alignkit.eval.task import Metric, Sample, Scored, Stage, Task, TaskConfig, conversation_of
+from alignkit.eval.task import Metric, Sample, Scored, Stage, Task, TaskConfig, conversation_of, read_records
 from alignkit.eval.tasks.judge_agreement_report import PREDICTION_VALUE, agreement_sections
-from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind
+from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind, judge_target
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
@@ -215,22 +215,10 @@ class JudgeAgreement(Task):
     config: JudgeAgreementConfig
 
     def samples(self) -> list[Sample]:
-        from alignkit.data import load_records
-        from alignkit.models.loading import resolve_path
-
         ds = self.config.data
-        options = dict(ds.options)
-        if ds.template == "intermt":
-            options.setdefault("keep_ties", True)  # ties are counted here, not skipped by the loader
-        loaded = load_records(
-            resolve_path(ds.source),
-            ds.template,
-            split=ds.split,
-            column_map=ds.column_map or None,
-            subset=ds.subset,
-            **options,
-        )
-        pairs = [labelled_pair(r, ds.source) for r in loaded.records[: ds.max_rows]]
+        # ties are counted here, not skipped by the loader (unless data.options says otherwise)
+        defaults = {"keep_ties": True} if ds.template == "intermt" else {}
+        pairs = [labelled_pair(r, ds.source) for r in read_records(ds, **defaults)]
         found = list(dict.fromkeys(d for p in pairs for d in p.labels))
         unknown = [d for d in self.config.dimensions if d not in found]
         if unknown:
@@ -303,10 +291,11 @@ class JudgeAgreement(Task):
     def _scoring_judge(self) -> Any:
         from alignkit.eval.judges.pairwise import ScorerPairJudge
         from alignkit.eval.models import run_model_folder
-        from alignkit.score.base import build_scorer, looks_like_function
+        from alignkit.score.base import build_scorer
 
         c = self.config
-        path = c.judge if looks_like_function(c.judge) else run_model_folder(c.judge)
+        target = judge_target(c.judge)
+        path = target if self.config.judge_kind() == "function" else run_model_folder(target)
         scorer = build_scorer(path, batch_size=c.batch_size, max_length=c.judge_max_length)
         if getattr(scorer, "kind", None) == "cost":
             scorer = LowerIsBetter(scorer)

@@ -32,8 +32,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from alignkit.config import ConfigError, check
-from alignkit.eval.task import Metric, ModelTaskConfig, Sample, Scored, Stage, Task, content_id, record_prompt
-from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind
+from alignkit.eval.task import (
+    Metric,
+    ModelTaskConfig,
+    Sample,
+    Scored,
+    Stage,
+    Task,
+    content_id,
+    read_records,
+    record_prompt,
+)
+from alignkit.eval.tasks.judge_spec import JudgeKind, check_judge, judge_kind, judge_target
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
@@ -186,20 +196,10 @@ def read_prompts(ds: DatasetConfig, key: str, benign: bool | None) -> list[tuple
     (``benign`` when given; else False for a prompt some labelled answer to which is unsafe, the toy
     world's truth for its own requests, and None, unknown, otherwise) and ``source`` (the config key).
     """
-    from alignkit.data import load_records
-    from alignkit.models.loading import resolve_path
     from alignkit.toyworld import find_task
 
-    loaded = load_records(
-        resolve_path(ds.source),
-        ds.template,
-        split=ds.split,
-        column_map=ds.column_map or None,
-        subset=ds.subset,
-        **ds.options,
-    )
     merged: dict[str, tuple[Any, dict[str, Any]]] = {}  # the conversation as JSON -> (it, metadata)
-    for record in loaded.records[: ds.max_rows]:
+    for record in read_records(ds):
         conversation = record_prompt(record, key)
         categories, severity, unsafe = _prompt_labels(record)
         text = json.dumps(conversation, sort_keys=True, default=str)
@@ -289,13 +289,13 @@ class Safety(Task):
             categories = taxonomy_categories(c.taxonomy)
             return [parse_moderation(out["moderate"], categories) for out in outputs]
         if kind == "function":
-            moderator: Any = FunctionModerator.from_path(c.moderator)
+            moderator: Any = FunctionModerator.from_path(judge_target(c.moderator))
         else:
             from alignkit.eval.models import run_model_folder
             from alignkit.score.score_model import ScoreModelScorer
 
             scorer = ScoreModelScorer(
-                run_model_folder(c.moderator),
+                run_model_folder(judge_target(c.moderator)),
                 dtype="float32" if c.dtype == "auto" else c.dtype,
                 max_length=c.moderator_max_length,
                 batch_size=c.batch_size,

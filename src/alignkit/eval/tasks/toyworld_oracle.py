@@ -30,8 +30,7 @@ from alignkit.eval.task import (
     Scored,
     Stage,
     Task,
-    content_id,
-    record_prompt,
+    prompt_samples,
 )
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
@@ -126,23 +125,9 @@ class ToyworldOracle(Task):
     config: ToyworldOracleConfig
 
     def samples(self) -> list[Sample]:
-        from alignkit.data import load_records
-        from alignkit.models.loading import resolve_path
         from alignkit.toyworld import find_task
 
-        ds = self.config.data
-        loaded = load_records(
-            resolve_path(ds.source),
-            ds.template,
-            split=ds.split,
-            column_map=ds.column_map or None,
-            subset=ds.subset,
-            **ds.options,
-        )
-        samples, seen = [], {}
-        for record in loaded.records[: ds.max_rows]:
-            conversation = record_prompt(record, "data")
-            sample = Sample(content_id(conversation, seen), conversation)
+        def describe(sample: Sample) -> tuple[Any, dict[str, Any]]:
             task = find_task(sample.prompt_text)
             goal = task.goal if task else None
             metadata = {
@@ -150,10 +135,9 @@ class ToyworldOracle(Task):
                 "category": goal.category if goal else None,
                 "severity": goal.severity if goal else None,
             }
-            samples.append(
-                Sample(sample.id, conversation, target=task.answer if task else None, metadata=metadata)
-            )
-        return samples
+            return (task.answer if task else None), metadata
+
+        return prompt_samples(self.config.data, describe)
 
     def stages(self) -> list[Stage]:
         return [Stage("answer", lambda sample, outputs: sample.input)]

@@ -34,8 +34,7 @@ from alignkit.eval.task import (
     Scored,
     Stage,
     Task,
-    content_id,
-    record_prompt,
+    prompt_samples,
 )
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
@@ -172,30 +171,16 @@ class WinRate(Task):
     config: WinRateConfig
 
     def samples(self) -> list[Sample]:
-        from alignkit.data import load_records
-        from alignkit.models.loading import resolve_path
         from alignkit.toyworld import find_task
 
-        ds = self.config.data
-        loaded = load_records(
-            resolve_path(ds.source),
-            ds.template,
-            split=ds.split,
-            column_map=ds.column_map or None,
-            subset=ds.subset,
-            **ds.options,
-        )
-        samples, seen = [], {}
-        for record in loaded.records[: ds.max_rows]:
-            conversation = record_prompt(record, "data")
-            sample = Sample(content_id(conversation, seen), conversation)
+        def describe(sample: Sample) -> tuple[None, dict[str, Any]]:
             task = find_task(sample.prompt_text)  # toy-world prompts get their family; others none
-            metadata = {
+            return None, {
                 "request": ("harmful" if task.is_harmful else "benign") if task else None,
                 "family": task.family if task else None,
             }
-            samples.append(Sample(sample.id, conversation, metadata=metadata))
-        return samples
+
+        return prompt_samples(self.config.data, describe)
 
     def stages(self) -> list[Stage]:
         stages = [
