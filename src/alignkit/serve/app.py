@@ -39,7 +39,13 @@ def create_app(
     tokenizer: usage then counts only the tokens the Generator reports). ``api_key`` None reads
     ``ALIGNKIT_API_KEY``; '' with that unset leaves ``/v1`` open."""
     if not isinstance(model, ServedModel):
-        model = ServedModel(name="alignkit", generator=model, tokenizer=getattr(model, "tokenizer", None))
+        tokenizer, renderer = getattr(model, "tokenizer", None), getattr(model, "renderer", None)
+        model = ServedModel(
+            name="alignkit",
+            generator=model,
+            tokenizer=tokenizer,
+            renderer=None if renderer is tokenizer else renderer,
+        )
     batcher = Batcher(model.generator, max_batch_size=max_batch_size, wait_s=batch_wait_ms / 1000)
 
     @contextlib.asynccontextmanager

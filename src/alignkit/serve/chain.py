@@ -45,6 +45,14 @@ class ServedModel:
     max_model_len: int = 0
     """Prompt + completion tokens allowed (0: unknown, not checked)."""
     created: int = field(default_factory=lambda: int(time.time()))
+    renderer: Any = None
+    """What renders prompts when it is not the tokenizer: a vision-language model's processor."""
+
+    @property
+    def accepts_images(self) -> bool:
+        from alignkit.data.processor import is_processor
+
+        return self.renderer is not None and is_processor(self.renderer)
 
 
 def import_object(target: str, key: str) -> Any:
@@ -106,6 +114,11 @@ def build_served_model(
     base = build_generator(spec, dtype=dtype, batch_size=batch_size)
     tokenizer = getattr(base, "tokenizer", None)
     limit = max_model_len or context_length(getattr(base, "model", None))
+    renderer = getattr(base, "renderer", None)
     return ServedModel(
-        name=name or spec.label, generator=wrap(base, wrappers), tokenizer=tokenizer, max_model_len=limit
+        name=name or spec.label,
+        generator=wrap(base, wrappers),
+        tokenizer=tokenizer,
+        max_model_len=limit,
+        renderer=None if renderer is tokenizer else renderer,
     )

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from alignkit.generate.base import SamplingConfig
 from alignkit.serve import responses
 from alignkit.serve.errors import APIError, logger, parse_body
+from alignkit.serve.images import image_block
 from alignkit.serve.schemas import ChatCompletionRequest, ChatMessage, CompletionRequest, ModerationRequest
 
 open_routes = APIRouter()
@@ -40,20 +41,29 @@ def served(request: Request, name: str) -> Any:
     return model
 
 
-def chat_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
-    """OpenAI messages -> alignkit chat dicts: ``developer`` is the system turn; text parts joined."""
+def chat_messages(messages: Sequence[ChatMessage], accepts_images: bool = False) -> list[dict[str, Any]]:
+    """OpenAI messages -> alignkit chat dicts: ``developer`` is the system turn; text parts joined, or,
+    for a vision-language model, kept as blocks beside its pictures (``images.image_block``)."""
     out = []
     for i, message in enumerate(messages):
-        content = message.content
+        content: Any = message.content
         if isinstance(content, list):
             kinds = {part.get("type") for part in content}
-            if kinds - {"text"}:
+            if kinds - {"text", "image_url"}:
                 raise APIError(
                     400,
-                    f"messages[{i}].content: only text parts are supported by this model, got {sorted(map(str, kinds))}",
+                    f"messages[{i}].content: only text and image_url parts are supported, got {sorted(map(str, kinds))}",
                     param=f"messages[{i}].content",
                 )
-            content = "".join(str(part.get("text", "")) for part in content)
+            if "image_url" in kinds:
+                content = [
+                    image_block(part, f"messages[{i}].content[{j}]", accepts_images)
+                    if part.get("type") == "image_url"
+                    else {"type": "text", "text": str(part.get("text", ""))}
+                    for j, part in enumerate(content)
+                ]
+            else:
+                content = "".join(str(part.get("text", "")) for part in content)
         out.append({"role": "system" if message.role == "developer" else message.role, "content": content})
     if out[-1]["role"] == "assistant":
         raise APIError(400, "messages: the last message must not be the assistant's", param="messages")
@@ -61,14 +71,14 @@ def chat_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
 
 
 def prompt_tokens(model: Any, conversation: list[dict[str, Any]]) -> int:
-    """How many tokens the rendered prompt takes (0 without a tokenizer); a conversation the chat
-    template refuses is a 400."""
+    """How many tokens the rendered prompt takes, a picture's tokens included (0 without a tokenizer); a
+    conversation the chat template refuses is a 400."""
     if model.tokenizer is None:
         return 0
-    from alignkit.data.render import ChatTemplateError, render_prompt
+    from alignkit.data.render import ChatTemplateError, render_prompt_inputs
 
     try:
-        return len(render_prompt(model.tokenizer, conversation))
+        return len(render_prompt_inputs(model.renderer or model.tokenizer, conversation)[0])
     except (ChatTemplateError, ValueError) as error:
         raise APIError(400, f"messages: {error}", param="messages") from error
 
@@ -146,7 +156,7 @@ async def chat_completions(request: Request) -> Any:
     body: ChatCompletionRequest = await parse_body(
         request, ChatCompletionRequest, request.app.state.max_body_bytes
     )
-    conversation = chat_messages(body.messages)
+    conversation = chat_messages(body.messages, served(request, body.model).accepts_images)
     model, answers, used = await complete(request, body, [conversation], body.logprobs)
     result = responses.chat_body(model.name, answers, used, body.logprobs)
     if body.stream:
