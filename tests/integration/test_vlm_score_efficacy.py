@@ -165,3 +165,15 @@ def test_reward_model_on_a_vlm_trains_and_its_run_folder_scores_prompts_with_pic
 
 
 MAKE_TEXT = {"type": "text", "text": MAKE_QUESTION}
+
+
+@pytest.mark.parametrize("trainer", ["reward", "cost", "moderation"])
+def test_picture_rows_for_a_text_model_stop_the_run_before_its_folder_exists(tmp_path: Path, capsys, trainer):
+    """BeaverTails-V rows (each with an image) and a text-only model: exit 2, the row and the fix named."""
+    out = tmp_path / trainer
+    text_model = [a if not a.startswith("model.path=") else "model.path=toyworld://models/tiny" for a in DATA]
+    assert main(["train", trainer, *text_model, f"run.output_dir={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "holds image data" in err and "beavertails_v" in err and "the model is text-only" in err
+    assert "trainers that take one: sft, dpo, reward, cost, moderation" in err.replace("\n", " ")
+    assert not out.exists()
