@@ -2,13 +2,15 @@
 
 A text model renders chats through its tokenizer's template and is fed no pixels, so a multimodal record
 given to one would train on its text alone; ``refuse_media`` says so instead. Runs on a vision-language
-model (one saved with a processor: SFT, DPO) read such records (``train.common.read_records(media=True)``).
+model (one saved with a processor: SFT, DPO, reward, cost, moderation) read such records
+(``train.common.read_records(media=True)``). ``refuse_media_messages`` is the same check for a Scorer or
+Moderator given chats (message dicts or records) at call time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alignkit.config import ConfigError
@@ -27,8 +29,41 @@ def refuse_media(records: Sequence[Any], ds: Any, key: str) -> None:
                 f"{key}.source={ds.source!r} (template {ds.template!r}) holds {part.type} data{where}, but "
                 f"the model is text-only (no processor saved with it), so it would never be given the "
                 f"{part.type}s. Point model.path at a vision-language model saved with its processor "
-                f"(e.g. toyworld://visual/models/tiny-vlm; trainers that take one: sft, dpo), or use a "
+                f"(e.g. toyworld://visual/models/tiny-vlm; trainers that take one: sft, dpo, reward, cost, "
+                f"moderation), or use a "
                 f"text-only dataset."
+            )
+
+
+def media_types(messages: Sequence[Any]) -> list[str]:
+    """The media part types (image, audio, video) in a chat of ``Message`` records or chat dicts."""
+    found: list[str] = []
+    for message in messages:
+        if isinstance(message, Message):
+            found += [part.type for part in message.media()]
+        elif isinstance(message, Mapping) and isinstance(message.get("content"), (list, tuple)):
+            found += [
+                str(part.get("type"))
+                for part in message["content"]
+                if isinstance(part, Mapping) and part.get("type", "text") != "text"
+            ]
+    return found
+
+
+def refuse_media_messages(
+    prompts: Sequence[Sequence[Any]], responses: Sequence[Any] | None, who: str
+) -> None:
+    """A text-only ``who`` (a score model, a moderation classifier) given chats with pictures raises a
+    ``ValueError`` naming the item: it would judge the text alone and never see what the picture shows."""
+    for i, prompt in enumerate(prompts):
+        response = responses[i] if responses is not None else ()
+        types = media_types(list(prompt) + (list(response) if not isinstance(response, str) else []))
+        if types:
+            raise ValueError(
+                f"item {i}: the conversation holds {types[0]} parts, but {who} is text-only (saved without a "
+                f"processor), so it would judge the text alone; use a model trained on a vision-language "
+                f"model (e.g. `alignkit train reward|cost|moderation model.path=toyworld://visual/models/"
+                f"tiny-vlm`), or leave the {types[0]}s out"
             )
 
 

@@ -211,13 +211,15 @@ def run(config: PreferenceEvalConfig) -> dict[str, Any]:
     from alignkit.config import dump_yaml
     from alignkit.data.media import refuse_media
     from alignkit.eval.task import read_records
+    from alignkit.models.loading import is_multimodal
     from alignkit.runs import check_run_dir, prepare_run_dir, write_json
 
     check_run_dir(config.run.output_dir, overwrite=config.run.overwrite, resume=False)
     check_models(config)
     ds = config.data
     records = read_records(ds)
-    refuse_media(records, ds, "data")
+    if config.kind == "dpo" or not is_multimodal(config.model.path):
+        refuse_media(records, ds, "data")  # a score model on a VLM scores (picture, prompt, response)
     result = EVALUATORS[config.kind](config, records)
 
     out = prepare_run_dir(config.run.output_dir, overwrite=config.run.overwrite, resume=False)

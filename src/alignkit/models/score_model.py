@@ -20,19 +20,31 @@ How the head is read, and why the saved model is a plain Hugging Face class:
   another special token, and ``collate_scores`` refuses a row that would break the rule.
 - ``config.score_kind`` and ``config.score_convention`` record what the number means (saved in
   ``config.json``), so a cost model cannot be mistaken for a reward model downstream.
+- **A vision-language model** takes the same path: ``models/vlm_score.py`` registers a
+  ``*ForSequenceClassification`` class for its family, rows are rendered through its processor (the
+  ``renderer``: a processor or a tokenizer, as ``data/render.py`` takes), an example keeps its pictures'
+  tensors, and ``collate_scores`` / ``sequence_scores`` hand them to the forward.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from alignkit.data.collate import pad_right
+from alignkit.data.processor import (
+    MEDIA_KEYS,
+    check_media_fits,
+    collate_media,
+    media_token_ids,
+    text_tokenizer,
+)
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response
+from alignkit.models.vlm_score import register_vlm_classifier, set_pad_token_id
 
 ScoreKind = Literal["reward", "cost"]
 SCORE_CONVENTIONS: dict[str, str] = {
@@ -44,6 +56,7 @@ SCORE_CONVENTIONS: dict[str, str] = {
 
 def closing_token_id(tokenizer: Any) -> int:
     """The id that ends a rendered response (the last labelled token of a probe turn)."""
+    tokenizer = text_tokenizer(tokenizer)
     probe = render_response(
         tokenizer, [{"role": "user", "content": "hi"}], [{"role": "assistant", "content": "hi"}], 10**6
     )
@@ -51,12 +64,17 @@ def closing_token_id(tokenizer: Any) -> int:
 
 
 def score_pad_token_id(tokenizer: Any) -> int:
-    """A padding id that never ends a response, so last-non-pad pooling finds the closing token."""
+    """A padding id that never ends a response, so last-non-pad pooling finds the closing token.
+
+    ``tokenizer`` may be a VLM's processor: its image (audio, video) tokens are never padding either, as the
+    model counts them against the pictures it is given."""
     closing = closing_token_id(tokenizer)
+    excluded = {closing, *media_token_ids(tokenizer)}
+    tokenizer = text_tokenizer(tokenizer)
     candidates = [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.unk_token_id]
     candidates += list(getattr(tokenizer, "all_special_ids", []))
     for candidate in candidates:
-        if candidate is not None and candidate != closing:
+        if candidate is not None and candidate not in excluded:
             return int(candidate)
     raise ValueError(
         f"the tokenizer has no special token other than the one closing a response (id {closing}) to pad "
@@ -76,13 +94,15 @@ def new_score_model(
     """A score model on the backbone of checkpoint ``path`` (causal LM or score model), head freshly set up.
 
     ``AutoModelForSequenceClassification`` keeps the backbone weights, drops the LM head and adds the
-    bias-free ``score`` layer (``num_labels=1``); that is the class ``final/`` reloads as.
+    bias-free ``score`` layer (``num_labels=1``); that is the class ``final/`` reloads as. A VLM gets the
+    class ``register_vlm_classifier`` builds for its family. ``tokenizer``: the run's tokenizer or processor.
     """
     from transformers import AutoModelForSequenceClassification
 
     from alignkit.models.loading import resolve_path
     from alignkit.models.precision import DTYPES, quantization_kwargs
 
+    register_vlm_classifier(path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_path(path),
         num_labels=1,
@@ -98,7 +118,7 @@ def set_score_kind(config: Any, kind: ScoreKind, pad_token_id: int) -> None:
     """Record what the score means (and how rows are padded) in a model config."""
     if kind not in SCORE_CONVENTIONS:
         raise ValueError(f"score kind must be one of {sorted(SCORE_CONVENTIONS)}, got {kind!r}")
-    config.pad_token_id = pad_token_id
+    set_pad_token_id(config, pad_token_id)
     config.score_kind = kind
     config.score_convention = SCORE_CONVENTIONS[kind]
     config.id2label = {0: kind}
@@ -141,6 +161,7 @@ def load_score_model(path: str, *, dtype: str = "float32", trust_remote_code: bo
     from alignkit.models.loading import resolve_path
     from alignkit.models.precision import DTYPES
 
+    register_vlm_classifier(path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_path(path), dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
     )
@@ -160,16 +181,22 @@ def last_labelled_index(labels: Sequence[int]) -> int:
 def score_example(
     tokenizer: Any, prompt: Sequence[Any], response: Sequence[Any], max_length: int
 ) -> TokenizedExample | None:
-    """``prompt`` + ``response`` cut right after the response's last labelled token; None if none fits."""
+    """``prompt`` + ``response`` cut right after the response's last labelled token; None if none fits.
+
+    With a processor the example keeps its pictures' tensors; a cut that would leave some of a picture's
+    tokens out (a picture inside the response) is refused, as the count must match the pixels."""
     example = render_response(tokenizer, prompt, response, max_length)
     end = last_labelled_index(example.labels) + 1
     if end == 0:
         return None
-    return TokenizedExample(example.input_ids[:end], example.labels[:end], example.truncated)
+    if example.media:
+        check_media_fits(tokenizer, example.input_ids, end)
+    return TokenizedExample(example.input_ids[:end], example.labels[:end], example.truncated, example.media)
 
 
 def collate_scores(examples: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids`` and ``attention_mask`` (B, T); every row ends at its scored token."""
+    """Right-padded ``input_ids`` and ``attention_mask`` (B, T); every row ends at its scored token. Media
+    tensors of the examples (``pixel_values`` ...) are concatenated in row order (``MEDIA_KEYS``)."""
     clash = next((i for i, e in enumerate(examples) if e.input_ids[-1] == pad_token_id), None)
     if clash is not None:
         raise ValueError(
@@ -179,9 +206,27 @@ def collate_scores(examples: Sequence[TokenizedExample], pad_token_id: int) -> d
     return {
         "input_ids": pad_right([e.input_ids for e in examples], pad_token_id),
         "attention_mask": pad_right([[1] * len(e.input_ids) for e in examples], 0),
+        **collate_media([e.media for e in examples]),
     }
 
 
-def sequence_scores(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B,) scores: the model's own forward, which pools at each row's last non-pad (= scored) token."""
-    return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits.squeeze(-1)
+def media_inputs(batch: Mapping[str, torch.Tensor], model: Any = None) -> dict[str, torch.Tensor]:
+    """The media tensors of a collated batch (none for text), as the forward takes them: floating ones
+    (pixels) in ``model``'s dtype when given, as a bf16 vision tower cannot take float32 pixels."""
+    floats = (p.dtype for p in model.parameters() if p.is_floating_point()) if model is not None else ()
+    dtype = next(iter(floats), None)
+    return {
+        k: batch[k].to(dtype) if dtype is not None and batch[k].is_floating_point() else batch[k]
+        for k in MEDIA_KEYS
+        if k in batch
+    }
+
+
+def sequence_scores(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, **media: torch.Tensor
+) -> torch.Tensor:
+    """(B,) scores: the model's own forward, which pools at each row's last non-pad (= scored) token.
+    ``media``: a VLM batch's ``pixel_values`` (and the like), passed to the forward."""
+    return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **media).logits.squeeze(
+        -1
+    )

@@ -7,6 +7,10 @@ the severity head's most likely level (0-3; a flagged verdict's is at least 1) a
 
 An input check (``responses=None``) judges the prompt followed by an empty answer: a classifier trained on
 responses knows harm in answers, so its input verdicts are only as good as that transfer.
+
+A classifier trained on a vision-language model renders through the processor saved with it, so prompts
+with image parts are judged with their pictures (BeaverTails-V's image, question, answer); a text-only
+classifier refuses them (``ValueError`` naming the item).
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from typing import Any
 
 import torch
 
+from alignkit.data.media import refuse_media_messages
+from alignkit.data.processor import is_processor
 from alignkit.models.moderation_model import SEVERITY_LEVELS, load_moderation_model
-from alignkit.models.score_model import collate_scores, score_example
+from alignkit.models.score_model import collate_scores, media_inputs, score_example
 from alignkit.score.base import as_response
 from alignkit.score.moderation import SafetyVerdict, response_text
 
 
 class ClassifierModerator:
-    """A multi-label harm classifier (categories + severity) behind the ``Moderator`` protocol."""
+    """A multi-label harm classifier (categories + severity) behind the ``Moderator`` protocol.
+
+    ``tokenizer``: what rows render with, the tokenizer or (for a classifier on a VLM) the processor."""
 
     def __init__(
         self,
@@ -45,9 +53,11 @@ class ClassifierModerator:
 
     @classmethod
     def from_pretrained(cls, path: str, **kwargs: Any) -> ClassifierModerator:
-        from alignkit.models.loading import load_tokenizer
+        from alignkit.models.loading import load_processor, load_tokenizer
 
-        return cls(load_moderation_model(path), load_tokenizer(path), **kwargs)
+        tokenizer = load_tokenizer(path)
+        processor = load_processor(path, tokenizer)
+        return cls(load_moderation_model(path), tokenizer if processor is None else processor, **kwargs)
 
     @torch.no_grad()
     def probabilities(
@@ -56,6 +66,8 @@ class ClassifierModerator:
         """``(N, C)`` category probabilities and ``(N, 4)`` severity probabilities."""
         if responses is not None and len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        if not is_processor(self.tokenizer):
+            refuse_media_messages(prompts, None, "this text-only moderation classifier")
         texts = [""] * len(prompts) if responses is None else [response_text(r) for r in responses]
         examples = []
         for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
@@ -70,6 +82,7 @@ class ClassifierModerator:
         outputs = []
         for start in range(0, len(examples), self.batch_size):
             batch = collate_scores(examples[start : start + self.batch_size], pad)
+            batch = {**batch, **media_inputs(batch, self.model)}
             logits = self.model(**{k: v.to(device) for k, v in batch.items()}, use_cache=False).logits
             outputs.append(logits.float().cpu())  # (B, C + 4)
         logits = torch.cat(outputs) if outputs else torch.zeros(0, len(self.categories) + SEVERITY_LEVELS)

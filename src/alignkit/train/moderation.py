@@ -9,6 +9,10 @@ pooled token (``models/moderation_model.py``). Data: every response of a PKU-Saf
 so its severity term is left out and only the categories train). ``categories`` picks the label set; a
 labelled category outside it is an error naming the row, not a silent drop.
 
+On a vision-language model (``model.path`` saved with a processor) the rows render through the processor,
+so BeaverTails-V-shaped rows (template ``beavertails-v``: image + question + answer) train a classifier
+that judges the picture with the text; the vision tower stays frozen under ``model.freeze_vision``.
+
 Logged: ``loss``, ``moderation/category_accuracy``, ``moderation/flag_accuracy``,
 ``moderation/severity_accuracy`` (rows without a severity count as misses) and the same under ``eval/``.
 """
@@ -23,16 +27,19 @@ from typing import Any
 import torch
 
 from alignkit.config import ConfigError, check
+from alignkit.data.processor import is_processor
 from alignkit.data.records import ResponseSafety, SafetyLabel, SafetyPreference
 from alignkit.data.render import TokenizedExample
 from alignkit.losses.moderation import moderation_loss
+from alignkit.models.lora import freeze_media_towers
 from alignkit.models.moderation_model import SEVERITY_LEVELS, new_moderation_model
-from alignkit.models.score_model import collate_scores, score_example
+from alignkit.models.score_model import collate_scores, media_inputs, score_example
 from alignkit.score.moderation import BEAVERTAILS_CATEGORIES, PKU_SAFERLHF_CATEGORIES
 from alignkit.sections import DataConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
     check_enough_examples,
+    load_run_renderer,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
@@ -160,14 +167,15 @@ def train(config: ModerationConfig) -> LoopResult:
     categories = CATEGORY_SETS[config.categories]
     accelerator = make_accelerator(config.trainer)
     tokenizer = load_run_tokenizer(config.model, config.data, config.run)
+    renderer = load_run_renderer(config.model, tokenizer)  # the processor of a vision-language model
     report = DataReport()
     splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
     tokenized: dict[str, list[LabelledResponse]] = {}
     for name, ds in splits.items():
-        records = read_records(ds, config.data, report, name)
+        records = read_records(ds, config.data, report, name, media=is_processor(renderer))
         items = labelled_responses(records, categories, f"{ds.source} (template {ds.template})")
         tokenized[name], report.truncated[name], dropped = tokenize(
-            items, categories, tokenizer, config.data.max_length
+            items, categories, renderer, config.data.max_length
         )
         report.drop(name, dropped)
     check_enough_examples(len(tokenized["train"]), config.trainer, accelerator.num_processes)
@@ -175,8 +183,10 @@ def train(config: ModerationConfig) -> LoopResult:
     report.publish(accelerator, run_dir)
 
     model = new_moderation_model(
-        config.model.path, tokenizer, categories, threshold=config.threshold, dtype=config.model.dtype
+        config.model.path, renderer, categories, threshold=config.threshold, dtype=config.model.dtype
     )
+    if config.model.freeze_vision:
+        freeze_media_towers(model)  # a VLM's vision tower keeps its features (no-op for a text model)
     pad_id = model.config.pad_token_id
     model, optimizer = prepare_training(accelerator, model, config.trainer)
     c = len(categories)
@@ -184,7 +194,10 @@ def train(config: ModerationConfig) -> LoopResult:
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         logits = m(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            use_cache=False,
+            **media_inputs(batch, m),
         ).logits
         assert logits.shape[-1] == c + SEVERITY_LEVELS  # (B, C + 4)
         out = moderation_loss(
@@ -211,7 +224,7 @@ def train(config: ModerationConfig) -> LoopResult:
         loss_fn=loss_fn,
         cfg=config.trainer,
         run_dir=run_dir,
-        save_model=lambda m, path, sd: save_score_model(m, tokenizer, path, sd),
+        save_model=lambda m, path, sd: save_score_model(m, renderer, path, sd),
         plot_groups={
             "loss": ["loss", "eval/loss"],
             "accuracy": [

@@ -10,6 +10,9 @@ apply to the two ``(B,)`` score vectors; reading data, tokenising, batching and 
   pairs, so accumulation and multiple processes average over the optimizer step's pairs exactly.
 - **Each row ends at its scored token** (see ``alignkit.models.score_model``); a pair whose prompt
   leaves no response token within ``data.max_length`` is dropped and counted in the data report.
+- **A vision-language model** (``model.path`` saved with a processor) renders the pairs through its
+  processor, so records with pictures are read (``read_records(media=True)``), each row of a batch
+  carries its prompt's pictures (firsts, then seconds, as the ids) and ``final/`` holds the processor.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import Any
 
 import torch
 
+from alignkit.data.processor import is_processor
 from alignkit.data.render import TokenizedExample
 from alignkit.models.score_model import (
     ScoreKind,
     collate_scores,
+    media_inputs,
     new_score_model,
     score_example,
     sequence_scores,
@@ -34,6 +39,7 @@ from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig,
 from alignkit.train.common import (
     DataReport,
     check_enough_examples,
+    load_run_renderer,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
@@ -61,7 +67,8 @@ class ScoredPair:
 def tokenize_pairs(
     specs: Sequence[PairSpec], tokenizer: Any, max_length: int
 ) -> tuple[list[ScoredPair], int, int]:
-    """(pairs, how many had a row truncated, how many were dropped because no response token fit)."""
+    """(pairs, how many had a row truncated, how many were dropped because no response token fit).
+    ``tokenizer``: the run's tokenizer, or a VLM's processor (the rows then carry their pictures)."""
     pairs, truncated, dropped = [], 0, 0
     for spec in specs:
         first = score_example(tokenizer, spec.prompt, spec.first, max_length)
@@ -76,7 +83,7 @@ def tokenize_pairs(
 
 def collate_pairs(pairs: Sequence[ScoredPair], pad_token_id: int) -> dict[str, torch.Tensor]:
     """``input_ids``/``attention_mask`` (2B, T): rows 0..B-1 are the firsts, B..2B-1 the seconds;
-    ``signs`` (2B,) in the same order."""
+    ``signs`` (2B,) in the same order; media tensors (``pixel_values``) in the rows' order too."""
     batch = collate_scores([p.first for p in pairs] + [p.second for p in pairs], pad_token_id)
     batch["signs"] = torch.tensor([p.first_sign for p in pairs] + [p.second_sign for p in pairs])
     return batch
@@ -91,7 +98,8 @@ def pair_scores(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) scores of the firsts and (B,) of the seconds, from one forward over all 2B rows."""
     # float32 for the loss: under bf16 autocast the head's output is bf16, too coarse for log-sigmoid margins.
-    scores = sequence_scores(model, batch["input_ids"], batch["attention_mask"]).float()  # (2B,)
+    scores = sequence_scores(model, batch["input_ids"], batch["attention_mask"], **media_inputs(batch, model))
+    scores = scores.float()  # (2B,)
     half = scores.shape[0] // 2
     return scores[:half], scores[half:]
 
@@ -110,7 +118,8 @@ def save_score_model(model: torch.nn.Module, tokenizer: Any, out_dir: Path, stat
 
     Scorers load score models with ``AutoModelForSequenceClassification`` and read what the score means
     from its config, which an adapter folder does not carry; merging a copy keeps the model being trained
-    untouched. (Costs one extra copy of the weights in CPU memory while saving.)
+    untouched. (Costs one extra copy of the weights in CPU memory while saving.) ``tokenizer`` may be a
+    VLM's processor, which saves its tokenizer and image processor beside the model.
     """
     import copy
 
@@ -141,13 +150,16 @@ def train_score_model(
 
     accelerator = make_accelerator(trainer)
     tokenizer = load_run_tokenizer(model, data, run)
+    renderer = load_run_renderer(model, tokenizer)  # the processor of a vision-language model
+    multimodal = is_processor(renderer)
 
     report = DataReport()
     splits = {"train": data.train, **({"eval": data.eval} if data.eval else {})}
     tokenized: dict[str, list[ScoredPair]] = {}
     for name, ds in splits.items():
-        specs = to_pairs(read_records(ds, data, report, name), f"{ds.source} (template {ds.template})")
-        tokenized[name], report.truncated[name], dropped = tokenize_pairs(specs, tokenizer, data.max_length)
+        records = read_records(ds, data, report, name, media=multimodal)
+        specs = to_pairs(records, f"{ds.source} (template {ds.template})")
+        tokenized[name], report.truncated[name], dropped = tokenize_pairs(specs, renderer, data.max_length)
         report.drop(name, dropped)  # written to data_report.json and printed with the summary
     check_enough_examples(len(tokenized["train"]), trainer, accelerator.num_processes)
     # The run folder is made only once the data and its template passed every check.
@@ -155,7 +167,7 @@ def train_score_model(
     report.publish(accelerator, run_dir)
     score_model = new_score_model(
         model.path,
-        tokenizer,
+        renderer,
         kind,
         dtype=model.dtype,
         trust_remote_code=model.trust_remote_code,
@@ -184,7 +196,7 @@ def train_score_model(
         loss_fn=loss_fn,
         cfg=trainer,
         run_dir=run_dir,
-        save_model=lambda m, path, sd: save_score_model(m, tokenizer, path, sd),
+        save_model=lambda m, path, sd: save_score_model(m, renderer, path, sd),
         plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"], **plot_groups},
         resume=run.resume,
         save_on_interrupt=run.save_on_interrupt,
