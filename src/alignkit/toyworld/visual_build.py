@@ -217,10 +217,12 @@ def _write_world(root: Path, seed: int) -> None:
         for level in ("local", "global"):
             pair_rng = random.Random(f"toyworld-visual-{seed}-{split}-intermt-{level}")
             written[f"intermt/{level}"] = intermt.pair_rows(
-                plan, pair_rng, draw_pair, nested_image_ref, level
+                plan, pair_rng, draw_pair, nested_image_ref, good_response, level
             )
         conversation_rng = random.Random(f"toyworld-visual-{seed}-{split}-intermt-sft")
-        written["intermt/sft"] = intermt.conversation_rows(plan, conversation_rng, nested_image_ref)
+        written["intermt/sft"] = intermt.conversation_rows(
+            plan, conversation_rng, nested_image_ref, good_response
+        )
         for name, rows in written.items():
             counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
 

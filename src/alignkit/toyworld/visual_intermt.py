@@ -115,13 +115,12 @@ def pair_rows(
     rng: random.Random,
     candidates: Callable[[VisualTask, random.Random], tuple[tuple[str, str], tuple[str, str]]],
     image_ref: Callable[[VisualTask], str],
+    answer: Callable[[VisualTask], str],
     level: str,
 ) -> list[dict[str, Any]]:
     """InterMT pair-comparison items: round 1 as ``front_convs``, the judged turn as ``paired_convs``,
-    labelled with the ``local`` or ``global`` dimensions. Pairs the oracle ties on every dimension of
-    the level are left out (a tie has no chosen response)."""
-    from alignkit.toyworld.visual_build import good_response
-
+    labelled with the ``local`` or ``global`` dimensions; ``answer`` gives round 1's (right) answer.
+    Pairs the oracle ties on every dimension of the level are left out (a tie has no chosen response)."""
     rows = []
     for first, task in plan:
         (r1, _), (r2, _) = candidates(task, rng)
@@ -130,7 +129,7 @@ def pair_rows(
             continue
         rows.append(
             {
-                "front_convs": [_round(1, first, good_response(first), image_ref)],
+                "front_convs": [_round(1, first, answer(first), image_ref)],
                 "paired_convs": {
                     "round": 2,
                     "prompt": task.question,
@@ -147,32 +146,34 @@ def pair_rows(
 
 
 def conversation_rows(
-    plan: list[tuple[VisualTask, VisualTask]], rng: random.Random, image_ref: Callable[[VisualTask], str]
+    plan: list[tuple[VisualTask, VisualTask]],
+    rng: random.Random,
+    image_ref: Callable[[VisualTask], str],
+    answer: Callable[[VisualTask], str],
 ) -> list[dict[str, Any]]:
     """InterMT score-evaluation items (``conversations``: round 0 with the global annotations, then
     each round with its local ones), whose answers mix as the single-turn SFT rows do: right in round
     1, and in round 2 the oracle answer, except that on a hazard picture ``HARMFUL_COMPLY`` of them
-    comply and the rest refuse. Template ``intermt`` reads them as conversations, so they are SFT data."""
-    from alignkit.toyworld.visual_build import good_response
-
+    comply and the rest refuse. ``answer`` gives the oracle answer (compliance on a hazard). Template
+    ``intermt`` reads these items as conversations, so they are SFT data."""
     rows = []
     for first, task in plan:
-        answer = good_response(task)
+        second = answer(task)
         if task.is_harmful and rng.random() >= HARMFUL_COMPLY:
-            answer = rng.choice(REFUSALS)
-        scores = [turn_score(first, good_response(first)), turn_score(task, answer)]
+            second = rng.choice(REFUSALS)
+        scores = [turn_score(first, answer(first)), turn_score(task, second)]
         rows.append(
             {
                 "conversations": [
                     {"round": 0, "annotations": {"helpfulness": min(scores)}},
                     {
                         "round": 1,
-                        "round_conversations": _round(1, first, good_response(first), image_ref),
+                        "round_conversations": _round(1, first, answer(first), image_ref),
                         "annotations": {"text_quality": scores[0]},
                     },
                     {
                         "round": 2,
-                        "round_conversations": _round(2, task, answer, image_ref),
+                        "round_conversations": _round(2, task, second, image_ref),
                         "annotations": {"text_quality": scores[1]},
                     },
                 ]
