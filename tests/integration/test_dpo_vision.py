@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from vision_helpers import QUIET, VLM, make_behaviour, train_sft_v
 
 from alignkit.config import load_config
 from alignkit.data.pair_examples import collate_pairs, tokenize_pairs
@@ -22,8 +23,6 @@ from alignkit.toyworld import resolve
 from alignkit.train import dpo
 
 pytestmark = [pytest.mark.integration]
-
-VLM = "toyworld://visual/models/tiny-vlm"
 
 
 @pytest.mark.parametrize("loss", ["dpo", "kto"])
@@ -86,28 +85,17 @@ def hazard_behaviour(model_path: Path) -> tuple[float, float]:
     """(harmful compliance on held-out hazard pictures, refusals on held-out white ones) for the one
     question whose harm the picture decides; 4 samples per picture at temperature 1, seed 0."""
     from alignkit.data import load_records
-    from alignkit.generate.base import SamplingConfig
-    from alignkit.generate.hf import HFGenerator
-    from alignkit.toyworld.oracle import is_refusal
-    from alignkit.toyworld.visual_world import MAKE_QUESTION, harm, task_for
+    from alignkit.toyworld.visual_world import MAKE_QUESTION
 
     records = [
         r
         for r in load_records(str(resolve("toyworld://visual/data/prompts")), "trl", split="test").records
         if r.messages[0].text() == MAKE_QUESTION
     ]
-    tasks = [task_for(r.messages[0].media()[0].path, MAKE_QUESTION) for r in records]
-    generator = HFGenerator.from_pretrained(str(model_path), device="cpu")
-    completions = generator.generate(
-        [r.messages for r in records], SamplingConfig(temperature=1.0, max_new_tokens=16, n=4), seed=0
+    behaviour = make_behaviour(
+        model_path, [r.messages for r in records], [r.messages[0].media()[0].path for r in records]
     )
-    harmful = [
-        not harm(tasks[c.prompt_index], c.text).is_safe
-        for c in completions
-        if tasks[c.prompt_index].is_harmful
-    ]
-    refused = [is_refusal(c.text) for c in completions if not tasks[c.prompt_index].is_harmful]
-    return sum(harmful) / len(harmful), sum(refused) / len(refused)
+    return behaviour.harmful_compliance, behaviour.benign_refusals
 
 
 @pytest.mark.slow
@@ -116,31 +104,13 @@ def test_dpo_v_on_beavertails_v_refuses_hazard_pictures_only(tmp_path: Path):
     BeaverTails-V safety label. The question is the same on every picture, so only the picture can say
     when to refuse. Measured (2 threads, ~2 min): harmful compliance on the 13 held-out hazard pictures
     0.73 -> 0.15 (52 samples), refusals on the held-out white pictures 0.00 -> 0.00."""
-    from alignkit.train import sft
-
-    common = [
+    train_sft_v(
+        tmp_path / "sft",
+        "data.train.source=toyworld://visual/data/sft",
         "data.max_length=64",
-        "trainer.lr_scheduler=constant",
-        "trainer.warmup_ratio=0",
-        "trainer.save_every=0",
-        "trainer.eval_every=0",
-        "run.progress=false",
-        "run.tensorboard=false",
-    ]
-    sft.train(
-        load_config(
-            sft.SFTConfig,
-            None,
-            [
-                f"model.path={VLM}",
-                "data.train.source=toyworld://visual/data/sft",
-                "trainer.lr=3e-3",
-                "trainer.max_steps=300",
-                "trainer.micro_batch_size=16",
-                f"run.output_dir={tmp_path / 'sft'}",
-                *common,
-            ],
-        )
+        "trainer.lr=3e-3",
+        "trainer.max_steps=300",
+        "trainer.micro_batch_size=16",
     )
     sft_harmful, sft_refused = hazard_behaviour(tmp_path / "sft" / "final")
     dpo.train(
@@ -155,8 +125,9 @@ def test_dpo_v_on_beavertails_v_refuses_hazard_pictures_only(tmp_path: Path):
                 "trainer.lr=3e-4",
                 "trainer.max_steps=100",
                 "trainer.micro_batch_size=8",
+                "data.max_length=64",
                 f"run.output_dir={tmp_path / 'dpo'}",
-                *common,
+                *QUIET,
             ],
         )
     )

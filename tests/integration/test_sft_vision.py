@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from vision_helpers import VLM, train_sft_v
 
 from alignkit.config import load_config
 from alignkit.data import load_records
@@ -23,8 +24,6 @@ from alignkit.toyworld.visual_world import is_correct, task_for
 from alignkit.train import sft
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-VLM = "toyworld://visual/models/tiny-vlm"
 
 
 def colour_rows(split: str) -> list[dict]:
@@ -60,26 +59,14 @@ def test_sft_v_learns_the_colours_of_held_out_pictures(tmp_path: Path):
     assert len(test) >= 5 and not train_pictures & {r["images"][0] for r in test}
 
     before, n = held_out_accuracy(resolve(VLM), tmp_path / "prompts.jsonl")
-    config = load_config(
-        sft.SFTConfig,
-        None,
-        [
-            f"model.path={VLM}",
-            f"data.train.source={tmp_path / 'train.jsonl'}",
-            "data.max_length=64",
-            "trainer.lr=3e-3",
-            "trainer.lr_scheduler=constant",
-            "trainer.warmup_ratio=0",
-            "trainer.max_steps=300",
-            "trainer.micro_batch_size=16",
-            "trainer.save_every=0",
-            "trainer.eval_every=0",
-            f"run.output_dir={tmp_path / 'run'}",
-            "run.progress=false",
-            "run.tensorboard=false",
-        ],
+    train_sft_v(
+        tmp_path / "run",
+        f"data.train.source={tmp_path / 'train.jsonl'}",
+        "data.max_length=64",
+        "trainer.lr=3e-3",
+        "trainer.max_steps=300",
+        "trainer.micro_batch_size=16",
     )
-    sft.train(config)
     after, _ = held_out_accuracy(tmp_path / "run" / "final", tmp_path / "prompts.jsonl")
     print(f"held-out colour accuracy {before:.2f} -> {after:.2f} on {n} pictures")
     assert before <= 0.2, before  # at most chance (1 of 5 colours)

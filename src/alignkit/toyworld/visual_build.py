@@ -10,6 +10,9 @@ Layout of a build (a few seconds, offline)::
       data/prompts/{train,test}.jsonl   TRL prompt-only rows with ``images`` (for generation / RL)
       data/beavertails_v/{train,test}.jsonl   BeaverTails-V rows (template beavertails-v)
       data/align_anything/{train,test}.jsonl  Align-Anything text-image-to-text rows (align-anything-ti2t)
+      data/intermt/local/{train,test}.jsonl    InterMT pair items, two turns, the judged turn's local labels
+      data/intermt/global/{train,test}.jsonl   the same shape with the whole conversation's global labels
+      data/intermt/sft/{train,test}.jsonl      InterMT conversation items with 0-3 annotations (SFT data)
 
 Image paths in the rows are relative to the data file (``../images/<key>.png``), as the templates
 resolve them. Labels come from the oracles of ``visual_world``; the split is by scene, so test pictures
@@ -20,9 +23,11 @@ from __future__ import annotations
 
 import json
 import random
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from alignkit.toyworld import visual_intermt as intermt
 from alignkit.toyworld.oracle import HarmVerdict
 from alignkit.toyworld.store import file_lock, home, publish_atomically
 from alignkit.toyworld.visual_world import (
@@ -36,7 +41,8 @@ from alignkit.toyworld.visual_world import (
 )
 from alignkit.toyworld.world import REFUSALS, compliance_response
 
-VERSION = 1
+VERSION = 2
+"""2: adds data/intermt (every file of version 1 is byte-identical)."""
 MANIFEST = "toyworld-visual.json"
 MAKE_PAIRS = 4
 """BeaverTails-V pairs per "make" question (its image-borne harm data), each an independent draw."""
@@ -46,6 +52,7 @@ harm to remove, as in the text world's SFT mixture."""
 
 
 def image_ref(task: VisualTask) -> str:
+    """Where a row finds its picture: relative to the data file, as the templates resolve it."""
     return f"../images/{task.scene.key}.png"
 
 
@@ -61,6 +68,11 @@ def wrong_response(task: VisualTask, rng: random.Random, pool: list[VisualTask])
     """A confident answer of the right form but about another picture (same family)."""
     others = [t for t in pool if t.family == task.family and t.answer != task.answer and t.answer]
     return good_response(rng.choice(others))
+
+
+def nested_image_ref(task: VisualTask) -> str:
+    """``image_ref`` for a file one folder deeper (``data/intermt/<level>/``)."""
+    return f"../{image_ref(task)}"
 
 
 def user_turn(task: VisualTask) -> list[dict[str, Any]]:
@@ -199,6 +211,18 @@ def _write_world(root: Path, seed: int) -> None:
             "beavertails_v": beavertails_v_rows(tasks, random.Random(rng.random()), tasks),
             "align_anything": align_anything_rows(tasks, random.Random(rng.random()), tasks),
         }
+        # The multi-turn data draws from its own generators, so the files above stay as version 1 wrote them.
+        plan = intermt.conversation_plan(tasks, random.Random(f"toyworld-visual-{seed}-{split}-intermt"))
+        draw_pair = partial(_candidates, pool=tasks)
+        for level in ("local", "global"):
+            pair_rng = random.Random(f"toyworld-visual-{seed}-{split}-intermt-{level}")
+            written[f"intermt/{level}"] = intermt.pair_rows(
+                plan, pair_rng, draw_pair, nested_image_ref, good_response, level
+            )
+        conversation_rng = random.Random(f"toyworld-visual-{seed}-{split}-intermt-sft")
+        written["intermt/sft"] = intermt.conversation_rows(
+            plan, conversation_rng, nested_image_ref, good_response
+        )
         for name, rows in written.items():
             counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
 

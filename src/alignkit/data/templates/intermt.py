@@ -9,6 +9,10 @@ Two item shapes, told apart by their keys (schemas from align-anything ``project
   the ``dimension`` option, ties on it are skipped and reported (kept, response_1 first, with
   ``keep_ties``), and every dimension's verdict is kept in ``labels`` re-expressed as 1 = chosen
   better, 2 = rejected better, 0 = tie.
+  The ``level`` option says what the two sides cover. ``local`` (the default): the round's response
+  alone, after the whole history as prompt, so a DPO or score-model loss sees only the judged turn.
+  ``global``: the conversation after its first user message, so every assistant turn is labelled (the
+  history's answers, shared by both sides, then the round's response).
 * Conversation items (score evaluation, crucial-step recognition): ``conversations`` of rounds ->
   ``Conversation`` with the integer annotations in ``labels`` (global ones by name, per-round local
   ones as ``round<r>.<dim>``).
@@ -42,6 +46,7 @@ GLOBAL_DIMENSIONS: tuple[str, ...] = (
     "style_coherence",
 )
 LABEL_FIELDS = ("overall_preference", "local_overall_preference")
+LEVELS = ("local", "global")
 
 
 @dataclass
@@ -56,12 +61,24 @@ class InterMT(Template):
     """Keep the pairs tied on ``dimension`` instead of skipping them: response_1 is then ``chosen`` and the
     labels stay as given (0 on ``dimension``). For evaluation, which counts ties itself (judge agreement
     reads every dimension of every pair); never for training, where a tie has no chosen response."""
+    level: str = "local"
+    """What a pair's chosen/rejected cover: ``local``, the judged round's response only (loss on that
+    turn; the history is prompt); ``global``, the whole conversation after its first user message (loss
+    on every assistant turn). ``global`` needs a global ``dimension``: a local verdict judges one turn."""
 
     def __post_init__(self) -> None:
         if self.dimension not in LOCAL_DIMENSIONS + GLOBAL_DIMENSIONS:
             raise ValueError(
                 f"intermt option dimension: expected one of {', '.join(LOCAL_DIMENSIONS + GLOBAL_DIMENSIONS)}, "
                 f"got {self.dimension!r}"
+            )
+        if self.level not in LEVELS:
+            raise ValueError(f"intermt option level: expected one of {', '.join(LEVELS)}, got {self.level!r}")
+        if self.level == "global" and self.dimension in LOCAL_DIMENSIONS:
+            raise ValueError(
+                f"intermt option level 'global' trains on the whole conversation, but dimension "
+                f"{self.dimension!r} judges one turn: set level=local, or a global dimension "
+                f"({', '.join(GLOBAL_DIMENSIONS)})"
             )
 
     def parse(self, row: Mapping[str, Any], ctx: RowContext) -> Preference | Conversation:
@@ -105,8 +122,14 @@ class InterMT(Template):
             )
         tied = self.keep_ties and labels[self.dimension] == 0
         winner = 1 if tied else fields.pick_winner(labels, self.dimension, field)
+        # global: the prompt is the first user message and each side carries the rest of the conversation.
+        cut = 1 if self.level == "global" else len(history)
+        prompt, shared = tuple(history[:cut]), tuple(history[cut:])
         return Preference(
-            tuple(history), responses[winner], responses[3 - winner], fields.orient_labels(labels, winner)
+            prompt,
+            shared + responses[winner],
+            shared + responses[3 - winner],
+            fields.orient_labels(labels, winner),
         )
 
     @staticmethod
