@@ -9,65 +9,23 @@ model that knows the answer format: 1 in 5 colours); after 300 steps (~40 s) it 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from vision_helpers import VLM, train_sft_v
+from vision_helpers import VLM, held_out_accuracy, sft_v, write_colour_task
 
 from alignkit.config import load_config
-from alignkit.data import load_records
-from alignkit.generate.base import SamplingConfig
-from alignkit.generate.hf import HFGenerator
 from alignkit.toyworld import resolve
-from alignkit.toyworld.visual_world import is_correct, task_for
 from alignkit.train import sft
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def colour_rows(split: str) -> list[dict]:
-    """The world's SFT rows asking the colour of a lone shape, image paths made absolute."""
-    folder = resolve("toyworld://visual/data/sft")
-    rows = []
-    for line in (folder / f"{split}.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        image = str((folder / row["images"][0]).resolve())
-        task = task_for(image, row["messages"][0]["content"][1]["text"])
-        if task is not None and task.family == "colour" and len(task.scene.shapes) == 1:
-            rows.append({**row, "images": [image]})
-    return rows
-
-
-def held_out_accuracy(model_path: str | Path, prompts_file: Path) -> tuple[float, int]:
-    records = list(load_records(str(prompts_file), "trl").records)
-    generator = HFGenerator.from_pretrained(str(model_path), device="cpu")
-    completions = generator.generate(
-        [r.messages for r in records], SamplingConfig(temperature=0, max_new_tokens=8)
-    )
-    tasks = [task_for(r.messages[0].media()[0].path, r.messages[0].text()) for r in records]
-    right = [is_correct(t, c.text) for t, c in zip(tasks, completions, strict=True) if t is not None]
-    return sum(right) / len(right), len(right)
-
-
 def test_sft_v_learns_the_colours_of_held_out_pictures(tmp_path: Path):
-    train, test = colour_rows("train"), colour_rows("test")
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
-    prompts = [{"prompt": r["messages"][:1], "images": r["images"]} for r in test]
-    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in prompts))
-    train_pictures = {r["images"][0] for r in train}
-    assert len(test) >= 5 and not train_pictures & {r["images"][0] for r in test}
-
-    before, n = held_out_accuracy(resolve(VLM), tmp_path / "prompts.jsonl")
-    train_sft_v(
-        tmp_path / "run",
-        f"data.train.source={tmp_path / 'train.jsonl'}",
-        "data.max_length=64",
-        "trainer.lr=3e-3",
-        "trainer.max_steps=300",
-        "trainer.micro_batch_size=16",
-    )
-    after, _ = held_out_accuracy(tmp_path / "run" / "final", tmp_path / "prompts.jsonl")
+    train, _, test_prompts = write_colour_task(tmp_path)
+    before, n = held_out_accuracy(resolve(VLM), test_prompts)
+    final = sft_v(train, tmp_path / "run", steps=300)
+    after, _ = held_out_accuracy(final, test_prompts)
     print(f"held-out colour accuracy {before:.2f} -> {after:.2f} on {n} pictures")
     assert before <= 0.2, before  # at most chance (1 of 5 colours)
     assert after >= 0.85, (after, n)

@@ -244,7 +244,9 @@ class HFGenerator:
             new_tokens = self._sample_with_generate(rows, sampling, media)  # no readouts off generate
             responses = [cut_at_stop(tokens, stops) for tokens in new_tokens]
             token_logps = (
-                list(self._logprobs(rows, [r for r, _ in responses])) if logprobs else [None] * len(rows)
+                list(self._logprobs(rows, [r for r, _ in responses], media))
+                if logprobs
+                else [None] * len(rows)
             )
         return [
             Completion(
@@ -426,7 +428,10 @@ class HFGenerator:
         return output[:, input_ids.shape[1] :].tolist()
 
     def _logprobs(
-        self, rows: Sequence[tuple[int, list[int]]], responses: Sequence[list[int]]
+        self,
+        rows: Sequence[tuple[int, list[int]]],
+        responses: Sequence[list[int]],
+        media: Sequence[dict[str, torch.Tensor]] | None = None,
     ) -> list[tuple[float, ...]]:
         sequences = [ids + response for (_, ids), response in zip(rows, responses, strict=True)]
         labels = [[-100] * len(ids) + response for (_, ids), response in zip(rows, responses, strict=True)]
@@ -435,6 +440,7 @@ class HFGenerator:
             pad_right(sequences, self.pad_id).to(self.device),
             pad_right([[1] * len(s) for s in sequences], 0).to(self.device),
             pad_right(labels, -100).to(self.device),
+            media=self._media_inputs(media, [index for index, _ in rows]),
         ).cpu()
         return [
             tuple(token_logps[i, len(ids) : len(ids) + len(response)].tolist())

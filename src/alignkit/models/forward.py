@@ -279,13 +279,15 @@ def labelled_token_logps(
     attention_mask: torch.Tensor,
     labels: torch.Tensor,
     temperature: float = 1.0,
+    media: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """(B, T) log pi(token t | tokens < t) at each labelled position, 0 elsewhere (fp32).
 
     The per-token form of :func:`response_logps`, for losses that weigh tokens separately (PPO, GRPO).
     ``temperature`` scores under ``softmax(logits / temperature)``, the distribution RL samples from.
+    ``media``: the rows' pictures (``pixel_values``...) for a vision-language model.
     """
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, **(media or {})}
     logps, spec = scored_logps(model, batch, temperature)
     flat = logps.new_zeros(labels.numel()).index_put((spec.index + 1,), logps)
     return flat.view(labels.shape)
@@ -314,7 +316,7 @@ def labelled_token_logps_and_entropy(
     from alignkit.losses.logprobs import entropy_from_logits
 
     labels = batch["labels"]
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels", *MEDIA_KEYS) if k in batch}
     spec = score_spec(inputs)
     read: list[torch.Tensor] = []
     on_hidden = None if readout is None else (lambda hidden: read.append(readout(hidden)))
@@ -340,6 +342,11 @@ def labelled_token_logps_and_entropy(
     return TokenLogps(
         token, values.new_zeros(labels.numel()).index_put(where, values).view(labels.shape), readouts
     )
+
+
+def media_inputs(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The media tensors of a batch (``{}`` for text rows): what a forward over its rows must also get."""
+    return {k: batch[k] for k in MEDIA_KEYS if k in batch}
 
 
 def tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:

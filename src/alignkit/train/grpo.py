@@ -30,7 +30,7 @@ from alignkit.losses.grpo import GRPOAggregation, grpo_loss
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import KLEstimator, kl_penalty, per_token_costs, per_token_rewards
-from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy
+from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy, media_inputs
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, ModelConfig, OnlineTrainerConfig, RunConfig
 from alignkit.train.common import make_optimizer
@@ -164,6 +164,7 @@ class GRPOTrainer(OnlineTrainer):
                         b["attention_mask"],
                         b["labels"],
                         config.rollout.temperature,
+                        media_inputs(b),
                     ),
                     rollout,
                     cfg.micro_batch_size,

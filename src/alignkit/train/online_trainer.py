@@ -9,22 +9,32 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from alignkit.config import ConfigError
+from alignkit.data.processor import is_processor
 from alignkit.generate.hf import HFGenerator
 from alignkit.losses.ppo import Aggregation
 from alignkit.metric_keys import ONLINE_PLOT_GROUPS
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
-from alignkit.train.common import DataReport, load_run_tokenizer, make_accelerator, start_run
+from alignkit.score.base import Scorer
+from alignkit.train.common import (
+    DataReport,
+    load_run_renderer,
+    load_run_tokenizer,
+    make_accelerator,
+    start_run,
+)
 from alignkit.train.cross_process import gather_floats, reduce_sum
 from alignkit.train.engine import LoopResult
 from alignkit.train.lagrange import LagrangeMultiplier
 from alignkit.train.online_eval import evaluate_prompts
+from alignkit.train.online_media import check_multimodal_online
 from alignkit.train.prompts import read_prompts, sampling_seed, step_prompt_indices
 from alignkit.train.recorder import RunRecorder, SavedModel
 from alignkit.train.rollout import Rollout, build_rollout, score_rollout
@@ -70,14 +80,15 @@ SCORER_KINDS = {"reward": "reward", "cost": "cost", "monitor": None}
 """Scorer section -> the kind of score model it takes (a monitor watches either kind)."""
 
 
-def check_scorers_and_critics(config: Any) -> None:
+def check_scorers_and_critics(config: Any, given: Mapping[str, Any] | None = None) -> None:
     """Every scorer and critic the config names must exist (and a score model be of the right kind)
-    before the run folder is made: the models themselves load only after it."""
+    before the run folder is made: the models themselves load only after it. ``given``: scorers passed
+    as objects, whose config paths are not read."""
     from alignkit.models.loading import check_model_source
 
     for name, kind in SCORER_KINDS.items():
         scorer = getattr(config, name, None)
-        if scorer is not None:
+        if scorer is not None and name not in (given or {}):
             scorer.check_source(name, kind)
     for name in ("critic", "cost_critic"):  # PPO's: a score model or causal LM to start a value head from
         section = getattr(config, name, None)
@@ -96,8 +107,19 @@ class OnlineTrainer(abc.ABC):
     """A readout of the hidden states the generator keeps per token (``Rollout.token_readouts``: PPO's
     shared value heads); a subclass sets it in ``build``."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, scorers: Mapping[str, Scorer] | None = None) -> None:
+        """``scorers``: Scorer objects used instead of the config's ``reward`` / ``cost`` / ``monitor``
+        (for Python callers: a scorer that needs more than a ``module:function`` gets, such as the visual
+        toy world's oracle, which reads each prompt's picture). The config section must still be set: it
+        says which streams the run has."""
         self.config = config
+        given = dict(scorers or {})
+        unknown = sorted(set(given) - set(SCORER_KINDS))
+        if unknown or any(getattr(config, name, None) is None for name in given):
+            raise ConfigError(
+                f"scorers= names {sorted(given)}: each must be one of {sorted(SCORER_KINDS)} whose config "
+                "section is set"
+            )
         cfg = config.trainer
         acc = self.accelerator = make_accelerator(cfg)
         # Every check before the run folder is made: batch shapes, engines, the run folder itself, the
@@ -106,9 +128,13 @@ class OnlineTrainer(abc.ABC):
         refuse_sharded_engines(acc)
         refuse_vllm_with_lora(config)
         self.tokenizer = load_run_tokenizer(config.model, config.data, config.run)
-        check_scorers_and_critics(config)
+        # a vision-language model renders prompts through its processor, pictures included
+        self.renderer = load_run_renderer(config.model, self.tokenizer)
+        self.multimodal = is_processor(self.renderer)
+        check_multimodal_online(config, self.multimodal)
+        check_scorers_and_critics(config, given)
         report = DataReport()
-        self.prompts = read_prompts(config.data, report)
+        self.prompts = read_prompts(config.data, report, media=self.multimodal)
         if len(self.prompts["train"]) < config.rollout.prompts_per_step:
             raise ConfigError(
                 f"data.train has {len(self.prompts['train'])} prompts, fewer than "
@@ -119,9 +145,14 @@ class OnlineTrainer(abc.ABC):
         report.publish(acc, self.run_dir)
 
         max_length = config.data.max_length
-        self.reward_scorer = config.reward.build(acc.device, max_length)
-        self.cost_scorer = config.cost.build(acc.device, max_length) if config.cost else None
-        self.monitor_scorer = config.monitor.build(acc.device, max_length) if config.monitor else None
+        built = {
+            name: given[name] if name in given else getattr(config, name).build(acc.device, max_length)
+            for name in SCORER_KINDS
+            if getattr(config, name, None) is not None
+        }
+        self.reward_scorer = built["reward"]
+        self.cost_scorer = built.get("cost")
+        self.monitor_scorer = built.get("monitor")
         self.monitored: torch.Tensor | None = None
         self.multiplier = LagrangeMultiplier(config.lagrange) if self.cost_scorer is not None else None
         self.timer = PhaseTimer(acc.device)
@@ -137,9 +168,9 @@ class OnlineTrainer(abc.ABC):
         self.actor = self.trained[0].model
         for item in self.trained:
             acc.register_for_checkpointing(item.scheduler)
-        tokenizer = self.tokenizer
+        renderer = self.renderer  # a VLM's final/ holds its processor too
         saved = [
-            SavedModel("", self.actor, lambda m, path, _: save_pretrained(m, tokenizer, path)),
+            SavedModel("", self.actor, lambda m, path, _: save_pretrained(m, renderer, path)),
             *extra_saved,
         ]
         run = config.run
@@ -189,6 +220,7 @@ class OnlineTrainer(abc.ABC):
             self.accelerator.unwrap_model(self.actor),
             self.tokenizer,
             batch_size=config.rollout.generation_batch_size,
+            processor=self.renderer if self.multimodal else None,
             readout=self.rollout_readout,
         )
 
@@ -230,7 +262,7 @@ class OnlineTrainer(abc.ABC):
         with self.timer("rollout"):
             rollout = build_rollout(
                 self.generator,
-                self.tokenizer,
+                self.renderer,
                 [self.prompts["train"][i] for i in indices],
                 config.rollout.sampling(),
                 sampling_seed(config.trainer.seed, step, acc.process_index),

@@ -39,12 +39,15 @@ def prompt_messages(record: Any) -> list[Any]:
     return list(prompt)
 
 
-def read_prompts(data: DataConfig, report: DataReport) -> dict[str, list[list[Any]]]:
-    """Prompts of data.train (and data.eval), from any template whose records have a prompt."""
+def read_prompts(data: DataConfig, report: DataReport, *, media: bool = False) -> dict[str, list[list[Any]]]:
+    """Prompts of data.train (and data.eval), from any template whose records have a prompt.
+
+    ``media``: the policy takes pictures (a vision-language model), so prompts keep their image parts;
+    otherwise a prompt holding one is refused, naming its row."""
     splits = {"train": data.train, **({"eval": data.eval} if data.eval else {})}
     out = {}
     for name, ds in splits.items():
-        records = read_records(ds, data, report, name)
+        records = read_records(ds, data, report, name, media=media)
         out[name] = [m for m in (prompt_messages(r) for r in records) if m]
         report.drop(name, len(records) - len(out[name]), "the record has an empty prompt to roll out from")
     return out

@@ -16,7 +16,8 @@ import torch
 
 from alignkit.config import check
 from alignkit.data.collate import pad_right
-from alignkit.data.render import IGNORE_INDEX, render_prompt
+from alignkit.data.processor import collate_media, text_tokenizer
+from alignkit.data.render import IGNORE_INDEX, render_prompt_inputs
 from alignkit.generate.base import Generator, SamplingConfig
 from alignkit.losses.logprobs import label_mask
 from alignkit.models.score_model import closing_token_id
@@ -106,6 +107,9 @@ class Rollout:
     token_readouts: torch.Tensor | None = None
     """(B, T, k) the generator's readout (PPO's shared value heads) of the hidden state that chose each
     response token, read off the sampling loop (0 off the response); None unless every completion has one."""
+    media: list[dict[str, torch.Tensor]] | None = None
+    """Each sample's media tensors (its prompt's ``pixel_values``..., shared by the samples of one
+    prompt), which every forward over its row needs (:meth:`rows`); None for text prompts."""
 
     @property
     def mask(self) -> torch.Tensor:
@@ -116,15 +120,20 @@ class Rollout:
         return len(self.texts)
 
     def rows(self, index: Sequence[int] | torch.Tensor, device: Any) -> dict[str, torch.Tensor]:
-        """The tensors of some samples, on ``device``, trimmed to their longest row."""
+        """The tensors of some samples, on ``device``, trimmed to their longest row, with their prompts'
+        media tensors in row order (a GRPO group's picture once per sample)."""
         index = torch.as_tensor(index, dtype=torch.long)
         attention = self.attention_mask[index]
         width = int(attention.sum(dim=1).max())
-        return {
+        rows = {
             "input_ids": self.input_ids[index, :width].to(device),
             "attention_mask": attention[:, :width].to(device),
             "labels": self.labels[index, :width].to(device),
         }
+        if self.media is not None:
+            media = collate_media([self.media[i] for i in index.tolist()])
+            rows.update({k: v.to(device) for k, v in media.items()})
+        return rows
 
 
 def sampling_forward_is_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixed_precision: str) -> bool:
@@ -148,17 +157,24 @@ def rollout_logps_are_exact(rollout: RolloutConfig, actor: torch.nn.Module, mixe
 
 def build_rollout(
     generator: Generator,
-    tokenizer: Any,
+    renderer: Any,
     prompts: Sequence[Sequence[Any]],
     sampling: SamplingConfig,
     seed: int,
     logprobs: bool = False,
 ) -> Rollout:
     """Sample ``sampling.n`` responses per prompt and lay them out as training rows (with the sampled
-    tokens' log-probs when ``logprobs`` and the generator returns them for every response)."""
+    tokens' log-probs when ``logprobs`` and the generator returns them for every response).
+
+    ``renderer``: the run's tokenizer, or a vision-language model's processor, whose prompt rendering
+    (image tokens expanded) and media tensors the rows then carry (``Rollout.media``).
+    """
     completions = generator.generate(prompts, sampling, seed=seed, logprobs=logprobs)
+    tokenizer = text_tokenizer(renderer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    prompt_ids = [render_prompt(tokenizer, p) for p in prompts]
+    rendered = [render_prompt_inputs(renderer, p) for p in prompts]
+    prompt_ids = [ids for ids, _ in rendered]
+    prompt_media = [media for _, media in rendered]
     closing = closing_token_id(tokenizer)
     sequences, labels, sample_prompts, logps, reads = [], [], [], [], []
     for completion in completions:
@@ -200,6 +216,7 @@ def build_rollout(
         finished=torch.tensor([c.finish_reason == "stop" for c in completions]),
         token_logps=token_logps,
         token_readouts=token_readouts,
+        media=[prompt_media[c.prompt_index] for c in completions] if any(prompt_media) else None,
     )
 
 

@@ -64,3 +64,22 @@ def test_the_picture_reaches_the_model(generator: HFGenerator):
     )
     assert red.logprobs is not None and blue.logprobs is not None
     assert red.token_ids != blue.token_ids or abs(red.logprobs[0] - blue.logprobs[0]) > 1e-4
+
+
+def test_the_generate_fallback_reads_log_probs_with_the_pictures(generator: HFGenerator):
+    # model.generate (for caches the fast loop cannot drive) takes its log-probs from one extra forward,
+    # which must see each row's picture to give the sampling loop's numbers
+    prompts = [
+        prompt("w-red.circle.0", "What colour is the circle?"),
+        prompt("w-blue.circle.2", "What colour is the circle?"),
+    ]
+    sampling = SamplingConfig(temperature=0, max_new_tokens=4)
+    fast = generator.generate(prompts, sampling, logprobs=True)
+    generator._fast = False
+    try:
+        slow = generator.generate(prompts, sampling, logprobs=True)
+    finally:
+        generator._fast = True
+    for a, b in zip(fast, slow, strict=True):
+        assert a.token_ids == b.token_ids and a.logprobs is not None and b.logprobs is not None
+        assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
