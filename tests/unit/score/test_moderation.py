@@ -15,16 +15,14 @@ import torch
 
 from alignkit.generate.base import Completion, Generator, SamplingConfig
 from alignkit.score.base import message_text
+from alignkit.score.llama_guard import LLAMA_GUARD_3_CATEGORIES, GenerativeModerator, parse_moderation
 from alignkit.score.moderation import (
     BEAVERTAILS_CATEGORIES,
-    LLAMA_GUARD_3_CATEGORIES,
     PKU_SAFERLHF_CATEGORIES,
     FunctionModerator,
-    GenerativeModerator,
     Moderator,
     SafetyVerdict,
     ScorerModerator,
-    parse_moderation,
     to_verdict,
 )
 

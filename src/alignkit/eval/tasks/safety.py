@@ -52,11 +52,8 @@ TAXONOMIES = ("pku-saferlhf", "beavertails", "llama-guard-3")
 
 def taxonomy_categories(name: str) -> tuple[str, ...]:
     """The harm categories of a taxonomy: PKU-SafeRLHF's 19, BeaverTails' 14, or Llama Guard 3's S1-S14."""
-    from alignkit.score.moderation import (
-        BEAVERTAILS_CATEGORIES,
-        LLAMA_GUARD_3_CATEGORIES,
-        PKU_SAFERLHF_CATEGORIES,
-    )
+    from alignkit.score.llama_guard import LLAMA_GUARD_3_CATEGORIES
+    from alignkit.score.moderation import BEAVERTAILS_CATEGORIES, PKU_SAFERLHF_CATEGORIES
 
     return {
         "pku-saferlhf": PKU_SAFERLHF_CATEGORIES,
@@ -264,7 +261,7 @@ class Safety(Task):
     def stages(self) -> list[Stage]:
         stages = [Stage("answer", lambda sample, outputs: sample.input)]
         if self.config.moderator_kind() == "generative":
-            from alignkit.score.moderation import MODERATION_TEMPLATE, moderation_request
+            from alignkit.score.llama_guard import MODERATION_TEMPLATE, moderation_request
 
             categories = taxonomy_categories(self.config.taxonomy)
             template = MODERATION_TEMPLATE if self.config.moderator_prompt == "template" else None
@@ -277,11 +274,8 @@ class Safety(Task):
 
     def moderate(self, samples: Sequence[Sample], outputs: Sequence[Mapping[str, str]]) -> list[Any]:
         """One ``SafetyVerdict`` per answer, from the configured moderator."""
-        from alignkit.score.moderation import (
-            FunctionModerator,
-            ScorerModerator,
-            parse_moderation,
-        )
+        from alignkit.score.llama_guard import parse_moderation
+        from alignkit.score.moderation import FunctionModerator, ScorerModerator
 
         c = self.config
         kind = c.moderator_kind()
