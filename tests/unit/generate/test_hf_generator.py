@@ -16,7 +16,8 @@ import torch
 
 from alignkit.data.render import render_prompt
 from alignkit.generate.base import SamplingConfig
-from alignkit.generate.hf import HFGenerator, cut_at_stop, pad_left, stop_token_ids
+from alignkit.generate.hf import HFGenerator
+from alignkit.generate.sampling import cut_at_stop, pad_left, stop_token_ids
 from alignkit.models.loading import load_causal_lm, load_tokenizer
 from alignkit.toyworld.evaluate import generate_responses
 
