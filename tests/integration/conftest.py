@@ -1,15 +1,22 @@
-"""Trained models that several integration tests start from, trained once per test session.
+"""What several integration tests share, set up once per test session: the ``alignkit`` command in warm
+processes (``cli``) and trained models.
 
-The text toy world's are in ``tests/conftest.py`` (``demo_run``, ``sft_policy``, ``deception_policies``);
-the visual toy world's are here. A test that needs one of these policies takes the fixture instead of
-training its own copy: the suite runs on 2 CPU cores and must stay well under 15 minutes.
+The text toy world's models are in ``tests/conftest.py`` (``demo_run``, ``sft_policy``,
+``deception_policies``); the visual toy world's are here. A test that needs one of these policies takes the
+fixture instead of training its own copy: the suite runs on 2 CPU cores and must stay well under 15 minutes.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from warm_cli import WarmCLI
+
+REPO = Path(__file__).resolve().parents[2]
 
 VLM = "toyworld://visual/models/tiny-vlm"
 """The visual toy world's random-init tiny vision-language model."""
@@ -43,3 +50,21 @@ def sft_v_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sft-v") / "run"
     sft.train(load_config(sft.SFTConfig, None, [*SFT_V_OVERRIDES, f"run.output_dir={out}"]))
     return out / "final"
+
+
+@pytest.fixture(scope="session")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., subprocess.CompletedProcess]]:
+    """``cli(*args)``: ``alignkit *args`` in the repository root, in a process of its own forked from a server
+    that imported torch, transformers and the rest once (``warm_cli.py``), as ``sft_helpers.run_cli`` but
+    without its 2-5 s of imports per command. The child runs what the console script runs (``alignkit.cli
+    .main``) and has its own exit status, stdout, stderr, RNG, accelerate state and signal handlers; only the
+    imports are shared. The server's environment is ``os.environ`` when the fixture starts. Tests about the
+    real executable (its exit status end to end, a signal, ``accelerate launch``) use ``run_cli``."""
+    with WarmCLI({**os.environ, "PYTHONUNBUFFERED": "1"}, tmp_path_factory.mktemp("warm-cli")) as server:
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            argv = ["alignkit", *args]
+            returncode, stdout, stderr = server.run(REPO, argv=argv)
+            return subprocess.CompletedProcess(argv, returncode, stdout, stderr)
+
+        yield run
