@@ -51,7 +51,7 @@ def test_accumulation_4x2_equals_8x1(tmp_path):
     assert_same_weights(tmp_path / "8x1", tmp_path / "4x2", atol=1e-5)
 
 
-def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path):
+def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path, cli):
     """A real SIGKILL mid-run; the resumed run must end with the losses and weights of an uninterrupted one."""
     steps = ["trainer.max_steps=60", "trainer.save_every=10", "trainer.micro_batch_size=8"]
     full = tmp_path / "full"
@@ -76,7 +76,7 @@ def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path):
     )
     assert not (killed / "final").exists()
 
-    resumed = run_cli(
+    resumed = cli(
         "train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(killed, *steps, "run.resume=true")
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -87,11 +87,11 @@ def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path):
     assert_same_weights(full, killed, atol=1e-6)
 
 
-def test_a_run_never_overwrites_an_earlier_one(tmp_path):
+def test_a_run_never_overwrites_an_earlier_one(tmp_path, cli):
     out = tmp_path / "run"
     train(tiny_config(out))
     before = (out / "metrics.jsonl").read_text()
-    result = run_cli("train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(out))
+    result = cli("train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(out))
     assert result.returncode == 2
     assert "already holds a run" in result.stderr and "run.overwrite=true" in result.stderr
     assert (out / "metrics.jsonl").read_text() == before
