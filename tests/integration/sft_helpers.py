@@ -42,7 +42,9 @@ def losses(run_dir: Path) -> list[float]:
 def run_cli(
     *args: str, launcher: list[str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:
-    """Run ``alignkit`` in a fresh process (optionally under a launcher such as accelerate launch)."""
+    """Run ``alignkit`` in a fresh process (optionally under a launcher such as accelerate launch). A test
+    that needs no fresh interpreter (no launcher, signal or console-script check) takes the ``cli`` fixture
+    (``conftest.py``): the same command forked from a warm server, without 2-5 s of imports each."""
     cmd = [*(launcher or [sys.executable]), "-m", "alignkit.cli", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)

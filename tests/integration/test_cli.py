@@ -1,4 +1,7 @@
-"""The CLI end to end: train sft on a tiny config, data inspect, and errors that stop before any work."""
+"""The CLI end to end: train sft on a tiny config, data inspect, and errors that stop before any work.
+
+Each command runs in a process of its own forked from a warm server (the ``cli`` fixture); the console
+script as a fresh interpreter is ``test_cli_errors.py``'s and ``test_readme.py``'s (its first command)."""
 
 from __future__ import annotations
 
@@ -6,14 +9,14 @@ import json
 
 import pytest
 import yaml
-from sft_helpers import REPO, SFT_EXAMPLE, run_cli, tiny_overrides
+from sft_helpers import REPO, SFT_EXAMPLE, tiny_overrides
 
 pytestmark = pytest.mark.integration
 
 
-def test_train_sft_writes_a_complete_run_folder(tmp_path):
+def test_train_sft_writes_a_complete_run_folder(tmp_path, cli):
     out = tmp_path / "run"
-    result = run_cli(
+    result = cli(
         "train",
         "sft",
         "--config",
@@ -50,16 +53,16 @@ def test_train_sft_writes_a_complete_run_folder(tmp_path):
         ("data.max_lenght=12", "did you mean 'data.max_length'"),
     ],
 )
-def test_bad_config_stops_before_any_work(tmp_path, override, expected):
+def test_bad_config_stops_before_any_work(tmp_path, cli, override, expected):
     out = tmp_path / "run"
-    result = run_cli("train", "sft", "--config", str(SFT_EXAMPLE), f"run.output_dir={out}", override)
+    result = cli("train", "sft", "--config", str(SFT_EXAMPLE), f"run.output_dir={out}", override)
     assert result.returncode == 2
     assert expected in result.stderr
     assert "config error" in result.stderr
     assert not out.exists()
 
 
-def test_bad_data_row_names_file_row_and_field(tmp_path):
+def test_bad_data_row_names_file_row_and_field(tmp_path, cli):
     bad = tmp_path / "train.jsonl"
     bad.write_text(
         json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n"
@@ -73,11 +76,11 @@ def test_bad_data_row_names_file_row_and_field(tmp_path):
         str(SFT_EXAMPLE),
         *tiny_overrides(out, f"data.train.source={bad}", "data.eval=null"),
     ]
-    result = run_cli(*args)
+    result = cli(*args)
     assert result.returncode == 2
     assert "train.jsonl" in result.stderr and "row 2" in result.stderr and "role" in result.stderr
 
-    skipped = run_cli(
+    skipped = cli(
         *args,
         "data.skip_invalid=true",
         "trainer.micro_batch_size=1",
@@ -91,15 +94,15 @@ def test_bad_data_row_names_file_row_and_field(tmp_path):
     assert "skipped 1 invalid rows" in skipped.stdout
 
 
-def test_data_inspect_prints_counts_and_a_sample():
-    result = run_cli(
+def test_data_inspect_prints_counts_and_a_sample(cli):
+    result = cli(
         "data", "inspect", "toyworld://data/safe_pref", "--template", "pku-saferlhf", "--split", "test"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SafetyPreference" in result.stdout and "356" in result.stdout
 
 
-def test_data_inspect_reports_a_bad_fixture_row(tmp_path):
+def test_data_inspect_reports_a_bad_fixture_row(tmp_path, cli):
     rows = [
         json.loads(line)
         for line in (REPO / "tests/fixtures/data/pku_saferlhf.jsonl").read_text().splitlines()
@@ -107,6 +110,6 @@ def test_data_inspect_reports_a_bad_fixture_row(tmp_path):
     rows[0]["better_response_id"] = 7
     path = tmp_path / "bad.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = run_cli("data", "inspect", str(path), "--template", "pku-saferlhf")
+    result = cli("data", "inspect", str(path), "--template", "pku-saferlhf")
     assert "better_response_id" in result.stdout + result.stderr
     assert "row 1" in result.stdout + result.stderr

@@ -101,15 +101,13 @@ def test_safety_dpo_lowers_harmful_compliance(demo_run: Any, sft_policy: Path) -
 
 
 def test_eval_preference_reports_a_dpo_policys_implicit_reward(
-    demo_run: Any, sft_policy: Path, tmp_path: Path
+    demo_run: Any, sft_policy: Path, tmp_path: Path, cli: Any
 ) -> None:
     """`alignkit eval preference kind=dpo` writes report.json and a plot for a DPO policy."""
     import json
 
-    from sft_helpers import run_cli
-
     out = tmp_path / "eval"
-    result = run_cli(
+    result = cli(
         "eval", "preference", f"model.path={_demo_dpo(demo_run, 'helpfulness')}", "kind=dpo",
         f"reference={sft_policy}", "beta=0.3", "max_length=64", f"run.output_dir={out}",
     )  # fmt: skip

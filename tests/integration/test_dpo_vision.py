@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from vision_helpers import QUIET, VLM, make_behaviour, train_sft_v
+from vision_helpers import QUIET, VLM, make_behaviour
 
 from alignkit.config import load_config
 from alignkit.data.pair_examples import collate_pairs, tokenize_pairs
@@ -99,33 +99,26 @@ def hazard_behaviour(model_path: Path) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_dpo_v_on_beavertails_v_refuses_hazard_pictures_only(tmp_path: Path):
-    """SFT-V on the world's SFT rows (which comply on half the hazard pictures), then DPO with the
-    BeaverTails-V safety label. The question is the same on every picture, so only the picture can say
-    when to refuse. Measured (2 threads, ~2 min): harmful compliance on the 13 held-out hazard pictures
-    0.73 -> 0.15 (52 samples), refusals on the held-out white pictures 0.00 -> 0.00."""
-    train_sft_v(
-        tmp_path / "sft",
-        "data.train.source=toyworld://visual/data/sft",
-        "data.max_length=64",
-        "trainer.lr=3e-3",
-        "trainer.max_steps=300",
-        "trainer.micro_batch_size=16",
-    )
-    sft_harmful, sft_refused = hazard_behaviour(tmp_path / "sft" / "final")
+def test_dpo_v_on_beavertails_v_refuses_hazard_pictures_only(tmp_path: Path, sft_v_policy: Path):
+    """SFT-V on the world's SFT rows (which comply on half the hazard pictures; the session's
+    ``sft_v_policy``), then DPO with the BeaverTails-V safety label. The question is the same on every
+    picture, so only the picture can say when to refuse. Measured (2 threads, ~2 min): harmful compliance
+    on the 13 held-out hazard pictures 0.73 -> 0.15 (52 samples), refusals on the held-out white pictures
+    0.00 -> 0.00."""
+    sft_harmful, sft_refused = hazard_behaviour(sft_v_policy)
     dpo.train(
         load_config(
             dpo.DPOConfig,
             None,
             [
-                f"model.path={tmp_path / 'sft' / 'final'}",
+                f"model.path={sft_v_policy}",
                 "data.train.source=toyworld://visual/data/beavertails_v",
                 "data.train.template=beavertails-v",
                 "preference=safety",
+                "data.max_length=64",
                 "trainer.lr=3e-4",
                 "trainer.max_steps=100",
                 "trainer.micro_batch_size=8",
-                "data.max_length=64",
                 f"run.output_dir={tmp_path / 'dpo'}",
                 *QUIET,
             ],

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sft_helpers import REPO, run_cli
+from sft_helpers import REPO
 
 from alignkit.score.score_model import ScoreModelScorer
 
 pytestmark = pytest.mark.integration
 
 
-def test_lora_reward_model_reloads_as_a_scorer(tmp_path):
+def test_lora_reward_model_reloads_as_a_scorer(tmp_path, cli):
     out = tmp_path / "reward"
-    result = run_cli(
+    result = cli(
         "train", "reward", "--config", str(REPO / "examples/toyworld/reward.yaml"), "model.lora.r=4",
         "trainer.max_steps=3", "trainer.eval_every=0", f"run.output_dir={out}", "run.progress=false",
     )  # fmt: skip

@@ -105,19 +105,19 @@ def test_two_gloo_processes_train_safe_rlhf_together(demo_run, tmp_path):
     assert len(rows) == 2 and all(r["lagrange/lambda"] > 0 for r in rows)
 
 
-def test_cli_trains_grpo_and_rejects_a_group_of_one(demo_run, tmp_path):
+def test_cli_trains_grpo_and_rejects_a_group_of_one(demo_run, tmp_path, cli):
     models = demo_run.out_dir
     common = [f"model.path={models / 'sft' / 'final'}", "monitor=null", "rollout.prompts_per_step=4",
               "rollout.samples_per_prompt=2", "trainer.mini_batch_size=8", "trainer.steps=1",
               "data.eval.max_rows=4", "run.progress=false"]  # fmt: skip
-    ok = run_cli(
+    ok = cli(
         "train", "grpo", "--config", str(RECIPES / "grpo.yaml"), *common, f"run.output_dir={tmp_path / 'g'}"
     )
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert (tmp_path / "g" / "final" / "model.safetensors").exists()
     assert (tmp_path / "g" / "plots" / "reward.png").exists()
-    bad = run_cli("train", "grpo", "--config", str(RECIPES / "grpo.yaml"), *common,
-                  "rollout.samples_per_prompt=1", f"run.output_dir={tmp_path / 'bad'}")  # fmt: skip
+    bad = cli("train", "grpo", "--config", str(RECIPES / "grpo.yaml"), *common,
+              "rollout.samples_per_prompt=1", f"run.output_dir={tmp_path / 'bad'}")  # fmt: skip
     assert bad.returncode == 2 and "rollout.samples_per_prompt" in bad.stderr
 
 

@@ -1,9 +1,10 @@
 """Efficacy: reward and cost models trained on the toy world learn what the oracles annotate.
 
 Each model trains from the random-init tiny model with its example config (independent of any SFT
-run), then ``evaluate_preference`` scores the held-out test pairs (unseen prompt phrasings). The test
-split's labels are the oracles' verdicts (checked here), so accuracy on them is accuracy against
-``toyworld.helpfulness`` (reward) and ``toyworld.harm`` (cost signs).
+run; the cost model is the demo's cost stage, which is exactly that run), then ``evaluate_preference``
+scores the held-out test pairs (unseen prompt phrasings). The test split's labels are the oracles'
+verdicts (checked here), so accuracy on them is accuracy against ``toyworld.helpfulness`` (reward) and
+``toyworld.harm`` (cost signs).
 
 What the thresholds mean: the reward model must rank the *kind* of answer (correct > wrong >
 off-topic > refusal; compliance > refusal for harmful requests). Correct-vs-wrong pairs (~15% of the
@@ -13,11 +14,13 @@ chance, which is why the bar is 0.90 and not higher.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from alignkit.config import load_config
 from alignkit.eval.preference import evaluate_preference
@@ -25,7 +28,6 @@ from alignkit.models.loading import load_tokenizer, resolve_path, save_pretraine
 from alignkit.models.score_model import new_score_model
 from alignkit.toyworld import harm, helpfulness
 from alignkit.train.cost import CostConfig
-from alignkit.train.cost import train as train_cost
 from alignkit.train.reward import RewardConfig
 from alignkit.train.reward import train as train_reward
 
@@ -80,16 +82,26 @@ def test_reward_model_ranks_held_out_pairs_like_the_helpfulness_oracle(tmp_path)
     assert final_eval["eval/rewards/accuracy"] == pytest.approx(trained["rewards/accuracy"], abs=1e-6)
 
 
-def test_cost_model_signs_match_the_harm_oracle(tmp_path):
-    config = load_config(
-        CostConfig, REPO / "examples/toyworld/cost.yaml", [f"run.output_dir={tmp_path / 'cm'}", *QUIET]
-    )
-    start = time.perf_counter()
-    result = train_cost(config)
-    print(f"cost model: {result.global_step} steps in {time.perf_counter() - start:.1f} s")
+def test_cost_model_signs_match_the_harm_oracle(demo_run, tmp_path):
+    """The cost model is the demo's cost stage: the same example config, from the random-init tiny model
+    (the demo trains it with no override but its run folder), so the session trains it once."""
+    from alignkit.runs import read_metrics
 
-    trained = _eval(tmp_path / "cm" / "final", "cost", tmp_path / "eval")
-    untrained = _eval(_untrained("cost", tmp_path / "cm0"), "cost", tmp_path / "eval0")
+    run = demo_run.out_dir / "cost"
+    example = load_config(CostConfig, REPO / "examples/toyworld/cost.yaml", [])
+    saved = load_config(CostConfig, run / "config.yaml", [])
+    assert dataclasses.replace(saved, run=example.run) == example  # every key but the run folder's
+    history = read_metrics(run / "metrics.jsonl")
+    print(f"cost model: {max(r.get('step', 0) for r in history)} steps (the demo's cost stage)")
+
+    trained = _eval(run / "final", "cost", tmp_path / "eval")
+    # The untrained head's signs come from the torch RNG: seeded (the recipe's trainer.seed), the baseline
+    # does not depend on what ran before it in the session (seeds 0-3: 0.684, 0.353, 0.473, 0.737; when
+    # this test trained its own cost model just before, the RNG it left gave 0.402).
+    with torch.random.fork_rng():
+        torch.manual_seed(saved.trainer.seed)
+        untrained_model = _untrained("cost", tmp_path / "cm0")
+    untrained = _eval(untrained_model, "cost", tmp_path / "eval0")
     print(
         f"held-out cost sign accuracy: {trained['cost/sign_accuracy']:.3f} "
         f"(untrained {untrained['cost/sign_accuracy']:.3f}); pairwise {trained['cost/accuracy']:.3f}"
@@ -98,5 +110,5 @@ def test_cost_model_signs_match_the_harm_oracle(tmp_path):
     assert trained["cost/sign_accuracy"] > untrained["cost/sign_accuracy"] + 0.2
     # Both sides of zero are right, not just the majority (most responses in the data are safe).
     assert trained["cost/unsafe_recall"] >= 0.9 and trained["cost/safe_recall"] >= 0.9
-    final_eval = result.history[-1]
+    final_eval = [r for r in history if "eval/cost/sign_accuracy" in r][-1]
     assert final_eval["eval/cost/sign_accuracy"] == pytest.approx(trained["cost/sign_accuracy"], abs=1e-6)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,18 +41,27 @@ def assert_same_weights(a, b, atol):
         torch.testing.assert_close(wa[key], wb[key], atol=atol, rtol=0, msg=key)
 
 
-def test_accumulation_4x2_equals_8x1(tmp_path):
-    """8 examples per step either way; the loss is normalised by the tokens of the whole step."""
-    train(tiny_config(tmp_path / "8x1", "trainer.micro_batch_size=8", "trainer.grad_accum_steps=1"))
+@pytest.fixture(scope="module")
+def one_process_run(tmp_path_factory):
+    """The tiny SFT run in one process, micro-batch 8: what accumulation and two processes must equal."""
+    out = tmp_path_factory.mktemp("one") / "run"
+    train(tiny_config(out, "trainer.micro_batch_size=8"))
+    return out
+
+
+def test_accumulation_4x2_equals_8x1(tmp_path, one_process_run):
+    """8 examples per step either way; the loss is normalised by the tokens of the whole step. The 8x1 run
+    is ``one_process_run`` (micro-batch 8, the example's one accumulation step)."""
+    assert tiny_config(tmp_path / "8x1", "trainer.micro_batch_size=8").trainer.grad_accum_steps == 1
     train(tiny_config(tmp_path / "4x2", "trainer.micro_batch_size=4", "trainer.grad_accum_steps=2"))
-    a, b = losses(tmp_path / "8x1"), losses(tmp_path / "4x2")
+    a, b = losses(one_process_run), losses(tmp_path / "4x2")
     assert len(a) == len(b) == 6
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
     assert a[-1] < a[0]  # it trained
-    assert_same_weights(tmp_path / "8x1", tmp_path / "4x2", atol=1e-5)
+    assert_same_weights(one_process_run, tmp_path / "4x2", atol=1e-5)
 
 
-def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path):
+def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path, cli):
     """A real SIGKILL mid-run; the resumed run must end with the losses and weights of an uninterrupted one."""
     steps = ["trainer.max_steps=60", "trainer.save_every=10", "trainer.micro_batch_size=8"]
     full = tmp_path / "full"
@@ -76,7 +86,7 @@ def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path):
     )
     assert not (killed / "final").exists()
 
-    resumed = run_cli(
+    resumed = cli(
         "train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(killed, *steps, "run.resume=true")
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -87,11 +97,11 @@ def test_resume_after_kill_minus_9_matches_uninterrupted_run(tmp_path):
     assert_same_weights(full, killed, atol=1e-6)
 
 
-def test_a_run_never_overwrites_an_earlier_one(tmp_path):
+def test_a_run_never_overwrites_an_earlier_one(tmp_path, cli, one_process_run):
     out = tmp_path / "run"
-    train(tiny_config(out))
+    shutil.copytree(one_process_run, out)  # a finished run folder
     before = (out / "metrics.jsonl").read_text()
-    result = run_cli("train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(out))
+    result = cli("train", "sft", "--config", str(SFT_EXAMPLE), *tiny_overrides(out))
     assert result.returncode == 2
     assert "already holds a run" in result.stderr and "run.overwrite=true" in result.stderr
     assert (out / "metrics.jsonl").read_text() == before
@@ -115,13 +125,6 @@ def _two_process_run(tmp_path, name, accelerate_config):
     # `accelerate launch --cpu` would silently start one process: make sure two really trained together.
     assert state["num_processes"] == 2 and state["global_batch"] == 8, state
     return out, state
-
-
-@pytest.fixture(scope="module")
-def one_process_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("one") / "run"
-    train(tiny_config(out, "trainer.micro_batch_size=8"))
-    return out
 
 
 def test_two_gloo_ddp_processes_match_one_process(tmp_path, one_process_run):
