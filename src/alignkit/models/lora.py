@@ -30,11 +30,14 @@ def model_quantize(model_cfg: ModelConfig) -> str:
     return model_cfg.lora.quantize if model_cfg.lora is not None else "none"
 
 
-def apply_lora(model: torch.nn.Module, lora_cfg: LoraConfig) -> Any:
+def apply_lora(model: torch.nn.Module, lora_cfg: LoraConfig, *, skip_media_towers: bool = False) -> Any:
     """Wrap ``model`` in a ``peft.PeftModel`` whose only trainable weights are the new adapters.
 
     The task type follows the model class, so a reward/cost model (``*ForSequenceClassification``) also
     trains and saves its freshly initialised score head (PEFT's ``modules_to_save``).
+    ``skip_media_towers``: no adapters inside a vision/audio encoder (``MEDIA_TOWERS``), which
+    ``all-linear`` would otherwise wrap too: a frozen tower (``model.freeze_vision``) stays frozen under
+    LoRA, and the adapters go to the projector and the language model.
     """
     from peft import LoraConfig as PeftLoraConfig
     from peft import TaskType, get_peft_model
@@ -47,6 +50,7 @@ def apply_lora(model: torch.nn.Module, lora_cfg: LoraConfig) -> Any:
         lora_dropout=lora_cfg.dropout,
         target_modules=targets if isinstance(targets, str) else list(targets),
         task_type=TaskType.SEQ_CLS if is_classifier else TaskType.CAUSAL_LM,
+        exclude_modules=MEDIA_TOWER_MODULES if skip_media_towers and media_towers(model) else None,
     )
     return get_peft_model(model, peft_cfg)
 
@@ -80,12 +84,19 @@ def prepare_trainable_model(model: torch.nn.Module, model_cfg: ModelConfig) -> t
         return model
     if model_cfg.gradient_checkpointing:
         model.enable_input_require_grads()
-    return apply_lora(model, model_cfg.lora)
+    return apply_lora(model, model_cfg.lora, skip_media_towers=model_cfg.freeze_vision)
 
 
 MEDIA_TOWERS = ("vision_tower", "visual", "vision_model", "audio_tower")
 """Names under which transformers' multimodal models hold their vision or audio encoder (LLaVA,
 Qwen2-VL, Idefics/SmolVLM, Qwen2-Audio); the projector and the language model are not among them."""
+MEDIA_TOWER_MODULES = rf"(.*\.)?({'|'.join(MEDIA_TOWERS)})(\..*)?"
+"""PEFT's ``exclude_modules`` pattern (matched against whole module names) for everything inside a tower."""
+
+
+def media_towers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The vision/audio encoders of ``model`` (none for a text model)."""
+    return [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] in MEDIA_TOWERS]
 
 
 def freeze_media_towers(model: torch.nn.Module) -> int:
@@ -93,11 +104,10 @@ def freeze_media_towers(model: torch.nn.Module) -> int:
     text model). A frozen tower keeps the pretrained features a projector was aligned to, and saves
     its optimizer state and backward."""
     frozen = 0
-    for name, module in model.named_modules():
-        if name.rsplit(".", 1)[-1] in MEDIA_TOWERS:
-            for p in module.parameters():
-                frozen += p.numel() if p.requires_grad else 0
-                p.requires_grad_(False)
+    for module in media_towers(model):
+        for p in module.parameters():
+            frozen += p.numel() if p.requires_grad else 0
+            p.requires_grad_(False)
     return frozen
 
 

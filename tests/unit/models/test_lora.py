@@ -175,3 +175,23 @@ def test_score_model_trains_and_saves_its_head(tokenizer, tmp_path):
     assert any(".score." in n for n in trainable)
     save_pretrained(model, tokenizer, tmp_path, model.state_dict())
     assert any("score" in k for k in load_file(tmp_path / "adapter_model.safetensors"))
+
+
+@pytest.mark.parametrize("freeze_vision", [True, False])
+def test_lora_on_a_vlm_leaves_a_frozen_vision_tower_alone(freeze_vision):
+    """``all-linear`` names every linear layer, the vision tower's included: with ``model.freeze_vision``
+    (the default) the tower gets no adapters and stays frozen, while the projector and the language model
+    get theirs; without it the tower is adapted too."""
+    from alignkit.models.loading import load_causal_lm
+    from alignkit.toyworld import resolve
+
+    vlm = str(resolve("toyworld://visual/models/tiny-vlm"))
+    cfg = ModelConfig(path=vlm, freeze_vision=freeze_vision, lora=LoraConfig(r=2))
+    model = prepare_trainable_model(load_causal_lm(vlm), cfg)
+    adapted = {name.split(".lora_A")[0] for name, _ in model.named_parameters() if ".lora_A" in name}
+    in_tower = [name for name in adapted if ".vision_tower." in name]
+    assert any(".language_model." in name for name in adapted)
+    assert any(".multi_modal_projector." in name for name in adapted)
+    assert bool(in_tower) is not freeze_vision, in_tower[:3]
+    trainable_in_tower = [n for n, p in model.named_parameters() if p.requires_grad and ".vision_tower." in n]
+    assert bool(trainable_in_tower) is not freeze_vision
