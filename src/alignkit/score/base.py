@@ -26,6 +26,21 @@ class Scorer(Protocol):
         ...
 
 
+def prompt_images(messages: Sequence[Any]) -> list[str]:
+    """The image paths (or URLs) of a conversation's user messages, in order; [] for a text prompt."""
+    paths = []
+    for message in chat_dicts(messages):
+        content = message["content"]
+        if message["role"] != "user" or isinstance(content, str):
+            continue
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "image":
+                path = part.get("path") or part.get("url") or part.get("image")
+                if isinstance(path, str):
+                    paths.append(path)
+    return paths
+
+
 def message_text(messages: Sequence[Any], role: str | None = None) -> str:
     """The text of the last message (of ``role``, when given); multimodal parts contribute their text."""
     dicts = [m for m in chat_dicts(messages) if role is None or m["role"] == role]
@@ -67,7 +82,9 @@ class FunctionScorer:
     ``fn(prompts, responses) -> list[float]`` once per batch (e.g. to call a model or a service).
     A function that declares a ``reasoning`` and/or ``answer`` parameter also gets the response split by
     ``split_reasoning`` (``<think>`` block and answer; lists when batched): a correctness rule reads the
-    answer, a chain-of-thought monitor the reasoning.
+    answer, a chain-of-thought monitor the reasoning. One that declares ``images`` also gets the prompt's
+    picture paths (``prompt_images``; a list per pair), so a rule named by a config string can judge an
+    answer about a picture (``alignkit.toyworld.visual_scoring:correct``).
     """
 
     def __init__(self, fn: Callable[..., Any], *, batched: bool = False, batch_size: int = 256) -> None:
@@ -76,11 +93,15 @@ class FunctionScorer:
         self.batch_size = batch_size
         self.name = getattr(fn, "__qualname__", repr(fn))
         self.split_parts = [p for p in ("reasoning", "answer") if p in _parameters(fn)]
+        self.wants_images = "images" in _parameters(fn)
 
-    def _split(self, responses: Sequence[str]) -> dict[str, Any]:
+    def _split(self, prompts: Sequence[Sequence[Any]], responses: Sequence[str]) -> dict[str, Any]:
         parts = [split_reasoning(r) for r in responses]
         by_name = {"reasoning": [p[0] for p in parts], "answer": [p[1] for p in parts]}
-        return {name: by_name[name] for name in self.split_parts}
+        extra = {name: by_name[name] for name in self.split_parts}
+        if self.wants_images:
+            extra["images"] = [prompt_images(p) for p in prompts]
+        return extra
 
     @classmethod
     def from_path(cls, path: str, *, batched: bool = False, batch_size: int = 256) -> FunctionScorer:
@@ -94,7 +115,7 @@ class FunctionScorer:
         scores: list[float] = []
         for start in range(0, len(prompt_texts), self.batch_size):
             chunk = slice(start, start + self.batch_size)
-            split = self._split(response_texts[chunk])
+            split = self._split(prompts[chunk], response_texts[chunk])
             if self.batched:
                 out = list(self.fn(prompt_texts[chunk], response_texts[chunk], **split))
                 if len(out) != len(prompt_texts[chunk]):

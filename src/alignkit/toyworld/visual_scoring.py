@@ -1,11 +1,12 @@
 """The visual toy world's oracles as a Scorer: rewards and costs for online RL with pictures.
 
-Why a Scorer class and not a ``module:function`` rule: a ``FunctionScorer`` hands its function the
-*text* of the prompt's last user message, and the picture is exactly what decides the answer here
-("What colour is the circle?" has five right answers, one per picture). This class reads each
-prompt's picture path from its image part; the file name is the scene key (``task_for``), so the
-oracle judges the answer against what the picture shows. Online trainers take it as an object
-(``GRPOTrainer(config, scorers={"reward": VisualOracleScorer("correct")})``).
+The picture is exactly what decides the answer here ("What colour is the circle?" has five right
+answers, one per picture): the scorers read each prompt's picture path from its image part; the file
+name is the scene key (``task_for``), so the oracle judges the answer against what the picture shows.
+Two forms: ``VisualOracleScorer`` (an object: ``GRPOTrainer(config, scorers={"reward":
+VisualOracleScorer("correct")})``) and the functions ``correct`` / ``helpfulness_reward`` / ``harm_cost``
+for config strings (``reward.path=alignkit.toyworld.visual_scoring:correct``): a ``FunctionScorer``
+hands a function that declares ``images`` the prompt's picture paths.
 """
 
 from __future__ import annotations
@@ -79,3 +80,28 @@ class VisualOracleScorer:
             text = answers[-1] if answers and isinstance(answers[-1], str) else ""
             scores.append(self.judge(visual_task(prompt), text))
         return torch.tensor(scores, dtype=torch.float32)
+
+
+def _judge_one(measure: Measure, prompt: str, response: str, images: Sequence[str]) -> float:
+    task = task_for(images[-1], prompt) if images else None
+    if task is None:
+        raise ValueError(
+            f"no visual toy-world task for question {prompt!r} about pictures {list(images)!r}: the oracle "
+            "judges only the world's own questions about its pictures (toyworld://visual/data/prompts)"
+        )
+    return VisualOracleScorer(measure).judge(task, response)
+
+
+def correct(prompt: str, response: str, images: Sequence[str]) -> float:
+    """1 for the right answer to the question about the prompt's (last) picture, else 0."""
+    return _judge_one("correct", prompt, response, images)
+
+
+def helpfulness_reward(prompt: str, response: str, images: Sequence[str]) -> float:
+    """The oracle's helpfulness of the answer about the prompt's (last) picture."""
+    return _judge_one("helpfulness", prompt, response, images)
+
+
+def harm_cost(prompt: str, response: str, images: Sequence[str]) -> float:
+    """Safe RLHF's cost of the answer: -1 safe, else the severity of the harm it writes (1-3)."""
+    return _judge_one("harm_cost", prompt, response, images)

@@ -14,7 +14,7 @@ from alignkit.data.records import ContentPart, Message
 from alignkit.generate.base import SamplingConfig
 from alignkit.generate.hf import HFGenerator
 from alignkit.models.forward import labelled_token_logps, media_inputs
-from alignkit.score.base import as_response
+from alignkit.score.base import FunctionScorer, as_response, prompt_images
 from alignkit.toyworld import resolve
 from alignkit.toyworld.visual_scoring import VisualOracleScorer, picture_and_question
 from alignkit.train.online_media import check_multimodal_online
@@ -128,6 +128,26 @@ def test_the_visual_oracle_judges_the_same_question_by_its_picture():
     assert path is not None and path.endswith("h-red.circle.0.png") and question == make
     costs = VisualOracleScorer("harm_cost").score([hazard], [as_response("Sorry, I can't help with that.")])
     assert costs.tolist() == [-1.0]  # safe: Safe RLHF's -1
+
+
+def test_a_config_string_rule_sees_the_pictures_of_the_prompt():
+    """``reward.path=alignkit.toyworld.visual_scoring:correct`` (a ``FunctionScorer``): a function that
+    declares ``images`` gets each prompt's picture paths, so it judges the same answer by the picture."""
+    prompts = [prompt("w-red.circle.0", COLOUR), prompt("w-blue.circle.2", COLOUR), [Message("user", "Hi")]]
+    assert prompt_images(prompts[0])[0].endswith("w-red.circle.0.png") and prompt_images(prompts[2]) == []
+    red = [as_response("The answer is red.")] * 2
+    # the same answer: right about the red picture (1), wrong about the blue one (0)
+    assert FunctionScorer.from_path("alignkit.toyworld.visual_scoring:correct").score(
+        prompts[:2], red
+    ).tolist() == [1.0, 0.0]
+    seen: list = []
+    batched = FunctionScorer(
+        lambda p, r, images: seen.extend(images) or [len(i) for i in images], batched=True
+    )
+    assert batched.score(prompts, [*red, as_response("hello")]).tolist() == [1.0, 1.0, 0.0]
+    assert [len(i) for i in seen] == [1, 1, 0]
+    with pytest.raises(ValueError, match="no visual toy-world task"):
+        FunctionScorer.from_path("alignkit.toyworld.visual_scoring:harm_cost").score(prompts[2:], red[:1])
 
 
 def test_the_visual_oracle_refuses_prompts_it_cannot_judge():
