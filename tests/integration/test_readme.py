@@ -51,7 +51,7 @@ def readme_block(heading: str, language: str) -> str:
     return match.group(1)
 
 
-BLOCKS = ("## Using it", "## Evaluate")
+BLOCKS = ("## Using it", "## Evaluate", "## Pictures")
 
 
 def commands(heading: str = "## Using it") -> list[str]:
@@ -118,6 +118,9 @@ def test_readme_commands_run_in_order_as_written(tmp_path, tmp_path_factory, dem
 
         use_demo_policies(tmp_path / "runs", demo_run.out_dir)
         run_commands("## Evaluate", tmp_path, env, cli)
+        run_commands("## Pictures", tmp_path, env, cli)
+        for run in ("sft-v", "cost-v", "dpo-v", "grpo-v"):
+            assert (tmp_path / "runs" / run / "final" / "processor_config.json").is_file(), run
     for run in ("eval-sft", "eval-safe-ppo"):
         results = json.loads((tmp_path / "runs" / run / "results.json").read_text())["results"][
             "toyworld-oracle"
