@@ -34,10 +34,15 @@ ALM = "toyworld://audio/models/tiny-alm"
 
 def held_out_accuracy(model: Path) -> dict[str, tuple[int, int]]:
     """Per question family: (right, asked) over greedy answers to the held-out clips."""
-    prompts = [r.messages for r in load_records(str(resolve("toyworld://audio/data/prompts/test.jsonl")), "trl").records]
+    prompts = [
+        r.messages
+        for r in load_records(str(resolve("toyworld://audio/data/prompts/test.jsonl")), "trl").records
+    ]
     generator = HFGenerator.from_pretrained(str(model), device="cpu")
     found: dict[str, list[bool]] = {}
-    for completion in generator.generate([list(p) for p in prompts], SamplingConfig(temperature=0.0, max_new_tokens=8)):
+    for completion in generator.generate(
+        [list(p) for p in prompts], SamplingConfig(temperature=0.0, max_new_tokens=8)
+    ):
         turn = prompts[completion.prompt_index][-1]
         task = task_for(turn.media()[0].path, turn.text())
         found.setdefault(task.family, []).append(is_correct(task, completion.text))
@@ -100,7 +105,10 @@ def test_dpo_on_the_tiny_alm_keeps_the_audio_tower_and_saves_the_processor(tmp_p
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
     final = tmp_path / "run" / "final"
-    before, after = load_file(str(resolve(ALM) / "model.safetensors")), load_file(str(final / "model.safetensors"))
+    before, after = (
+        load_file(str(resolve(ALM) / "model.safetensors")),
+        load_file(str(final / "model.safetensors")),
+    )
     audio = [k for k in before if "audio_tower" in k]
     assert audio and all(torch.equal(before[k], after[k]) for k in audio)
     moved = [k for k in before if k not in audio and not torch.equal(before[k], after[k])]

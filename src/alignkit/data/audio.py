@@ -25,7 +25,9 @@ from alignkit.data.errors import RowError, describe
 from alignkit.data.records import ContentPart
 
 WAV_SUFFIXES = (".wav", ".wave")
-EXPECTED = "an existing audio file (WAV with the standard library; other formats need soundfile or torchcodec)"
+EXPECTED = (
+    "an existing audio file (WAV with the standard library; other formats need soundfile or torchcodec)"
+)
 
 
 def audio_part(value: Any, name: str, base_dir: Path | None) -> ContentPart:
@@ -93,7 +95,8 @@ def load_waveform(block: Mapping[str, Any], sampling_rate: int) -> np.ndarray:
 
 def has_audio(messages: Sequence[Mapping[str, Any]]) -> bool:
     return any(
-        isinstance(m.get("content"), list) and any(p.get("type") == "audio" for p in m["content"]) for m in messages
+        isinstance(m.get("content"), list) and any(p.get("type") == "audio" for p in m["content"])
+        for m in messages
     )
 
 
@@ -104,7 +107,9 @@ def with_audio_arrays(messages: Sequence[Mapping[str, Any]], sampling_rate: int)
         content = message.get("content")
         if isinstance(content, list):
             content = [
-                {"type": "audio", "audio": load_waveform(part, sampling_rate)} if part.get("type") == "audio" else part
+                {"type": "audio", "audio": load_waveform(part, sampling_rate)}
+                if part.get("type") == "audio"
+                else part
                 for part in content
             ]
         out.append({**message, "content": content})

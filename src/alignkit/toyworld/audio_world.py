@@ -79,7 +79,9 @@ def scene_from_key(path_or_key: str) -> Clip:
     stem = Path(path_or_key).name.removesuffix(".wav")
     match = _KEY.fullmatch(stem)
     if match is None:
-        raise ValueError(f"{path_or_key!r} is not a clip of the audio toy world (expected b<1-3>-<low|high>-<Hz>-<n>)")
+        raise ValueError(
+            f"{path_or_key!r} is not a clip of the audio toy world (expected b<1-3>-<low|high>-<Hz>-<n>)"
+        )
     return Clip(int(match[1]), match[2], int(match[3]), int(match[4]))
 
 
@@ -96,7 +98,9 @@ def task_for(audio_path: str, question: str) -> AudioTask:
     clip = scene_from_key(audio_path)
     family = next((f for f, q in QUESTIONS.items() if q == question.strip()), None)
     if family is None:
-        raise ValueError(f"{question!r} is not a question of the audio toy world; allowed: {list(QUESTIONS.values())}")
+        raise ValueError(
+            f"{question!r} is not a question of the audio toy world; allowed: {list(QUESTIONS.values())}"
+        )
     return next(t for t in tasks_of([clip]) if t.family == family)
 
 

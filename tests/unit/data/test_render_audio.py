@@ -40,7 +40,9 @@ def clip(key: str) -> ContentPart:
 
 
 def user(*parts: ContentPart | str) -> Message:
-    return Message("user", tuple(p if isinstance(p, ContentPart) else ContentPart("text", text=p) for p in parts))
+    return Message(
+        "user", tuple(p if isinstance(p, ContentPart) else ContentPart("text", text=p) for p in parts)
+    )
 
 
 def labelled_text(processor, example) -> str:
@@ -54,7 +56,9 @@ def test_assistant_mask_covers_exactly_the_answer_after_audio_expansion(processo
     example = render_conversation(processor, chat, max_length=128)
     audio_id = processor.audio_token_id
     assert example.input_ids.count(audio_id) == AUDIO_TOKENS
-    assert all(y == IGNORE_INDEX for t, y in zip(example.input_ids, example.labels, strict=True) if t == audio_id)
+    assert all(
+        y == IGNORE_INDEX for t, y in zip(example.input_ids, example.labels, strict=True) if t == audio_id
+    )
     assert labelled_text(processor, example) == "The answer is two.<|im_end|>"
     assert example.media["input_features"].shape == (1, 80, 100)
     assert example.media["feature_attention_mask"].sum().item() == 100  # the whole second is the clip
@@ -93,7 +97,9 @@ def test_read_wav_and_resample_by_hand(tmp_path: Path):
 
 def _row(path: str) -> str:
     content = [{"type": "audio", "path": path}, {"type": "text", "text": "How many beeps?"}]
-    return json.dumps({"messages": [{"role": "user", "content": content}, {"role": "assistant", "content": "x"}]})
+    return json.dumps(
+        {"messages": [{"role": "user", "content": content}, {"role": "assistant", "content": "x"}]}
+    )
 
 
 def test_missing_or_corrupt_audio_is_refused_naming_file_row_field_and_path(tmp_path: Path):
