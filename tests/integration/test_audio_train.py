@@ -116,3 +116,17 @@ def test_dpo_on_the_tiny_alm_keeps_the_audio_tower_and_saves_the_processor(tmp_p
     processor = load_processor(str(final), load_tokenizer(str(final)))
     assert type(processor).__name__ == "Qwen2AudioProcessor"
     assert type(load_causal_lm(str(final))).__name__ == "Qwen2AudioForConditionalGeneration"
+
+
+def test_audio_rows_for_a_text_model_are_refused_naming_the_row(tmp_path: Path):
+    from alignkit.config import ConfigError
+
+    config = load_config(
+        sft.SFTConfig,
+        None,
+        ["model.path=toyworld://models/tiny", "data.train.source=toyworld://audio/data/sft"]
+        + [f"run.output_dir={tmp_path / 'run'}"],
+    )
+    with pytest.raises(ConfigError, match=r"holds audio data \(.*train.jsonl row 1\).*text-only.*tiny-alm"):
+        sft.train(config)
+    assert not (tmp_path / "run").exists()
