@@ -28,10 +28,9 @@ def refuse_media(records: Sequence[Any], ds: Any, key: str) -> None:
             raise ConfigError(
                 f"{key}.source={ds.source!r} (template {ds.template!r}) holds {part.type} data{where}, but "
                 f"the model is text-only (no processor saved with it), so it would never be given the "
-                f"{part.type}s. Point model.path at a vision-language model saved with its processor "
-                f"(e.g. toyworld://visual/models/tiny-vlm; trainers that take one: sft, dpo, reward, cost, "
-                f"moderation), or use a "
-                f"text-only dataset."
+                f"{part.type}s. Point model.path at a vision- or audio-language model saved with its processor "
+                f"(e.g. toyworld://visual/models/tiny-vlm, toyworld://audio/models/tiny-alm; trainers that "
+                f"take one: sft, dpo, reward, cost, moderation), or use a text-only dataset."
             )
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from alignkit.data.audio import has_audio, with_audio_arrays
+
 MEDIA_KEYS = ("pixel_values", "image_sizes", "image_grid_thw", "input_features", "feature_attention_mask")
 """Processor outputs that go to the model's forward besides the ids (LLaVA, Qwen-VL, Qwen2-Audio);
 each is concatenated along its first axis across a batch's examples."""
@@ -52,8 +54,11 @@ def processor_render(
     hit = _RECENT.get(key)
     if hit is not None and hit[0] is processor:
         return list(hit[1]), dict(hit[2])
+    chat = list(messages)
+    if has_audio(chat):  # decoded here: transformers would need soundfile or torchcodec for a path
+        chat = with_audio_arrays(chat, processor.feature_extractor.sampling_rate)
     out = processor.apply_chat_template(
-        list(messages),
+        chat,
         tokenize=True,
         return_dict=True,
         return_tensors="pt",

@@ -6,7 +6,7 @@ A local folder holding a LoRA adapter (a LoRA run's ``final/`` or checkpoint) lo
 adapter merged in, so a run can start from another run's output whether or not that run used LoRA.
 
 A vision-language (or audio-language) checkpoint, one whose config has a ``vision_config`` or
-``audio_config``, loads through ``AutoModelForImageTextToText`` and brings its processor
+``audio_config``, loads through ``AutoModelForMultimodalLM`` and brings its processor
 (``load_processor``): ``model.path`` pointing at a VLM is all a run needs.
 """
 
@@ -244,9 +244,10 @@ def load_causal_lm(
 
     ``quantize`` ('4bit'/'8bit') loads the weights through bitsandbytes for QLoRA; see
     ``alignkit.models.precision.quantization_kwargs``. A vision/audio-language checkpoint loads as
-    ``AutoModelForImageTextToText`` (a LLaVA- or Qwen-VL-style model that generates text).
+    ``AutoModelForMultimodalLM`` (a LLaVA-, Qwen-VL- or Qwen2-Audio-style model that generates text;
+    a superset of ``AutoModelForImageTextToText``, which has no audio models).
     """
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    from transformers import AutoModelForCausalLM, AutoModelForMultimodalLM
 
     local = resolve_path(path)
     if Path(local).is_dir():
@@ -255,7 +256,7 @@ def load_causal_lm(
         base = adapter_base(local)
         if base is not None:
             return _load_merged_adapter(local, base, dtype, trust_remote_code, quantize)
-    auto = AutoModelForImageTextToText if is_multimodal(local, trust_remote_code=trust_remote_code) else None
+    auto = AutoModelForMultimodalLM if is_multimodal(local, trust_remote_code=trust_remote_code) else None
     return (auto or AutoModelForCausalLM).from_pretrained(
         local,
         dtype=DTYPES[dtype],

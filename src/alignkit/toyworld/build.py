@@ -174,7 +174,8 @@ def default_world() -> ToyWorld:
 def resolve(uri_or_path: str | os.PathLike[str]) -> Path:
     """``toyworld://<relative path>`` -> that path inside the default build; other paths unchanged.
 
-    ``toyworld://visual/<relative path>`` is inside the visual world's build (``visual_build.py``)."""
+    ``toyworld://visual/<relative path>`` is inside the visual world's build (``visual_build.py``),
+    ``toyworld://audio/<relative path>`` inside the audio world's (``audio_build.py``)."""
     text = os.fspath(uri_or_path)
     if not text.startswith(URI_SCHEME):
         return Path(text)
@@ -185,4 +186,8 @@ def resolve(uri_or_path: str | os.PathLike[str]) -> Path:
         from alignkit.toyworld.visual_build import default_visual_world
 
         return default_visual_world().joinpath(*Path(relative).parts[1:])
+    if Path(relative).parts[:1] == ("audio",):  # the audio world is its own build (audio_build.py)
+        from alignkit.toyworld.audio_build import default_audio_world
+
+        return default_audio_world().joinpath(*Path(relative).parts[1:])
     return default_world().root / relative

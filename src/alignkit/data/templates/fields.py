@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from alignkit.data.audio import audio_part
 from alignkit.data.errors import MissingField, RowError, RowSkipped, describe
 from alignkit.data.records import ROLES, ContentPart, Message, Messages
 from alignkit.data.templates.base import RowContext
@@ -225,7 +226,9 @@ def content(value: Any, name: str, ctx: RowContext, images: Iterator[Any] | None
                         where, "an image block with a path, or a row 'images' entry for it", "neither"
                     )
             parts.append(image_part(source, where, ctx))
-        elif kind in ("audio", "video"):
+        elif kind == "audio":
+            parts.append(audio_part(block.get("path") or block.get("url"), f"{where}.path", ctx.base_dir))
+        elif kind == "video":
             path = as_text(block.get("path") or block.get("url"), f"{where}.path")
             parts.append(ContentPart(kind, path=path))
         else:
