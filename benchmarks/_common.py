@@ -350,6 +350,7 @@ def run_alignkit_timed(train: Any, config: Any, steps: int) -> dict[str, Any]:
         "step_end_cpu_s": cpu_at_log[:steps],
         "losses": [r["loss"] for r in steps_log],
         "units_logged": [r["units"] for r in steps_log],
+        "first_step_metrics": {k: v for k, v in steps_log[0].items() if isinstance(v, float)},
         "wall_s": wall,
         **mem.report(),
     }
