@@ -350,6 +350,7 @@ def run_alignkit_timed(train: Any, config: Any, steps: int) -> dict[str, Any]:
         "step_end_cpu_s": cpu_at_log[:steps],
         "losses": [r["loss"] for r in steps_log],
         "units_logged": [r["units"] for r in steps_log],
+        "first_step_metrics": {k: v for k, v in steps_log[0].items() if isinstance(v, float)},
         "wall_s": wall,
         **mem.report(),
     }
@@ -421,6 +422,26 @@ class StepLossRecorder:
                 }
             self.step_losses.append((loss[0] if return_outputs else loss).detach())
         return loss
+
+
+def labelled_split(example: Any) -> tuple[list[int], list[int]]:
+    """``(prompt_ids, completion_ids)``: the unlabelled prefix and the labelled (scored) tokens after it."""
+    labelled = [i for i, t in enumerate(example.labels) if t != -100]
+    start, end = labelled[0], labelled[-1] + 1
+    assert labelled == list(range(start, end)), "alignkit's labelled tokens are not one contiguous span"
+    return list(example.input_ids[:start]), list(example.input_ids[start:end])
+
+
+def labels_differ(trl_batch: dict[str, torch.Tensor], examples: list[Any]) -> bool:
+    """TRL's labels (input ids where ``completion_mask``) vs alignkit's ``collate_pairs`` labels, same width."""
+    from alignkit.data.pair_examples import collate_pairs
+
+    ours = collate_pairs(examples, pad_token_id=0)["labels"]
+    theirs = trl_batch["input_ids"].masked_fill(trl_batch["completion_mask"] == 0, -100)
+    width = max(ours.shape[1], theirs.shape[1])
+    ours = torch.nn.functional.pad(ours, (0, width - ours.shape[1]), value=-100)
+    theirs = torch.nn.functional.pad(theirs, (0, width - theirs.shape[1]), value=-100)
+    return not torch.equal(ours, theirs)
 
 
 def train_trl_quietly(trainer: Any) -> None:

@@ -67,6 +67,8 @@ from _common import (
     alignkit_common_sections,
     alternating_runs,
     device_line,
+    labelled_split,
+    labels_differ,
     load_average,
     loss_curve_diff,
     median_summary,
@@ -109,14 +111,6 @@ class PairWorkload:
     num_pairs: int = 0
     dropped: int = 0
     truncated: int = 0
-
-
-def labelled_split(example: Any) -> tuple[list[int], list[int]]:
-    """``(prompt_ids, completion_ids)``: the unlabelled prefix and the labelled (scored) tokens after it."""
-    labelled = [i for i, t in enumerate(example.labels) if t != -100]
-    start, end = labelled[0], labelled[-1] + 1
-    assert labelled == list(range(start, end)), "alignkit's labelled tokens are not one contiguous span"
-    return list(example.input_ids[:start]), list(example.input_ids[start:end])
 
 
 def build_workload(args: argparse.Namespace, model: str, steps: int) -> PairWorkload:
@@ -261,18 +255,6 @@ def run_trl(
         "wall_s": wall,
         **mem.report(),
     }
-
-
-def labels_differ(trl_batch: dict[str, torch.Tensor], examples: list[Any]) -> bool:
-    """TRL's labels (input ids where ``completion_mask``) vs alignkit's ``collate_pairs`` labels, same width."""
-    from alignkit.data.pair_examples import collate_pairs
-
-    ours = collate_pairs(examples, pad_token_id=0)["labels"]
-    theirs = trl_batch["input_ids"].masked_fill(trl_batch["completion_mask"] == 0, -100)
-    width = max(ours.shape[1], theirs.shape[1])
-    ours = torch.nn.functional.pad(ours, (0, width - ours.shape[1]), value=-100)
-    theirs = torch.nn.functional.pad(theirs, (0, width - theirs.shape[1]), value=-100)
-    return not torch.equal(ours, theirs)
 
 
 # ---------------------------------------------------------------------------------------------- analysis
