@@ -22,24 +22,14 @@ from typing import Any
 import torch
 
 from alignkit.toyworld.audio_world import SAMPLING_RATE
+from alignkit.toyworld.visual_model import media_chat_template
 
 AUDIO_TOKEN, AUDIO_BOS, AUDIO_EOS = "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"
 MEL_BINS = 80
 AUDIO_TOKENS = 25
 """Tokens a one-second clip expands to: 100 frames -> 50 after the stride-2 convolution -> 25 pooled."""
 
-CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['content'] is string %}{{- message['content'] }}"
-    "{%- else %}{%- for part in message['content'] %}"
-    "{%- if part['type'] == 'audio' %}{{- '<|audio_bos|><|AUDIO|><|audio_eos|>' }}"
-    "{%- elif part['type'] == 'text' %}{{- part['text'] }}{%- endif %}"
-    "{%- endfor %}{%- endif %}"
-    "{{- '<|im_end|>\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
+CHAT_TEMPLATE = media_chat_template("audio", AUDIO_BOS + AUDIO_TOKEN + AUDIO_EOS)
 
 
 @dataclass(frozen=True)
