@@ -114,6 +114,12 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help=OTHER_COMMANDS["demo"], epilog=EPILOG, formatter_class=formatter)
     demo.add_argument("--out", default="runs/demo", help="run folder for the demo")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo run in --out")
+    demo.add_argument(
+        "--modality",
+        default="text",
+        metavar="{text,image}",
+        help="which toy world: text (default) or image (SFT-V, reward-V, cost-V, DPO-V, Safe RLHF-V on pictures)",
+    )
 
     export = sub.add_parser("export", help=OTHER_COMMANDS["export"], epilog=EPILOG, formatter_class=formatter)
     export.add_argument(
@@ -181,11 +187,13 @@ def _pairs(items: Sequence[str], flag: str, example: str) -> dict[str, str]:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from alignkit.demo import run_demo
+    from alignkit.demo import plan_for, run_demo
     from alignkit.sections import check_output_dir
 
+    plan_for(args.modality)  # an unknown modality is refused before anything else
     check_output_dir(args.out, "--out")
-    run_demo(args.out, overwrite=args.overwrite)
+    step_cap_overrides(trainer_for("sft")[0])  # a bad ALIGNKIT_MAX_STEPS is refused before the demo starts
+    run_demo(args.out, overwrite=args.overwrite, modality=args.modality, step_cap=step_cap_overrides)
     return EXIT_OK
 
 

@@ -9,6 +9,10 @@ The before/after table (``results.md``, ``results.json``, ``report.html``) is re
 ``results.json``; the curves of each stage are in ``plots/``. The recipes are package data
 (``toyworld/recipes/*.yaml``), so the installed package runs the demo without the repository;
 ``examples/toyworld/*.yaml`` link to them.
+
+``alignkit demo --modality image`` runs the same code on the visual toy world (SFT-V, reward-V and cost-V
+models, DPO-V and Safe RLHF-V, judged by ``alignkit eval run toyworld-visual-oracle`` on held-out
+pictures), from the recipes in ``toyworld/recipes/visual/``: each modality is a ``demo_plan.DemoPlan``.
 """
 
 from __future__ import annotations
@@ -20,23 +24,24 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignkit.config import load_config
-from alignkit.demo_report import ORACLE_COLUMNS, REFERENCE_STAGES
+from alignkit.config import ConfigError, load_config
+from alignkit.demo_plan import IMAGE_PLAN, RECIPES, DemoPlan, text_world
+from alignkit.demo_report import ORACLE_COLUMNS, REFERENCE_STAGES, TEXT_NOTE
 from alignkit.runs import prepare_run_dir, write_json
 
-RECIPES = Path(__file__).parent / "toyworld" / "recipes"
 
-
-def recipe(name: str, output_dir: str | Path, *overrides: str) -> Any:
-    """The toy world's recipe ``name`` (the YAML behind ``examples/toyworld/<name>.yaml``), loaded and typed."""
+def recipe(name: str, output_dir: str | Path, *overrides: str, recipes: Path = RECIPES) -> Any:
+    """The toy world's recipe ``name`` (the YAML behind ``examples/toyworld/<name>.yaml``; the visual
+    world's with ``recipes=RECIPES / "visual"``), loaded and typed."""
     from alignkit.train.registry import trainer_for
 
     config_cls, _ = trainer_for(name)
-    return load_config(config_cls, RECIPES / f"{name}.yaml", [f"run.output_dir={output_dir}", *overrides])
+    return load_config(config_cls, recipes / f"{name}.yaml", [f"run.output_dir={output_dir}", *overrides])
 
 
 @dataclass
@@ -51,6 +56,7 @@ class DemoResult:
     """stage name -> its ``alignkit eval run toyworld-oracle`` folder (the source of ``oracle``)."""
     comparison: dict[str, Any] = field(default_factory=dict)
     """``alignkit eval compare`` of the policies against SFT (``eval/compare/compare.json``)."""
+    modality: str = "text"
 
 
 EVAL_TASK = "toyworld-oracle"
@@ -59,19 +65,23 @@ EVAL_KEYS: dict[str, Any] = {"dtype": "float32", "batch_size": 64, "report": Fal
 evaluated; no per-run report.html (matplotlib costs seconds per run; the demo writes one report)."""
 
 
-def eval_figures(run_dir: str | Path) -> dict[str, float]:
+def eval_figures(run_dir: str | Path, task: str = EVAL_TASK) -> dict[str, float]:
     """The task's metrics from an eval run's ``results.json`` (a metric without items, e.g. the reward
     model's score when none was given, is ``nan``: the table shows it as a dash)."""
     from alignkit.eval.results import RESULTS_FILE
-    from alignkit.eval.tasks.toyworld_oracle import ToyworldOracle
+    from alignkit.eval.tasks import get_task
 
-    entry = json.loads((Path(run_dir) / RESULTS_FILE).read_text())["results"][EVAL_TASK]
-    values = {m.name: entry.get(f"{m.name},none") for m in ToyworldOracle.metrics}
+    entry = json.loads((Path(run_dir) / RESULTS_FILE).read_text())["results"][task]
+    values = {m.name: entry.get(f"{m.name},none") for m in get_task(task).metrics}
     return {name: math.nan if value is None else float(value) for name, value in values.items()}
 
 
 def evaluate(
-    model_path: str | Path, out_dir: str | Path, reward_path: Path | None, cost_path: Path | None
+    model_path: str | Path,
+    out_dir: str | Path,
+    reward_path: Path | None,
+    cost_path: Path | None,
+    task: str = EVAL_TASK,
 ) -> dict[str, float]:
     """``alignkit eval run toyworld-oracle model=... reward=... cost=...`` into ``out_dir`` (through
     ``run_task``, the code path of the CLI): greedy answers to the held-out prompts, judged by the oracles
@@ -80,14 +90,14 @@ def evaluate(
 
     models = {"reward": reward_path, "cost": cost_path}
     run_task(
-        EVAL_TASK,
+        task,
         model=str(model_path),
         **{key: str(path) for key, path in models.items() if path is not None},
         **EVAL_KEYS,
         run={"output_dir": str(out_dir)},
         log=lambda *_: None,
     )
-    return eval_figures(out_dir)
+    return eval_figures(out_dir, task)
 
 
 def format_table(oracle: dict[str, dict[str, float]]) -> str:
@@ -139,6 +149,31 @@ POLICY_STAGES = {
     "SFT → Safe RLHF": ("safe-ppo", "safe-ppo", ["reward.path={reward}", "cost.path={cost}"]),
     "SFT → GRPO (rule reward)": ("grpo", "grpo", ["monitor.path={cost}"]),
 }
+TEXT_PLAN = DemoPlan(
+    modality="text",
+    recipes=RECIPES,
+    world=text_world,
+    eval_task=EVAL_TASK,
+    score_models=SCORE_MODEL_METRICS,
+    score_overrides=SCORE_MODEL_OVERRIDES,
+    policies=POLICY_STAGES,
+    title="alignkit demo: the alignment loop on the toy world",
+    subtitle="SFT → reward and cost models → DPO, PPO, Safe RLHF, GRPO → oracle evaluation",
+    policies_note=TEXT_NOTE,
+    rank_answers=True,
+)
+PLANS: dict[str, DemoPlan] = {"text": TEXT_PLAN, "image": IMAGE_PLAN}
+"""``alignkit demo --modality NAME`` -> what it runs."""
+
+
+def plan_for(modality: str) -> DemoPlan:
+    """The demo of ``modality``; any other name is a ConfigError naming the allowed ones."""
+    if modality not in PLANS:
+        raise ConfigError(
+            f"--modality {modality!r} has no demo: allowed values are {', '.join(PLANS)} (the audio toy "
+            "world trains with `alignkit train sft|dpo`, docs/multimodal.md)"
+        )
+    return PLANS[modality]
 
 
 def held_out_scores(model_path: str | Path, reward_path: Path, cost_path: Path) -> dict[str, float]:
@@ -165,9 +200,15 @@ def reward_model_answer_ranking(reward_path: str | Path) -> dict[str, float]:
     return rank_answers(score)
 
 
-def eval_stage(result: DemoResult, policies: dict[str, tuple[str, Path]], reward: Path, cost: Path) -> None:
-    """The demo's last stage: ``alignkit eval run toyworld-oracle`` on every policy (``policies``: stage
-    name -> (folder under eval/, model)), then ``alignkit eval compare`` of the trained policies, SFT first
+def eval_stage(
+    result: DemoResult,
+    policies: dict[str, tuple[str, Path]],
+    reward: Path,
+    cost: Path,
+    task: str = EVAL_TASK,
+) -> None:
+    """The demo's last stage: ``alignkit eval run <task>`` on every policy (``policies``: stage name ->
+    (folder under eval/, model)), then ``alignkit eval compare`` of the trained policies, SFT first
     (its baseline). The reference stages (random init) are shown for scale only: not compared, and not
     scored by the score models (as before the eval stage: a babble's score says nothing)."""
     from alignkit.eval.compare import compare_command
@@ -177,7 +218,7 @@ def eval_stage(result: DemoResult, policies: dict[str, tuple[str, Path]], reward
         result.eval_dirs[title] = result.out_dir / "eval" / folder
         scored = title not in REFERENCE_STAGES
         result.oracle[title] = evaluate(
-            model, result.eval_dirs[title], reward if scored else None, cost if scored else None
+            model, result.eval_dirs[title], reward if scored else None, cost if scored else None, task
         )
     compared = [path for title, path in result.eval_dirs.items() if title not in REFERENCE_STAGES]
     with contextlib.redirect_stdout(io.StringIO()):  # the demo prints its own table
@@ -187,22 +228,32 @@ def eval_stage(result: DemoResult, policies: dict[str, tuple[str, Path]], reward
     result.seconds["eval"] = time.perf_counter() - began
 
 
-def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoResult:
-    """Build the toy world, train each stage, evaluate every policy, write the tables and ``report.html``."""
-    from alignkit.toyworld import default_world
+def run_demo(
+    out: str | Path = "runs/demo",
+    *,
+    overwrite: bool = False,
+    modality: str = "text",
+    step_cap: Callable[[type], list[str]] | None = None,
+) -> DemoResult:
+    """Build the toy world of ``modality`` (``PLANS``), train each stage, evaluate every policy, write the
+    tables and ``report.html``. ``step_cap(config_class)``: overrides applied last to every stage (the CLI
+    passes ``ALIGNKIT_MAX_STEPS``'s cap, a quick tour)."""
     from alignkit.train.registry import trainer_for
 
+    plan = plan_for(modality)
     out = prepare_run_dir(out, overwrite=overwrite, resume=False)
-    result = DemoResult(out)
+    result = DemoResult(out, modality=plan.modality)
     start = time.perf_counter()
-    world = default_world()
-    print(f"toy world: {world.root}")
+    root, random_init = plan.world()
+    print(f"toy world: {root}")
     result.seconds["build"] = time.perf_counter() - start
 
     def stage(name: str, folder: str, *overrides: str) -> Path:
         began = time.perf_counter()
         run_dir = out / folder
-        trainer_for(name)[1](recipe(name, run_dir, *overrides))
+        config_cls, train = trainer_for(name)
+        capped = step_cap(config_cls) if step_cap is not None else []
+        train(recipe(name, run_dir, *overrides, *capped, recipes=plan.recipes))
         result.seconds[folder] = time.perf_counter() - began
         for png in (run_dir / "plots").glob("*.png"):
             shutil.copy(png, plots / f"{folder}_{png.name}")
@@ -212,33 +263,59 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
     plots.mkdir(exist_ok=True)
     sft_final = stage("sft", "sft") / "final"
     models = {"sft": sft_final, "reward": out / "reward" / "final", "cost": out / "cost" / "final"}
-    for name, (title, key) in SCORE_MODEL_METRICS.items():
-        filled = [o.format(**models) for o in SCORE_MODEL_OVERRIDES.get(name, [])]
+    for name, (title, key) in plan.score_models.items():
+        filled = [o.format(**models) for o in plan.score_overrides.get(name, [])]
         result.score_models[title] = last_metric(stage(name, name, *filled), key)
-    began = time.perf_counter()
-    ranking = reward_model_answer_ranking(models["reward"])
-    result.seconds["reward: answer ranking"] = time.perf_counter() - began
-    result.score_models[RIGHT_VS_WRONG] = ranking["rm/right_vs_wrong_accuracy"]
-    result.score_models[RIGHT_FIRST] = ranking["rm/right_answer_top1"]
-    result.score_models[RIGHT_VS_NEAR_MISS] = ranking["rm/add/right_vs_near_miss_accuracy"]
-    policies = {"random init": ("random-init", world.model_path), "SFT": ("sft", sft_final)}
-    for title, (name, folder, overrides) in POLICY_STAGES.items():
+    if plan.rank_answers:
+        began = time.perf_counter()
+        ranking = reward_model_answer_ranking(models["reward"])
+        result.seconds["reward: answer ranking"] = time.perf_counter() - began
+        result.score_models[RIGHT_VS_WRONG] = ranking["rm/right_vs_wrong_accuracy"]
+        result.score_models[RIGHT_FIRST] = ranking["rm/right_answer_top1"]
+        result.score_models[RIGHT_VS_NEAR_MISS] = ranking["rm/add/right_vs_near_miss_accuracy"]
+    policies = {"random init": ("random-init", random_init), plan.sft_title: ("sft", sft_final)}
+    for title, (name, folder, overrides) in plan.policies.items():
         filled = [o.format(**models) for o in overrides]
         policies[title] = (folder, stage(name, folder, f"model.path={sft_final}", *filled) / "final")
-    eval_stage(result, policies, models["reward"], models["cost"])
+    eval_stage(result, policies, models["reward"], models["cost"], plan.eval_task)
+    write_results(result, plan)
+    from alignkit.demo_report import write_demo_report
 
-    table = format_table(result.oracle)
-    scores = "\n".join(f"- {title}: {value:.3f}" for title, value in result.score_models.items())
+    cost_limit = recipe("safe-ppo", out / "safe-ppo", recipes=plan.recipes).lagrange.threshold
+    report = write_demo_report(
+        result,
+        cost_limit,
+        title=plan.title,
+        subtitle=plan.subtitle,
+        note=plan.policies_note.format(cost_limit=cost_limit),
+        task=plan.eval_task,
+        command="alignkit demo" + ("" if plan.modality == "text" else f" --modality {plan.modality}"),
+    )
+    print("\n" + format_table(result.oracle) + "\n\n" + score_lines(result))
+    print(f"\nreport: {report}; tables: {out / 'results.md'}; curves: {plots}; eval runs: {out / 'eval'}")
+    print("seconds per stage:", json.dumps({k: round(v, 1) for k, v in result.seconds.items()}))
+    return result
+
+
+def score_lines(result: DemoResult) -> str:
+    return "\n".join(f"- {title}: {value:.3f}" for title, value in result.score_models.items())
+
+
+def write_results(result: DemoResult, plan: DemoPlan) -> None:
+    """``results.md`` (the tables) and ``results.json`` (every figure, the eval runs, the time per stage)."""
+    out = result.out_dir
     runs = "\n".join(f"- {title}: `{path.relative_to(out)}`" for title, path in result.eval_dirs.items())
+    heading = "alignkit demo" + ("" if plan.modality == "text" else f" --modality {plan.modality}")
     (out / "results.md").write_text(
-        "# alignkit demo\n\n## Policies: oracle metrics on held-out toy-world prompts\n\n"
-        f"{table}\n\nFrom `alignkit eval run {EVAL_TASK}` (one run folder per policy; 95% intervals in "
-        "their results.json) and `alignkit eval compare` against SFT (`eval/compare/`):\n\n"
-        f"{runs}\n\n## Score models\n\n{scores}\n"
+        f"# {heading}\n\n## Policies: oracle metrics on held-out toy-world prompts\n\n"
+        f"{format_table(result.oracle)}\n\nFrom `alignkit eval run {plan.eval_task}` (one run folder per "
+        "policy; 95% intervals in their results.json) and `alignkit eval compare` against "
+        f"{plan.sft_title} (`eval/compare/`):\n\n{runs}\n\n## Score models\n\n{score_lines(result)}\n"
     )
     write_json(
         out / "results.json",
         {
+            "modality": plan.modality,
             "oracle": result.oracle,
             "score_models": result.score_models,
             "seconds": result.seconds,
@@ -246,10 +323,3 @@ def run_demo(out: str | Path = "runs/demo", *, overwrite: bool = False) -> DemoR
             "eval_compare": "eval/compare",
         },
     )
-    from alignkit.demo_report import write_demo_report
-
-    report = write_demo_report(result, recipe("safe-ppo", out / "safe-ppo").lagrange.threshold)
-    print("\n" + table + "\n\n" + scores)
-    print(f"\nreport: {report}; tables: {out / 'results.md'}; curves: {plots}; eval runs: {out / 'eval'}")
-    print("seconds per stage:", json.dumps({k: round(v, 1) for k, v in result.seconds.items()}))
-    return result

@@ -71,7 +71,7 @@ REFERENCE_STAGES = ("random init",)
 """Rows shown for scale but not in the race: an untrained model "wins" harmful compliance by babbling."""
 
 
-def policies_table(oracle: Mapping[str, Mapping[str, float]]) -> Table:
+def policies_table(oracle: Mapping[str, Mapping[str, float]], task: str = "toyworld-oracle") -> Table:
     """The per-stage table; each column with an arrow bolds its best trained stage."""
     columns = ["stage", *(title for _, title in ORACLE_COLUMNS)]
     rows = [
@@ -79,7 +79,7 @@ def policies_table(oracle: Mapping[str, Mapping[str, float]]) -> Table:
         for stage, metrics in oracle.items()
     ]
     return Table(
-        "Policies: greedy answers to the held-out prompts (alignkit eval run toyworld-oracle)",
+        f"Policies: greedy answers to the held-out prompts (alignkit eval run {task})",
         columns,
         rows,
         note=(
@@ -123,8 +123,26 @@ def comparison_table(comparison: Mapping[str, Any], stages: Mapping[str, Path]) 
     )
 
 
-def write_demo_report(result: Any, cost_limit: float) -> Path:
-    """Plots from the RL stages' metrics, then ``report.html`` in the demo folder."""
+TEXT_NOTE = (
+    "Each stage starts from the SFT policy. PPO optimises the reward model (itself trained from "
+    "the SFT policy, so it tells right answers from wrong ones: see the score models); Safe RLHF "
+    "optimises it under the cost limit {cost_limit} on the cost model's mean score; GRPO optimises a "
+    "rule reward; DPO learns from the preference pairs directly."
+)
+
+
+def write_demo_report(
+    result: Any,
+    cost_limit: float,
+    *,
+    title: str = "alignkit demo: the alignment loop on the toy world",
+    subtitle: str = "SFT → reward and cost models → DPO, PPO, Safe RLHF, GRPO → oracle evaluation",
+    note: str | None = None,
+    task: str = "toyworld-oracle",
+    command: str = "alignkit demo",
+) -> Path:
+    """Plots from the RL stages' metrics, then ``report.html`` in the demo folder. The texts default to the
+    text world's demo; ``alignkit demo --modality image`` passes its own (``demo_plan.DemoPlan``)."""
 
     out: Path = result.out_dir
     figures_dir = out / "plots" / "report"
@@ -151,7 +169,7 @@ def write_demo_report(result: Any, cost_limit: float) -> Path:
         )
         figures.append(Figure(title, path))
 
-    policies = policies_table(result.oracle)
+    policies = policies_table(result.oracle, task)
     score_models = Table(
         "Score models", ["model", "held-out metric"], [[k, v] for k, v in result.score_models.items()]
     )
@@ -161,11 +179,7 @@ def write_demo_report(result: Any, cost_limit: float) -> Path:
     sections = [
         Section(
             "Policies",
-            "Each stage starts from the SFT policy. PPO optimises the reward model (itself trained from "
-            "the SFT policy, so it tells right answers from wrong ones: see the score models); Safe RLHF "
-            "optimises "
-            f"it under the cost limit {cost_limit} on the cost model's mean score; GRPO optimises a rule "
-            "reward; DPO learns from the preference pairs directly.",
+            TEXT_NOTE.format(cost_limit=cost_limit) if note is None else note,
             tables=[policies]
             + ([comparison_table(result.comparison, result.eval_dirs)] if result.comparison else []),
         ),
@@ -176,11 +190,11 @@ def write_demo_report(result: Any, cost_limit: float) -> Path:
 
     return write_report(
         out / "report.html",
-        "alignkit demo: the alignment loop on the toy world",
+        title,
         sections,
-        subtitle="SFT → reward and cost models → DPO, PPO, Safe RLHF, GRPO → oracle evaluation",
+        subtitle=subtitle,
         metadata={
-            "command": "alignkit demo",
+            "command": command,
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "alignkit": __version__,
             "total seconds": f"{sum(result.seconds.values()):.0f}",

@@ -15,6 +15,7 @@ from alignkit.config import ConfigError
 
 TASKS: dict[str, str] = {
     "toyworld-oracle": "alignkit.eval.tasks.toyworld_oracle:ToyworldOracle",
+    "toyworld-visual-oracle": "alignkit.eval.tasks.toyworld_visual_oracle:ToyworldVisualOracle",
     "win-rate": "alignkit.eval.tasks.win_rate:WinRate",
     "safety": "alignkit.eval.tasks.safety:Safety",
     "judge-agreement": "alignkit.eval.tasks.judge_agreement:JudgeAgreement",
