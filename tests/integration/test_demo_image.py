@@ -26,7 +26,10 @@ STAGES = {
 TASK = "toyworld-visual-oracle"
 
 
+@pytest.mark.slow
 def test_image_demo_writes_the_run_folder_with_each_stage_judged_on_held_out_pictures(tmp_path, monkeypatch):
+    """Every stage, 2 steps each (about 70 s under a load of 8 on 2 cores, 25 s of it evaluating four
+    policies that never end an answer)."""
     monkeypatch.setenv("ALIGNKIT_MAX_STEPS", "2")
     out = tmp_path / "demo-v"
     assert main(["demo", "--modality", "image", "--out", str(out)]) == 0
@@ -87,7 +90,9 @@ def test_a_modality_without_a_demo_is_refused_naming_the_allowed_ones(tmp_path, 
 def test_sft_v_of_the_demo_answers_held_out_pictures_far_above_random_init(sft_v_policy: Path, tmp_path):
     """The session's SFT-V policy is trained by the demo's own SFT-V recipe (checked key by key), so the
     demo's SFT-V row is this one: held-out benign accuracy must beat random init by at least 0.3.
-    Measured (greedy, 99 benign questions about the 20 held-out pictures): random init 0.00, SFT-V 0.XX."""
+    Measured (greedy, 99 benign questions about the 20 held-out pictures): random init 0.000, SFT-V 0.354
+    (35/99; the demo's own SFT-V row, twice). Colour and place are learned, the kind of shape mostly not
+    (docs/multimodal.md), hence the modest bar."""
     from alignkit.config import load_config
     from alignkit.demo import evaluate
     from alignkit.demo_plan import IMAGE_PLAN
