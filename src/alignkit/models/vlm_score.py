@@ -1,13 +1,15 @@
-"""Score heads on vision-language models: ``<Family>ForSequenceClassification`` where transformers has none.
+"""Score heads on multimodal (image- or audio-text) models: ``<Family>ForSequenceClassification`` where
+transformers has none.
 
 Reward models, cost models and moderation classifiers are ``AutoModelForSequenceClassification`` models
 (``score_model.py``, ``moderation_model.py``): a backbone plus a bias-free ``score`` head read at each row's
 last non-pad token. transformers implements that class for one VLM only (Gemma 3), and its
 ``Gemma3ForSequenceClassification`` is nothing but transformers' ``GenericForSequenceClassification`` on the
 VLM's base model (vision tower + projector + language model, no LM head) with ``pixel_values`` passed
-through. ``vlm_classifier_class`` builds the same class for any VLM whose config ``AutoModel`` knows (LLaVA,
-Qwen2-VL, ...), and ``register_vlm_classifier`` registers it with ``AutoModelForSequenceClassification``
-for that config type. Why this design:
+through. ``vlm_classifier_class`` builds the same class for any VLM or audio-language model whose config
+``AutoModel`` knows (LLaVA, Qwen2-VL, Qwen2-Audio ...; an audio model's ``input_features`` pass through
+as pixels do), and ``register_vlm_classifier`` registers it with ``AutoModelForSequenceClassification`` for
+that config type. Why this design:
 
 - **One code path.** Every caller keeps calling ``AutoModelForSequenceClassification.from_pretrained``;
   ``model(input_ids=..., attention_mask=..., pixel_values=...).logits`` is ``(B, num_labels)`` pooled at
@@ -34,7 +36,7 @@ _CLASSES: dict[type, type] = {}
 
 def vlm_classifier_class(config_class: type) -> type:
     """The ``*ForSequenceClassification`` class for a VLM config type (transformers' own when it has one)."""
-    from transformers import AutoModel, AutoModelForImageTextToText, AutoModelForSequenceClassification
+    from transformers import AutoModel, AutoModelForSequenceClassification
 
     mapping = AutoModelForSequenceClassification._model_mapping
     if config_class in mapping:  # Gemma 3, or a family registered earlier in this process
@@ -46,9 +48,24 @@ def vlm_classifier_class(config_class: type) -> type:
             f"no score head can be put on a {config_class.__name__} model: transformers has no base model "
             "(AutoModel) for it to read hidden states from"
         )
-    cls = _build_class(config_class, AutoModelForImageTextToText._model_mapping.get(config_class, None))
+    cls = _build_class(config_class, _generator_class(config_class))
     _CLASSES[config_class] = cls
     return cls
+
+
+def _generator_class(config_class: type) -> type | None:
+    """The family's generating class (``LlavaForConditionalGeneration``, ``Qwen2AudioForConditionalGeneration``)
+    whose ``*PreTrainedModel`` the classifier inherits. ``AutoModelForMultimodalLM`` maps image-, audio- and
+    video-text families alike (for every image family the class ``AutoModelForImageTextToText`` gives, which
+    has no audio models); the latter is the fallback for a transformers without the former."""
+    import transformers
+
+    for auto in ("AutoModelForMultimodalLM", "AutoModelForImageTextToText"):
+        mapping = getattr(transformers, auto, None)
+        found = None if mapping is None else mapping._model_mapping.get(config_class, None)
+        if found is not None:
+            return found
+    return None
 
 
 def _build_class(config_class: type, generator: type | None) -> type:
@@ -74,8 +91,9 @@ def _build_class(config_class: type, generator: type | None) -> type:
 
 
 _DOC = (
-    "{family}'s base model (vision tower, projector, language model) with a bias-free linear ``score`` head "
-    "read at each row's last non-pad token; media tensors (``pixel_values`` ...) pass through to the base "
+    "{family}'s base model (vision or audio tower, projector, language model) with a bias-free linear "
+    "``score`` head read at each row's last non-pad token; media tensors (``pixel_values``, "
+    "``input_features`` ...) pass through to the base "
     "model. Built by ``alignkit.models.vlm_score``."
 )
 

@@ -63,12 +63,34 @@ def make_optimizer(model: Any, cfg: TrainerConfig) -> Any:
     )
 
 
+def allow_unused_media_parameters(accelerator: Any, model: Any) -> bool:
+    """Let DDP reduce a multimodal model's gradients when some trainable parameters get none this step.
+
+    A micro-batch without pictures (or clips) never runs the projector, nor an unfrozen tower: on a
+    text-only rank those parameters have no gradient while the other rank's do, and DDP's reducer then
+    waits for buckets that never fill (gloo: "collective mismatch"). ``find_unused_parameters`` marks
+    them ready with a zero contribution, so the average stays sum / world exactly; a parameter no rank
+    used keeps no gradient, as in one process. ``static_graph`` cannot do it: the set changes per step.
+    A frozen tower needs nothing (DDP never registers parameters without ``requires_grad``). Text models
+    keep DDP's default, which skips the extra graph traversal per backward. Returns whether it was set.
+    """
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    config = getattr(model, "config", None)
+    multimodal = any(getattr(config, key, None) is not None for key in ("vision_config", "audio_config"))
+    if not multimodal or accelerator.num_processes == 1 or accelerator.ddp_handler is not None:
+        return False
+    accelerator.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return True
+
+
 def prepare_training(accelerator: Any, model: Any, cfg: TrainerConfig) -> tuple[Any, Any]:
     """Optimizer, DeepSpeed keys and accelerate's wrapping: the last step before every trainer's loop."""
     from alignkit.train.engine import configure_deepspeed
 
     optimizer = make_optimizer(model, cfg)
     configure_deepspeed(accelerator, cfg)
+    allow_unused_media_parameters(accelerator, model)
     return accelerator.prepare(model, optimizer)
 
 

@@ -33,7 +33,7 @@ from alignkit.losses.ppo import KLEstimator, kl_penalty, per_token_costs, per_to
 from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy, media_inputs
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, ModelConfig, OnlineTrainerConfig, RunConfig
-from alignkit.train.common import make_optimizer
+from alignkit.train.common import allow_unused_media_parameters, make_optimizer
 from alignkit.train.cross_process import global_masked_mean, global_whiten
 from alignkit.train.engine import LoopResult
 from alignkit.train.lagrange import LagrangeConfig
@@ -108,6 +108,7 @@ class GRPOTrainer(OnlineTrainer):
             if config.beta > 0
             else None
         )
+        allow_unused_media_parameters(acc, actor)  # a rollout micro-batch of text prompts skips the projector
         model, optimizer = acc.prepare(actor, make_optimizer(actor, cfg))
         scheduler = make_scheduler(optimizer, cfg, self.total_updates)
         return [Trained("policy", model, optimizer, scheduler, self._loss)], []

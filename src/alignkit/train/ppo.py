@@ -39,7 +39,7 @@ from alignkit.models.value import load_critic
 from alignkit.models.value_heads import attach_value_heads, read_values
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, OnlineTrainerConfig, RunConfig
-from alignkit.train.common import DataReport, make_optimizer, read_records
+from alignkit.train.common import DataReport, allow_unused_media_parameters, make_optimizer, read_records
 from alignkit.train.critic import (
     CriticConfig,
     CriticEstimates,
@@ -197,6 +197,7 @@ class PPOTrainer(OnlineTrainer):
                 critic, actor, f"{'critic' if kind == 'reward' else 'cost_critic'}.path", path
             )
             models += [critic, make_optimizer(critic, dataclasses.replace(cfg, lr=critic_cfg.lr))]
+        allow_unused_media_parameters(acc, actor)  # a rollout micro-batch of text prompts skips the projector
         prepared = acc.prepare(*models)
         trained = [
             Trained(
