@@ -142,9 +142,10 @@ RIGHT_FIRST = "reward model: right answer scored above every wrong one (fraction
 RIGHT_VS_NEAR_MISS = "reward model: right > off-by-one-or-two sum, held-out additions (pairwise accuracy)"
 POLICY_STAGES = {
     "SFT → DPO (helpfulness)": ("dpo", "dpo-helpfulness", ["preference=helpfulness"]),
-    # safety pairs move the policy further per step: 150 of the recipe's 200 keep benign accuracy within
-    # reach (200 cost 0.05 of it) while harmful compliance still falls well past the test's 0.10
-    "SFT → DPO (safety)": ("dpo", "dpo-safety", ["preference=safety", "trainer.max_steps=150"]),
+    # safety pairs trade benign accuracy for lower compliance; beta 0.5 (stronger pull to the SFT policy)
+    # and 300 steps was the best trade over two SFT policies (two thread counts): compliance -0.18 / -0.29,
+    # benign accuracy -0.043 / -0.007; beta 0.3 lost 0.05 of benign accuracy for a 0.10 drop (benchmarks/README)
+    "SFT → DPO (safety)": ("dpo", "dpo-safety", ["preference=safety", "trainer.max_steps=300", "beta=0.5"]),
     "SFT → PPO": ("ppo", "ppo", ["reward.path={reward}", "monitor.path={cost}"]),
     "SFT → Safe RLHF": ("safe-ppo", "safe-ppo", ["reward.path={reward}", "cost.path={cost}"]),
     "SFT → GRPO (rule reward)": ("grpo", "grpo", ["monitor.path={cost}"]),

@@ -38,8 +38,9 @@ reward model of safe_pref alone, which PPO hacked, Safe RLHF led: 0.936-0.943 vs
 COMPLIANCE_DROP = 0.2
 """Safe RLHF must cut the SFT policy's harmful-compliance rate by at least this (measured 0.368 -> 0.0)."""
 IDEAL_GAIN = 0.02
-"""GRPO / RLOO with the ideal-answer rule must raise the oracle's accuracy by this (measured 0.876 -> 0.938
-for both, seed 0; 0.882 -> 0.933-0.949 over seeds 0-2 from the earlier SFT policy)."""
+"""GRPO / RLOO with the ideal-answer rule must raise the oracle's accuracy by this. With the recipe's 45 steps:
+0.904 -> 0.949 / 0.961 (two torch threads' SFT policy) and 0.893 -> 0.949 / 0.955 (one thread's); at 30 steps
+the first did not move (0.904 -> 0.904 / 0.916). Earlier SFT policies: 0.876 -> 0.938, 0.882 -> 0.933-0.949."""
 
 
 def _metrics(run_dir: Path) -> list[dict]:

@@ -66,14 +66,16 @@ def pack_rows(lengths: Sequence[int], num_rows: int) -> list[list[int]]:
     return [row for row in rows if row]
 
 
-ROW_LENGTH = 4.0
+ROW_LENGTH = 3.0
 """Packed rows aim at this many times the micro-batch's longest example, ..."""
 ROW_TOKENS = 1024
 """... but at no more tokens than this, unless one example is longer. Long enough that little padding is
 left and the rows are few (per-row overheads), short enough that attention, quadratic in the row, stays
-a small part of the cost. Measured on the 3.8M benchmark Llama (CPU, examples of 20-36 tokens, 32 per
-micro-batch): rows of 1x / 3x / 12x / 25x the longest example took 1.0 / 0.68 / 0.77 / 0.94 of the
-padded batch's forward + backward time."""
+a small part of the cost (a packed row computes attention across its examples that the block-diagonal mask
+then discards). Measured on the 3.8M benchmark Llama (CPU, examples of 20-36 tokens, 32 per micro-batch):
+rows of 1x / 3x / 12x / 25x the longest example took 1.0 / 0.68 / 0.77 / 0.94 of the padded batch's forward
++ backward time; the whole SFT step against TRL (benchmarks/sft_vs_trl.py --model-size 4m, quiet host,
+2026-11-30): rows of 2x / 3x / 4x gave 1.37x / 1.62-1.70x / 1.37-1.44x TRL's throughput."""
 MIN_SAVING = 0.1
 """Pack a micro-batch only when that removes at least this fraction of the tokens padded rows compute."""
 

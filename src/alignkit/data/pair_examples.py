@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import ConfigError
-from alignkit.data.collate import ROW_LENGTH, ROW_TOKENS, collate_lm, packed_rows, pad_right, scored_length
+from alignkit.data.collate import ROW_TOKENS, collate_lm, packed_rows, pad_right, scored_length
 from alignkit.data.processor import MEDIA_KEYS
 from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response
@@ -194,10 +194,15 @@ def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+PAIR_ROW_LENGTH = 4.0
+"""Shared-prompt pair rows aim at this many times the longest pair (at most ``collate.ROW_TOKENS``): the
+length the DPO benchmarks were measured with (SFT's rows are shorter: ``collate.ROW_LENGTH``)."""
+
+
 def collate_shared_pairs(
     examples: Sequence[PairExample],
     pad_token_id: int,
-    row_length: float = ROW_LENGTH,
+    row_length: float = PAIR_ROW_LENGTH,
     row_tokens: int = ROW_TOKENS,
 ) -> dict[str, torch.Tensor]:
     """Each pair as one block, ``shared prefix + rest of chosen + rest of rejected``, blocks packed into rows
