@@ -18,7 +18,9 @@ this test pays for the demo fixture; in the suite that fixture is shared with th
 The block's ``accelerate launch`` lines (two CPU processes, DDP and DeepSpeed ZeRO-2) run as written in the
 session fixture ``readme_launches`` (``readme_helpers.py``), 6 steps each, and their run folders are
 copied in where the block has them: ``test_sft_invariants.py`` compares the same two runs with one process,
-so the suite starts each launch once (they read nothing the block's other commands write).
+so the suite starts each launch once (they read nothing the block's other commands write). The forked
+commands skip their PNG plots (``WarmCLI(plots=False)``, ~1 s of matplotlib each): nothing here reads them,
+and ``test_cli.py`` checks that a run draws them.
 
 Measured on the shared 2-core machine under a load of ~5.5 (toy world and DeepSpeed's op already built,
 OMP_NUM_THREADS=1): 277 s wall / 276 s CPU before (every command a process of its own, the Evaluate block
@@ -95,7 +97,7 @@ def use_demo_policies(runs: Path, demo_dir: Path) -> None:
 def test_readme_commands_run_in_order_as_written(tmp_path, tmp_path_factory, demo_run, readme_launches):
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     env = readme_env(2)
-    with WarmCLI(env, tmp_path_factory.mktemp("warm-cli")) as cli:
+    with WarmCLI(env, tmp_path_factory.mktemp("warm-cli"), plots=False) as cli:
         run_commands("## Using it", tmp_path, env, cli, real_first=True, launches=readme_launches)
         for run in ("toyworld-sft", "toyworld-reward", "toyworld-cost", "toyworld-ipo", "toyworld-dpo-safety",
                     "toyworld-dpo-lora", "toyworld-ppo", "toyworld-safe-ppo", "toyworld-rloo",
