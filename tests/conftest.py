@@ -24,12 +24,38 @@ def pytest_configure(config):  # noqa: ARG001 - pytest hook signature
 import pytest  # noqa: E402 - after the environment is set up above
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """``alignkit demo`` run once per test session: its stages double as trained toy-world models."""
-    from alignkit.demo import run_demo
+@pytest.fixture(scope="session", autouse=True)
+def _runs_draw_no_plots():
+    """Training runs in the test process skip their PNG plots: matplotlib takes ~1 s per run (0.2 s a
+    figure) and only a few tests read them. Those are marked ``plots`` (``_plots_when_marked``); the demo
+    fixture draws them too. Runs in other processes (the ``cli`` fixture, ``alignkit`` subprocesses) draw
+    them as always. Yields the real ``plot_metrics``."""
+    from alignkit.train import recorder
 
-    return run_demo(tmp_path_factory.mktemp("demo") / "demo")
+    real = recorder.plot_metrics
+    recorder.plot_metrics = lambda *args, **kwargs: []
+    yield real
+    recorder.plot_metrics = real
+
+
+@pytest.fixture(autouse=True)
+def _plots_when_marked(request, monkeypatch, _runs_draw_no_plots):
+    if request.node.get_closest_marker("plots") is not None:
+        from alignkit.train import recorder
+
+        monkeypatch.setattr(recorder, "plot_metrics", _runs_draw_no_plots)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, _runs_draw_no_plots):
+    """``alignkit demo`` run once per test session: its stages double as trained toy-world models. It
+    draws every stage's plots (the demo collects them; ``test_demo.py`` reads them)."""
+    from alignkit.demo import run_demo
+    from alignkit.train import recorder
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recorder, "plot_metrics", _runs_draw_no_plots)
+        return run_demo(tmp_path_factory.mktemp("demo") / "demo")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from readme_helpers import run_readme_launches
 from vision_helpers import train_sft_v
 from warm_cli import WarmCLI
 
@@ -37,6 +38,14 @@ def sft_v_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     4 held-out hazard pictures (the SFT rows comply on half of them), which DPO-V then removes
     (``test_dpo_vision.py``). Do not train it further in place: copy it or start a run from it."""
     return train_sft_v(tmp_path_factory.mktemp("sft-v") / "run", *SFT_V_RECIPE)
+
+
+@pytest.fixture(scope="session")
+def readme_launches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The README's ``accelerate launch`` lines (SFT on two CPU processes: DDP, DeepSpeed ZeRO-2), run once
+    as written (``readme_helpers.run_readme_launches``): {line: run folder}. ``test_readme.py`` takes them as
+    its block's launches, ``test_sft_invariants.py`` compares them with one process."""
+    return run_readme_launches(tmp_path_factory.mktemp("readme-launches"))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,13 @@ folders (the same trainers' run folders, trained to the end): after 2 steps a po
 so every eval would generate to its token limit (DeceptionBench's is 1024 tokens, two stages). Run alone,
 this test pays for the demo fixture; in the suite that fixture is shared with the tests that need it.
 
+The block's ``accelerate launch`` lines (two CPU processes, DDP and DeepSpeed ZeRO-2) run as written in the
+session fixture ``readme_launches`` (``readme_helpers.py``), 6 steps each, and their run folders are
+copied in where the block has them: ``test_sft_invariants.py`` compares the same two runs with one process,
+so the suite starts each launch once (they read nothing the block's other commands write). The forked
+commands skip their PNG plots (``WarmCLI(plots=False)``, ~1 s of matplotlib each): nothing here reads them,
+and ``test_cli.py`` checks that a run draws them.
+
 Measured on the shared 2-core machine under a load of ~5.5 (toy world and DeepSpeed's op already built,
 OMP_NUM_THREADS=1): 277 s wall / 276 s CPU before (every command a process of its own, the Evaluate block
 on the 2-step policies), 115 s wall / 120 s CPU after.
@@ -25,38 +32,19 @@ eval run toyworld-oracle 3.6 s vs 9.3 s; starting the server once costs 5 s.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from readme_helpers import REPO, commands, is_launch, output_dir, readme_block, readme_env
 from warm_cli import WarmCLI
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def readme_block(heading: str, language: str) -> str:
-    """The first ``language`` code block after ``heading`` in the README."""
-    text = (REPO / "README.md").read_text()
-    after = text[text.index(heading) :]
-    match = re.search(rf"```{language}\n(.*?)```", after, flags=re.DOTALL)
-    assert match, f"no {language} block after {heading!r}"
-    return match.group(1)
-
-
 BLOCKS = ("## Using it", "## Evaluate", "## Pictures")
-
-
-def commands(heading: str = "## Using it") -> list[str]:
-    lines = [line.strip() for line in readme_block(heading, "bash").splitlines()]
-    return [line for line in lines if line and not line.startswith("#") and not line.endswith("# hub")]
 
 
 def test_the_readme_blocks_have_no_two_commands_writing_one_run_folder():
@@ -66,14 +54,25 @@ def test_the_readme_blocks_have_no_two_commands_writing_one_run_folder():
 
 
 def run_commands(
-    heading: str, cwd: Path, env: dict[str, str], cli: WarmCLI, *, real_first: bool = False
+    heading: str,
+    cwd: Path,
+    env: dict[str, str],
+    cli: WarmCLI,
+    *,
+    real_first: bool = False,
+    launches: dict[str, Path] | None = None,
 ) -> None:
     """Every command of the README block under ``heading``, in order; each must succeed, no traceback.
     ``alignkit`` lines run in ``cli`` (the first one as a real process of the executable with
-    ``real_first``); any other executable (``accelerate``) as a real process."""
+    ``real_first``); any other executable as a real process, except an ``accelerate launch`` line found in
+    ``launches`` (the ``readme_launches`` fixture ran it as written): its run folder is copied in."""
     real = real_first
     for line in commands(heading):
         argv = shlex.split(line, comments=True)
+        if launches is not None and is_launch(line):
+            assert line in launches, f"the readme_launches fixture did not run {line!r}"
+            shutil.copytree(launches[line], cwd / output_dir(line))
+            continue
         if argv[0] == "alignkit" and not real:
             returncode, _, stderr = cli.run(cwd, argv=argv)
         else:
@@ -95,16 +94,11 @@ def use_demo_policies(runs: Path, demo_dir: Path) -> None:
         )
 
 
-def test_readme_commands_run_in_order_as_written(tmp_path, tmp_path_factory, demo_run):
+def test_readme_commands_run_in_order_as_written(tmp_path, tmp_path_factory, demo_run, readme_launches):
     shutil.copytree(REPO / "examples", tmp_path / "examples")
-    env = {
-        **os.environ,
-        "ALIGNKIT_MAX_STEPS": "2",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    with WarmCLI(env, tmp_path_factory.mktemp("warm-cli")) as cli:
-        run_commands("## Using it", tmp_path, env, cli, real_first=True)
+    env = readme_env(2)
+    with WarmCLI(env, tmp_path_factory.mktemp("warm-cli"), plots=False) as cli:
+        run_commands("## Using it", tmp_path, env, cli, real_first=True, launches=readme_launches)
         for run in ("toyworld-sft", "toyworld-reward", "toyworld-cost", "toyworld-ipo", "toyworld-dpo-safety",
                     "toyworld-dpo-lora", "toyworld-ppo", "toyworld-safe-ppo", "toyworld-rloo",
                     "toyworld-grpo-cost", "sft-ddp", "sft-zero2"):  # fmt: skip

@@ -88,10 +88,14 @@ def run_child(request: dict[str, Any]) -> int:
     return code
 
 
-def serve() -> None:
+def serve(plots: bool = True) -> None:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)  # answers only: what libraries print goes to stderr
     os.dup2(2, 1)
     preload()
+    if not plots:  # the runs skip their PNG plots, as in the test process (tests/conftest.py)
+        from alignkit.train import recorder
+
+        recorder.plot_metrics = lambda *args, **kwargs: []
     # fork() copies only the calling thread: a Python thread a library started while importing would be
     # missing in every child, with any lock it held. None does today; fail loudly if one ever does. (The
     # native threads here are numpy's and scipy's OpenBLAS pools, which shut down and restart around a
@@ -122,14 +126,17 @@ def serve() -> None:
 
 class WarmCLI:
     """The test's handle on the server (a context manager): ``run(cwd, argv=...)`` or ``run(cwd,
-    python=...)`` -> (returncode, stdout, stderr)."""
+    python=...)`` -> (returncode, stdout, stderr). With ``plots=False`` training runs skip their PNG plots
+    (~1 s of matplotlib each), for a test that never reads them."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, timeout: float = 900) -> None:
+    def __init__(
+        self, env: dict[str, str], workdir: Path, timeout: float = 900, *, plots: bool = True
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir, self.timeout, self.count = workdir, timeout, 0
         self.log = workdir / "server.stderr"
         self.proc = subprocess.Popen(
-            [sys.executable, __file__],
+            [sys.executable, __file__, *([] if plots else ["--no-plots"])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log.open("w"),
@@ -172,4 +179,4 @@ class WarmCLI:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(plots="--no-plots" not in sys.argv[1:])

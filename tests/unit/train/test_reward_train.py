@@ -123,6 +123,7 @@ def _smoke_args(kind: str, out: Path) -> list[str]:
     ]
 
 
+@pytest.mark.plots
 @pytest.mark.parametrize(
     ("kind", "keys"),
     [
