@@ -9,7 +9,8 @@ apply to the two ``(B,)`` score vectors; reading data, tokenising, batching and 
 - **The loss unit is a pair.** ``count_pairs`` tells the engine so, and the loss returns the *sum* over
   pairs, so accumulation and multiple processes average over the optimizer step's pairs exactly.
 - **Each row ends at its scored token** (see ``alignkit.models.score_model``); a pair whose prompt
-  leaves no response token within ``data.max_length`` is dropped and counted in the data report.
+  leaves no token of the response's last turn within ``data.max_length`` is dropped and counted in the
+  data report (a multi-turn response cut inside its shared history would otherwise be scored there).
 - **A vision-language model** (``model.path`` saved with a processor) renders the pairs through its
   processor, so records with pictures are read (``read_records(media=True)``), each row of a batch
   carries its prompt's pictures (firsts, then seconds, as the ids) and ``final/`` holds the processor.
@@ -67,7 +68,8 @@ class ScoredPair:
 def tokenize_pairs(
     specs: Sequence[PairSpec], tokenizer: Any, max_length: int
 ) -> tuple[list[ScoredPair], int, int]:
-    """(pairs, how many had a row truncated, how many were dropped because no response token fit).
+    """(pairs, how many had a row truncated, how many were dropped because no token of
+    a response's last turn fit).
     ``tokenizer``: the run's tokenizer, or a VLM's processor (the rows then carry their pictures)."""
     pairs, truncated, dropped = [], 0, 0
     for spec in specs:
