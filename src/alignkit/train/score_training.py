@@ -55,6 +55,23 @@ def toyworld_safe_pref(split: str) -> DatasetConfig:
     return DatasetConfig(source="toyworld://data/safe_pref", template="pku-saferlhf", split=split)
 
 
+def stale_default_eval(data: DataConfig) -> str | None:
+    """A warning when ``data.train`` was changed but ``data.eval`` is still the score trainers' default.
+
+    ``alignkit train reward data.train.source=X`` keeps ``data.eval`` at the toy world's PKU-SafeRLHF test
+    pairs, so ``eval/rewards/accuracy`` would measure the model on another dataset (a VLM reward model
+    trained on InterMT pairs scores 0.44-0.50 there, read as "held-out accuracy"). None when the eval
+    split is the user's own, absent, or the default goes with the default train split."""
+    default_train, default_eval = toyworld_safe_pref("train"), toyworld_safe_pref("test")
+    if data.eval is None or data.eval != default_eval or data.train == default_train:
+        return None
+    return (
+        f"warning: data.eval is still the default ({default_eval.source}, split {default_eval.split}) while "
+        f"data.train is {data.train.source}: the eval/ metrics measure another dataset. Set data.eval.source "
+        "(and its template, options and split) to your held-out data, or data.eval=null"
+    )
+
+
 @dataclass(frozen=True)
 class ScoredPair:
     """A tokenized ``PairSpec``: both rows cut after their scored token."""
@@ -151,6 +168,9 @@ def train_score_model(
     from alignkit.models.lora import model_quantize, prepare_trainable_model
 
     accelerator = make_accelerator(trainer)
+    stale = stale_default_eval(data)
+    if stale:
+        accelerator.print(stale)
     tokenizer = load_run_tokenizer(model, data, run)
     renderer = load_run_renderer(model, tokenizer)  # the processor of a vision-language model
     multimodal = is_processor(renderer)
