@@ -63,8 +63,8 @@ def stale_default_eval(data: DataConfig) -> str | None:
     trained on InterMT pairs scores 0.44-0.50 there, read as "held-out accuracy"). None when the eval
     split is the user's own, absent, or the default goes with the default train split."""
     default_train, default_eval = toyworld_safe_pref("train"), toyworld_safe_pref("test")
-    if data.eval is None or data.eval != default_eval or data.train == default_train:
-        return None
+    if data.eval is None or data.eval != default_eval or data.train.source == default_train.source:
+        return None  # the default source with fewer rows (max_rows) still goes with its own test split
     return (
         f"warning: data.eval is still the default ({default_eval.source}, split {default_eval.split}) while "
         f"data.train is {data.train.source}: the eval/ metrics measure another dataset. Set data.eval.source "

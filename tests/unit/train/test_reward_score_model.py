@@ -203,6 +203,7 @@ def test_cost_kind_is_recorded(tmp_path, tokenizer):
         (["data.train.source=toyworld://visual/data/intermt/local", "data.eval=null"], False),
         (["data.train.source=x/train.jsonl", "data.eval.source=x/test.jsonl"], False),
         ([], False),  # the defaults go together
+        (["data.train.max_rows=4"], False),  # fewer rows of the default source: its test split is right
     ],
 )
 def test_a_changed_train_split_with_the_default_eval_split_is_warned_about(overrides, warned):
