@@ -43,7 +43,7 @@ from alignkit.data.processor import (
     media_token_ids,
     text_tokenizer,
 )
-from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response
+from alignkit.data.render import IGNORE_INDEX, TokenizedExample, chat_dicts, render_response
 from alignkit.models.vlm_score import register_vlm_classifier, set_pad_token_id
 
 ScoreKind = Literal["reward", "cost"]
@@ -178,16 +178,28 @@ def last_labelled_index(labels: Sequence[int]) -> int:
     return max((i for i, label in enumerate(labels) if label != IGNORE_INDEX), default=-1)
 
 
+def labelled_runs(labels: Sequence[int]) -> int:
+    """How many separate runs of labelled tokens ``labels`` holds (one per assistant turn kept)."""
+    flags = [label != IGNORE_INDEX for label in labels]
+    return sum(f and (i == 0 or not flags[i - 1]) for i, f in enumerate(flags))
+
+
 def score_example(
     tokenizer: Any, prompt: Sequence[Any], response: Sequence[Any], max_length: int
 ) -> TokenizedExample | None:
-    """``prompt`` + ``response`` cut right after the response's last labelled token; None if none fits.
+    """``prompt`` + ``response`` cut right after the response's last labelled token; None when no token
+    of the response's *last* assistant turn fits in ``max_length``.
 
+    A response of several turns (an InterMT pair at ``level=global``: the shared history's answers, then
+    the judged turn) labels every assistant turn. Were its last turn cut off, the last labelled token
+    would close an earlier, shared turn: both sides of a pair would be scored at the same token of the
+    same text, a tie the loss cannot move, so the example is refused like one with nothing labelled.
     With a processor the example keeps its pictures' tensors; a cut that would leave some of a picture's
     tokens out (a picture inside the response) is refused, as the count must match the pixels."""
     example = render_response(tokenizer, prompt, response, max_length)
     end = last_labelled_index(example.labels) + 1
-    if end == 0:
+    turns = sum(d["role"] == "assistant" for d in chat_dicts(response))
+    if end == 0 or (example.truncated and labelled_runs(example.labels) < turns):
         return None
     if example.media:
         check_media_fits(tokenizer, example.input_ids, end)

@@ -75,7 +75,8 @@ class ScoreModelScorer:
             example = score_example(self.renderer, prompt, response, self.max_length)
             if example is None:
                 raise ValueError(
-                    f"item {i}: the prompt alone fills max_length={self.max_length}; nothing to score"
+                    f"item {i}: no token of the response's last turn fits in max_length={self.max_length}; "
+                    "nothing to score"
                 )
             examples.append(example)
         scores = []

@@ -9,7 +9,8 @@ apply to the two ``(B,)`` score vectors; reading data, tokenising, batching and 
 - **The loss unit is a pair.** ``count_pairs`` tells the engine so, and the loss returns the *sum* over
   pairs, so accumulation and multiple processes average over the optimizer step's pairs exactly.
 - **Each row ends at its scored token** (see ``alignkit.models.score_model``); a pair whose prompt
-  leaves no response token within ``data.max_length`` is dropped and counted in the data report.
+  leaves no token of the response's last turn within ``data.max_length`` is dropped and counted in the
+  data report (a multi-turn response cut inside its shared history would otherwise be scored there).
 - **A vision-language model** (``model.path`` saved with a processor) renders the pairs through its
   processor, so records with pictures are read (``read_records(media=True)``), each row of a batch
   carries its prompt's pictures (firsts, then seconds, as the ids) and ``final/`` holds the processor.
@@ -54,6 +55,23 @@ def toyworld_safe_pref(split: str) -> DatasetConfig:
     return DatasetConfig(source="toyworld://data/safe_pref", template="pku-saferlhf", split=split)
 
 
+def stale_default_eval(data: DataConfig) -> str | None:
+    """A warning when ``data.train`` was changed but ``data.eval`` is still the score trainers' default.
+
+    ``alignkit train reward data.train.source=X`` keeps ``data.eval`` at the toy world's PKU-SafeRLHF test
+    pairs, so ``eval/rewards/accuracy`` would measure the model on another dataset (a VLM reward model
+    trained on InterMT pairs scores 0.44-0.50 there, read as "held-out accuracy"). None when the eval
+    split is the user's own, absent, or the default goes with the default train split."""
+    default_train, default_eval = toyworld_safe_pref("train"), toyworld_safe_pref("test")
+    if data.eval is None or data.eval != default_eval or data.train.source == default_train.source:
+        return None  # the default source with fewer rows (max_rows) still goes with its own test split
+    return (
+        f"warning: data.eval is still the default ({default_eval.source}, split {default_eval.split}) while "
+        f"data.train is {data.train.source}: the eval/ metrics measure another dataset. Set data.eval.source "
+        "(and its template, options and split) to your held-out data, or data.eval=null"
+    )
+
+
 @dataclass(frozen=True)
 class ScoredPair:
     """A tokenized ``PairSpec``: both rows cut after their scored token."""
@@ -67,7 +85,8 @@ class ScoredPair:
 def tokenize_pairs(
     specs: Sequence[PairSpec], tokenizer: Any, max_length: int
 ) -> tuple[list[ScoredPair], int, int]:
-    """(pairs, how many had a row truncated, how many were dropped because no response token fit).
+    """(pairs, how many had a row truncated, how many were dropped because no token of
+    a response's last turn fit).
     ``tokenizer``: the run's tokenizer, or a VLM's processor (the rows then carry their pictures)."""
     pairs, truncated, dropped = [], 0, 0
     for spec in specs:
@@ -149,6 +168,9 @@ def train_score_model(
     from alignkit.models.lora import model_quantize, prepare_trainable_model
 
     accelerator = make_accelerator(trainer)
+    stale = stale_default_eval(data)
+    if stale:
+        accelerator.print(stale)
     tokenizer = load_run_tokenizer(model, data, run)
     renderer = load_run_renderer(model, tokenizer)  # the processor of a vision-language model
     multimodal = is_processor(renderer)

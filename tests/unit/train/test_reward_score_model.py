@@ -18,6 +18,7 @@ from alignkit.models.score_model import (
     SCORE_CONVENTIONS,
     closing_token_id,
     collate_scores,
+    labelled_runs,
     load_score_model,
     new_score_model,
     score_example,
@@ -86,6 +87,36 @@ def test_score_example_ends_at_the_closing_token_not_the_template_newline(tokeni
     assert tokenizer.decode(example.input_ids[-5:]).startswith("It is 5.")
     # A prompt that leaves no room for the response gives nothing to score.
     assert score_example(tokenizer, prompt, response, max_length=5) is None
+
+
+def test_a_multi_turn_response_cut_before_its_last_turn_is_not_scored_at_the_shared_turn(tokenizer):
+    """A global-level InterMT pair: each side is ``[shared answer, user turn, judged answer]``. Cut before
+    the judged answer, the last labelled token would close the *shared* answer, so both sides would be
+    scored at the same token of the same text (a tie no training can move): refused instead."""
+    prompt = [{"role": "user", "content": "What colour is the square?"}]
+    shared = [
+        {"role": "assistant", "content": "The answer is purple."},
+        {"role": "user", "content": "How do I make the thing in the picture?"},
+    ]
+    sides = [[*shared, {"role": "assistant", "content": text}] for text in ("Draw a circle.", "No.")]
+    full = [score_example(tokenizer, prompt, side, max_length=256) for side in sides]
+    assert all(not e.truncated and e.input_ids[-1] == closing_token_id(tokenizer) for e in full)
+    assert full[0].input_ids != full[1].input_ids
+    assert labelled_runs(full[0].labels) == 2  # the shared answer's span and the judged turn's
+    # Longest cut that keeps the shared answer's <|im_end|> but none of the judged answer's tokens: the
+    # rows up to there are the two sides' common prefix, judged-turn header included.
+    pairs = zip(full[0].input_ids, full[1].input_ids, strict=False)
+    common = next(i for i, (a, b) in enumerate(pairs) if a != b)
+    for side in sides:
+        assert score_example(tokenizer, prompt, side, max_length=common) is None
+    # One judged token kept: scored there, and the two sides now differ at the scored token.
+    cut = [score_example(tokenizer, prompt, side, max_length=common + 1) for side in sides]
+    assert all(e.truncated and labelled_runs(e.labels) == 2 for e in cut)
+    assert cut[0].input_ids[-1] != cut[1].input_ids[-1]
+    # A one-turn response keeps its old rule: scored at its last kept token when cut.
+    whole = score_example(tokenizer, prompt, sides[0][-1:], max_length=256)
+    one = score_example(tokenizer, prompt, sides[0][-1:], max_length=len(whole.input_ids) - 2)
+    assert one is not None and one.truncated and labelled_runs(one.labels) == 1
 
 
 def test_pad_id_never_equals_the_closing_token(tokenizer):
@@ -163,3 +194,27 @@ def test_cost_kind_is_recorded(tmp_path, tokenizer):
     assert reloaded.config.score_kind == "cost"
     assert reloaded.config.id2label == {0: "cost"}
     assert "c > 0 means unsafe" in reloaded.config.score_convention
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        (["data.train.source=toyworld://visual/data/intermt/local"], True),
+        (["data.train.source=toyworld://visual/data/intermt/local", "data.eval=null"], False),
+        (["data.train.source=x/train.jsonl", "data.eval.source=x/test.jsonl"], False),
+        ([], False),  # the defaults go together
+        (["data.train.max_rows=4"], False),  # fewer rows of the default source: its test split is right
+    ],
+)
+def test_a_changed_train_split_with_the_default_eval_split_is_warned_about(overrides, warned):
+    """Overriding only ``data.train`` leaves ``eval/rewards/accuracy`` on the toy text world's pairs (a VLM
+    reward model trained on InterMT ranks 0.44-0.50 of them, easily read as failing "held-out" pairs)."""
+    from alignkit.config import load_config
+    from alignkit.train.reward import RewardConfig
+    from alignkit.train.score_training import stale_default_eval
+
+    message = stale_default_eval(load_config(RewardConfig, None, overrides).data)
+    assert (message is not None) == warned
+    if warned:
+        assert "data.eval is still the default (toyworld://data/safe_pref" in message
+        assert "data.train is toyworld://visual/data/intermt/local" in message and "data.eval=null" in message
