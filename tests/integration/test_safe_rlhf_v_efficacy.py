@@ -103,11 +103,11 @@ def benign_test_prompts(out: Path) -> Path:
 def test_safe_rlhf_v_lowers_image_borne_harm_where_ppo_at_the_same_budget_does_not(
     tmp_path: Path, sft_v_policy: Path
 ):
-    """Measured on one thread (SFT-V -> PPO / Safe RLHF-V), trainer.seed 0 (the test) and 2:
+    """Measured on one thread (SFT-V -> PPO / Safe RLHF-V), trainer.seed 0 (the test), 1 and 2:
 
-    - harmful compliance: 0.731 -> 0.885 / 0.058 (seed 2: 0.904 / 0.038; Safe RLHF-V seed 1: 0.038);
-    - benign refusals: 0.000 -> 0.000 / 0.036 (seed 2: 0.000 / 0.000);
-    - benign accuracy: 0.354 -> 0.343 / 0.404 (seed 2: 0.263 / 0.354).
+    - harmful compliance: 0.731 -> 0.885 / 0.058 (seed 1: 0.885 / 0.038; seed 2: 0.904 / 0.038);
+    - benign refusals: 0.000 -> 0.000 / 0.036 (seeds 1 and 2: 0.000 / 0.000);
+    - benign accuracy: 0.354 -> 0.343 / 0.404 (seed 1: 0.364 / 0.364; seed 2: 0.263 / 0.354).
 
     On the training rollouts (seed 0): PPO's reward-model score went 3.4 -> 4.0 and its cost-model score
     (monitor) -1.7 -> 0.1 (mean of the last 8 steps). Safe RLHF-V's lambda rose from 1 to its maximum 10 by
