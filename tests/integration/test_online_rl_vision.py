@@ -7,7 +7,9 @@ combinations absent from training), greedy and sampled at temperature 1.
 
 PPO and Safe PPO (mechanics): value heads on the policy (``critic.shared``) read the pictures through the
 policy's own forward; losses are finite, every training forward gets the rows' pixel values, the vision
-tower stays bit-identical (``model.freeze_vision``), and ``final/`` reloads with its processor.
+tower stays bit-identical (``model.freeze_vision``), and ``final/`` reloads with its processor. Separate
+critics (the VLM with a score head, read at every token) get each row's picture in every forward too,
+learn, keep their vision tower frozen and are saved with the processor.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from safetensors.torch import load_file
 from vision_helpers import VLM, held_out_accuracy, sft_v, write_colour_task
 
-from alignkit.config import ConfigError, load_config
+from alignkit.config import load_config
 from alignkit.data.records import ContentPart, Message
 from alignkit.generate.base import SamplingConfig
 from alignkit.generate.hf import HFGenerator
@@ -191,8 +193,68 @@ def test_ppo_with_pictures_mechanics(tmp_path: Path, name: str, extra: tuple[str
     assert answer.token_ids
 
 
-def test_a_separate_critic_on_a_vlm_is_refused_before_the_run_folder(tmp_path: Path):
-    config = ppo_config(tmp_path, "critic.shared=false")
-    with pytest.raises(ConfigError, match=r"critic.shared=false .* set critic.shared=true"):
-        PPOTrainer(config, scorers={"reward": VisualOracleScorer("helpfulness")})
-    assert not (tmp_path / "run").exists()
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        # two optimizer steps per rollout: the critic reads the rollout's values, then updates on it
+        ("ppo", ("critic.shared=false",)),
+        # Safe RLHF-V with two separate critics and one optimizer step per rollout: the fused pass, whose
+        # update forward also supplies the rollout's values
+        (
+            "safe-ppo",
+            (
+                "critic.shared=false",
+                "cost.path=given:VisualOracleScorer",
+                "cost_critic.shared=false",
+                "cost_critic.lr=1e-3",
+                "trainer.mini_batch_size=8",
+            ),
+        ),
+    ],
+)
+def test_separate_critics_on_a_vlm_read_the_pictures_and_train(
+    tmp_path: Path, name: str, extra: tuple[str, ...]
+):
+    """A separate critic is the VLM with a score head (``models/vlm_score.py``) read at every token: each of
+    its forwards gets its rows' pixel values (one picture per row), its head learns from zero, its vision
+    tower stays frozen (``model.freeze_vision``), and it is saved with its processor."""
+    config = ppo_config(tmp_path, "critic.lr=1e-3", *extra)
+    scorers = {"reward": VisualOracleScorer("helpfulness")}
+    if config.cost is not None:
+        scorers["cost"] = VisualOracleScorer("harm_cost")
+    trainer = PPOTrainer(config, scorers=scorers)
+    critics = {item.name: item.model for item in trainer.trained[1:]}
+    assert sorted(critics) == (["cost_value", "value"] if config.cost is not None else ["value"])
+    calls: dict[str, list[tuple[int, int]]] = {name: [] for name in critics}
+
+    def recorder(name: str):
+        def on_forward(module, args, kwargs) -> None:
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            pixels = kwargs.get("pixel_values")
+            calls[name].append((len(ids), -1 if pixels is None else len(pixels)))
+
+        return on_forward
+
+    for name, model in critics.items():
+        model.register_forward_pre_hook(recorder(name), with_kwargs=True)
+    trainer.run()
+
+    fused = config.trainer.mini_batch_size == 8
+    # per step: 8 rows in micro-batches of 2; two-read critic: 4 value forwards + 4 update forwards
+    expected = 2 * (4 if fused else 8)
+    for name, seen in calls.items():
+        assert len(seen) == expected and all(rows == pixels == 2 for rows, pixels in seen), (name, seen)
+    rows = metric_rows(tmp_path / "run")
+    for prefix in [""] + (["cost_"] if config.cost is not None else []):
+        losses = [r[f"{prefix}value/loss"] for r in rows if f"{prefix}value/loss" in r]
+        assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    start = vision_tower(resolve(VLM))
+    for kind in ["reward"] + (["cost"] if config.cost is not None else []):
+        folder = tmp_path / "run" / "final" / "critics" / kind
+        saved = load_file(str(folder / "model.safetensors"))
+        assert float(saved["score.weight"].abs().sum()) > 0  # the head started at 0 and learned
+        tower = {k[k.index("vision_tower") :]: v for k, v in saved.items() if "vision_tower" in k}
+        assert tower.keys() == start.keys() and all(
+            torch.equal(v, start[k]) for k, v in tower.items()
+        )  # frozen
+        assert (folder / "processor_config.json").exists()  # the critic reads pictures: processor beside it

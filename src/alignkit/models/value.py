@@ -8,6 +8,11 @@ prefix (its value of the last action is the head read just before the closing to
 ``TokenValueModel`` wraps the score model so accelerate/DDP see one ``forward`` (calling a wrapped
 model's submodules directly would bypass DDP's gradient synchronisation), and saves as the plain
 score-model class, so a saved critic reloads with ``AutoModelForSequenceClassification``.
+
+On a vision-language model the score model is ``models/vlm_score.py``'s ``<Family>ForSequenceClassification``
+and its ``base_model`` takes the rows' media tensors (``pixel_values`` ...): ``forward`` passes them through,
+as the policy's forwards over rollout rows do (``Rollout.rows``), so the critic's value of a prefix depends on
+the picture the prompt shows. A text critic is given none and computes exactly what it did before.
 """
 
 from __future__ import annotations
@@ -35,16 +40,24 @@ class TokenValueModel(torch.nn.Module):
     def config(self) -> Any:
         return self.score_model.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **media: torch.Tensor
+    ) -> torch.Tensor:
         """(B, T) values aligned with *actions*: ``values[:, t]`` is the estimate at the state where token
-        ``t`` is chosen (after tokens < t), i.e. the head read at position ``t - 1``. Column 0 is 0."""
+        ``t`` is chosen (after tokens < t), i.e. the head read at position ``t - 1``. Column 0 is 0.
+
+        ``media``: a VLM batch's media tensors in row order (``models/forward.MEDIA_KEYS``, e.g. from
+        ``Rollout.rows``); floating ones are cast to the model's dtype (a bf16 tower takes no float32 pixels)."""
+        dtype = self.score_model.score.weight.dtype
+        media = {k: v.to(dtype) if v.is_floating_point() else v for k, v in media.items()}
         hidden = self.score_model.base_model(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **media
         ).last_hidden_state  # (B, T, H)
         values = self.score_model.score(hidden).squeeze(-1).float()  # (B, T): value after reading token t
         return torch.cat([values.new_zeros(values.shape[0], 1), values[:, :-1]], dim=1)
 
     def save(self, tokenizer: Any, out_dir: Path) -> None:
+        """The score model and ``tokenizer`` (a VLM's processor: tokenizer and image processor) beside it."""
         self.score_model.save_pretrained(out_dir, safe_serialization=True)
         tokenizer.save_pretrained(out_dir)
 

@@ -23,6 +23,7 @@ from alignkit.config import ConfigError, check
 from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import ppo_value_loss
+from alignkit.models.forward import media_inputs
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import OnlineTrainerConfig
 from alignkit.train.rollout import Rollout
@@ -65,7 +66,8 @@ class CriticConfig:
 
 def check_same_vocabulary(critic: Any, actor: Any, key: str, path: str) -> None:
     """A critic reads the policy's token ids, so it must share the policy's vocabulary."""
-    sizes = (critic.config.vocab_size, actor.config.vocab_size)
+    # a VLM's vocabulary is its language model's (``get_text_config``; a text config returns itself)
+    sizes = (critic.config.get_text_config().vocab_size, actor.config.get_text_config().vocab_size)
     if sizes[0] != sizes[1]:
         raise ConfigError(
             f"{key}={path!r} has a vocabulary of {sizes[0]} tokens but the policy has {sizes[1]}: a critic "
@@ -85,7 +87,7 @@ def value_loss(prefix: str, clip: float, aggregation: str, share: Share) -> Loss
     """The clipped value loss of one critic against the step's ``{prefix}values`` and ``{prefix}returns``."""
 
     def loss_fn(model: Any, batch: dict[str, torch.Tensor], normaliser: float) -> tuple[torch.Tensor, dict]:
-        values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        values = model(batch["input_ids"], batch["attention_mask"], **media_inputs(batch))
         return value_loss_and_metrics(
             prefix,
             values,
@@ -131,7 +133,7 @@ def fused_value_loss(
     """
 
     def loss_fn(model: Any, batch: dict[str, torch.Tensor], normaliser: float) -> tuple[torch.Tensor, dict]:
-        values = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        values = model(batch["input_ids"], batch["attention_mask"], **media_inputs(batch))
         mask = label_mask(batch["labels"])
         rollout_values = values.detach().float()
         own = gae(batch[f"{prefix}token_rewards"], rollout_values, mask, gamma, lam)

@@ -34,7 +34,8 @@ from alignkit.losses.ppo import (
     ppo_policy_loss,
 )
 from alignkit.losses.sft import sft_loss
-from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy
+from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy, media_inputs
+from alignkit.models.lora import freeze_media_towers
 from alignkit.models.value import load_critic
 from alignkit.models.value_heads import attach_value_heads, read_values
 from alignkit.score.config import ScorerConfig
@@ -192,7 +193,9 @@ class PPOTrainer(OnlineTrainer):
         models: list[Any] = [actor, make_optimizer(actor, cfg)]
         for critic_cfg, scorer_cfg, kind in separate.values():
             path = default_critic_path(critic_cfg, scorer_cfg, config.model.path)
-            critic = disable_dropout(load_critic(path, self.tokenizer, kind, **kwargs))
+            critic = disable_dropout(load_critic(path, self.renderer, kind, **kwargs))
+            if config.model.freeze_vision:  # a VLM critic's tower keeps its features, as the policy's
+                freeze_media_towers(critic)
             check_same_vocabulary(
                 critic, actor, f"{'critic' if kind == 'reward' else 'cost_critic'}.path", path
             )
@@ -209,7 +212,7 @@ class PPOTrainer(OnlineTrainer):
             )
         ]
         saved = []
-        tokenizer = self.tokenizer
+        tokenizer = self.renderer  # a VLM critic's folder holds the processor too
         for i, (prefix, (_, _, kind)) in enumerate(separate.items()):
             model, optimizer = prepared[2 + 2 * i], prepared[3 + 2 * i]
             scheduler = make_scheduler(optimizer, cfg, self.total_updates)
@@ -320,7 +323,7 @@ class PPOTrainer(OnlineTrainer):
                 item.model.eval()
                 with self.timer(f"{prefix}values"):
                     values = per_token_forward(
-                        lambda b, m=item.model: m(b["input_ids"], b["attention_mask"]),
+                        lambda b, m=item.model: m(b["input_ids"], b["attention_mask"], **media_inputs(b)),
                         rollout,
                         cfg.micro_batch_size,
                         device,
