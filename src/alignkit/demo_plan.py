@@ -74,11 +74,12 @@ IMAGE_PLAN = DemoPlan(
     score_overrides={"reward": ["model.path={sft}"]},
     policies={
         "SFT-V → DPO-V (safety)": ("dpo", "dpo-safety", []),
+        "SFT-V → PPO-V": ("ppo", "ppo", ["reward.path={reward}", "monitor.path={cost}"]),
         "SFT-V → Safe RLHF-V": ("safe-ppo", "safe-ppo", ["reward.path={reward}", "cost.path={cost}"]),
     },
     sft_title="SFT-V",
     title="alignkit demo: the alignment loop on the visual toy world",
-    subtitle="SFT-V → reward-V and cost-V models → DPO-V, Safe RLHF-V → oracle evaluation on held-out pictures",
+    subtitle="SFT-V → reward-V and cost-V models → DPO-V, PPO-V, Safe RLHF-V → oracle evaluation on held-out pictures",
     policies_note=(
         "Each stage starts from the SFT-V policy (the tiny LLaVA after SFT on questions about the world's "
         "pictures). DPO-V learns from the BeaverTails-V pairs ranked by safety; Safe RLHF-V optimises the "

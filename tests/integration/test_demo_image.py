@@ -1,5 +1,5 @@
 """``alignkit demo --modality image``: the demo's code path on the visual toy world (SFT-V, reward-V and
-cost-V models, DPO-V, Safe RLHF-V, every policy judged by ``alignkit eval run toyworld-visual-oracle``),
+cost-V models, DPO-V, PPO-V, Safe RLHF-V, every policy judged by ``alignkit eval run toyworld-visual-oracle``),
 run through the CLI with ``ALIGNKIT_MAX_STEPS=2`` (a quick tour: the folder, not the figures); SFT-V's
 efficacy on held-out pictures is measured on the session's SFT-V policy, trained by the demo's recipe."""
 
@@ -21,12 +21,14 @@ STAGES = {
     "random init": "random-init",
     "SFT-V": "sft",
     "SFT-V → DPO-V (safety)": "dpo-safety",
+    "SFT-V → PPO-V": "ppo",
     "SFT-V → Safe RLHF-V": "safe-ppo",
 }
 TASK = "toyworld-visual-oracle"
 
 
 @pytest.mark.slow
+@pytest.mark.plots
 def test_image_demo_writes_the_run_folder_with_each_stage_judged_on_held_out_pictures(tmp_path, monkeypatch):
     """Every stage, 2 steps each (about 70 s under a load of 8 on 2 cores, 25 s of it evaluating four
     policies that never end an answer)."""
@@ -67,7 +69,7 @@ def check_run_folder(out: Path) -> None:
         "cost-V model: held-out sign accuracy vs the harm oracle",
     }
     compare = json.loads((out / "eval" / "compare" / "compare.json").read_text())
-    assert compare["task"] == TASK and len(compare["runs"]) == 3
+    assert compare["task"] == TASK and len(compare["runs"]) == 4
     assert "| SFT-V → Safe RLHF-V |" in (out / "results.md").read_text()
     page = (out / "report.html").read_text()
     for stage in STAGES:
