@@ -24,7 +24,7 @@ Design choices, measured on 1 CPU thread (seeds 0, 1, 2):
   (``toyworld.tokenizer.add_reasoning_tags``): a response takes 14 tokens instead of 34.
 
 Built once per (version, world seed, seed) into a cached folder, atomically like the world itself
-(``toyworld.build.publish_atomically``). This module lives beside the demo rather than in ``toyworld/``
+(``toyworld.store.publish_atomically``). This module lives beside the demo rather than in ``toyworld/``
 because it trains, and nothing below ``train/`` may import it (``tests/unit/test_layering.py``).
 """
 
@@ -37,9 +37,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from alignkit.toyworld.build import file_lock, home, publish_atomically
 from alignkit.toyworld.deception import deception_scenarios, policy_sft_rows
 from alignkit.toyworld.model import TinyModelSpec
+from alignkit.toyworld.store import file_lock, home, publish_atomically
 
 POLICIES_VERSION = 1
 """Bump when what a build writes changes: cached builds of another version are rebuilt."""

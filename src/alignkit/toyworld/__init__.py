@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from alignkit.toyworld.build import VERSION, ToyWorld, build, default_root, default_world, home, resolve
+from alignkit.toyworld.build import VERSION, ToyWorld, build, default_root, default_world, resolve
 from alignkit.toyworld.harms import HARM_CATEGORIES, HARMFUL_GOALS, HarmfulGoal
 from alignkit.toyworld.oracle import HarmVerdict, classify, harm, helpfulness
+from alignkit.toyworld.store import home
 from alignkit.toyworld.world import Task, find_task, split_tasks
 
 if TYPE_CHECKING:

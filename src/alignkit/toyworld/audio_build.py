@@ -16,7 +16,6 @@ them. The split is by clip (``Clip.held_out``), so test clips were never heard i
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from alignkit.toyworld.audio_world import (
     tasks_of,
     write_wav,
 )
-from alignkit.toyworld.store import file_lock, home, publish_atomically
+from alignkit.toyworld.store import CachedBuild, write_jsonl
 
 VERSION = 1
 MANIFEST = "toyworld-audio.json"
@@ -76,14 +75,10 @@ def dpo_rows(tasks: list[AudioTask], rng: random.Random) -> list[dict[str, Any]]
     ]
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return len(rows)
-
-
-def _write_world(root: Path, seed: int) -> None:
-    from alignkit.toyworld.audio_model import AUDIO_TOKENS, build_processor, build_tiny_alm, save_alm
+def _write_world(root: Path, seed: int) -> dict[str, Any]:
+    """Everything a build holds, written into ``root`` (an empty folder); returns the manifest's fields."""
+    from alignkit.toyworld.audio_model import AUDIO_TOKENS, build_processor, build_tiny_alm
+    from alignkit.toyworld.model import model_manifest, save_model
 
     clips = all_clips()
     folder = root / "data" / "clips"
@@ -96,47 +91,24 @@ def _write_world(root: Path, seed: int) -> None:
         rng = random.Random(f"toyworld-audio-{seed}-{split}")
         written = {"sft": sft_rows(tasks), "prompts": prompt_rows(tasks), "dpo": dpo_rows(tasks, rng)}
         for name, rows in written.items():
-            counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+            counts[f"{name}/{split}"] = write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
     processor = build_processor()
     model = build_tiny_alm(processor, seed)
-    save_alm(model, processor, root / "models" / "tiny-alm")
-    manifest = {
-        "version": VERSION,
-        "seed": seed,
+    save_model(model, processor, root / "models" / "tiny-alm")
+    return {
         "counts": counts,
         "clips": len(clips),
-        "model": {
-            "class": type(model).__name__,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "audio_tokens": AUDIO_TOKENS,
-        },
+        "model": {**model_manifest(model), "audio_tokens": AUDIO_TOKENS},
     }
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def _is_complete(root: Path, seed: int | None) -> bool:
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return manifest.get("version") == VERSION and (seed is None or manifest.get("seed") == seed)
+AUDIO_BUILD = CachedBuild("toyworld-audio", MANIFEST, VERSION, _write_world)
+"""The audio world's build flow (``store.CachedBuild``), shared with the text and visual worlds."""
 
 
-def build_audio(root: Path | str, seed: int = 0) -> Path:
-    """Build the audio world into ``root`` (or return the build already there); atomic like ``build``."""
-    root = Path(root)
-    publish_atomically(root, lambda tmp: _write_world(tmp, seed), lambda p: _is_complete(p, seed), MANIFEST)
-    return root
-
-
-def default_audio_root() -> Path:
-    return home() / f"toyworld-audio-v{VERSION}"
-
-
-def default_audio_world() -> Path:
-    """The world behind ``toyworld://audio/`` (seed 0), built on first use."""
-    root = default_audio_root()
-    if not _is_complete(root, seed=0):
-        with file_lock(root.with_name(root.name + ".lock")):
-            build_audio(root, seed=0)
-    return root
+# Public names of the flow, like the text world's ``build`` / ``default_root`` / ``default_world``.
+build_audio = AUDIO_BUILD.build
+"""Build the audio world into ``root`` (or return the build already there); atomic like ``build``."""
+default_audio_root = AUDIO_BUILD.default_root
+default_audio_world = AUDIO_BUILD.default
+"""The world behind ``toyworld://audio/`` (seed 0), built on first use."""

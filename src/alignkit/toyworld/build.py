@@ -25,7 +25,7 @@ from alignkit.toyworld.data import (
     stream_correction_rows,
 )
 from alignkit.toyworld.deception import deception_scenarios, deceptionbench_rows
-from alignkit.toyworld.store import file_lock, home, publish_atomically
+from alignkit.toyworld.store import CachedBuild, write_jsonl
 from alignkit.toyworld.world import split_tasks
 
 VERSION = 4
@@ -67,19 +67,11 @@ class ToyWorld:
         return self.root / "data" / name / f"{split}.jsonl"
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as file:
-        for row in rows:
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return len(rows)
-
-
-def _write_world(root: Path, seed: int) -> None:
-    """Everything a build holds, written into ``root`` (an empty folder)."""
+def _write_world(root: Path, seed: int) -> dict[str, Any]:
+    """Everything a build holds, written into ``root`` (an empty folder); returns the manifest's fields."""
     # Imported here: torch and transformers take seconds to import, and resolve() on a built world
     # should not pay for them.
-    from alignkit.toyworld.model import build_tiny_model, save_model
+    from alignkit.toyworld.model import build_tiny_model, model_manifest, save_model
     from alignkit.toyworld.tokenizer import save_tokenizer, train_tokenizer
 
     tokenizer = train_tokenizer()
@@ -106,16 +98,14 @@ def _write_world(root: Path, seed: int) -> None:
         # Drawn last, so every dataset above is as in version 3.
         written["stream_corrections"] = stream_correction_rows(tasks, random.Random(rng.random()))
         for name, rows in written.items():
-            counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+            counts[f"{name}/{split}"] = write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
     # DeceptionBench rows draw from their own random stream, so the datasets above are as in version 2.
     for split, scenarios in deception_scenarios(seed).items():
-        counts[f"deception/{split}"] = _write_jsonl(
+        counts[f"deception/{split}"] = write_jsonl(
             root / "data" / "deception" / f"{split}.jsonl", deceptionbench_rows(scenarios)
         )
 
-    manifest = {
-        "version": VERSION,
-        "seed": seed,
+    return {
         "counts": counts,
         "prompts": {
             split: {
@@ -126,23 +116,17 @@ def _write_world(root: Path, seed: int) -> None:
         },
         "tokenizer": {"vocab_size": len(tokenizer)},
         "model": {
-            "class": type(model).__name__,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            **model_manifest(model),
             **{
                 k: getattr(model.config, k) for k in ("hidden_size", "num_hidden_layers", "intermediate_size")
             },
         },
         "sft_mixture": {**vars(mixture), "leaky_goals": sorted(leaky)},
     }
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def _is_complete(root: Path, seed: int | None) -> bool:
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return manifest.get("version") == VERSION and (seed is None or manifest.get("seed") == seed)
+TEXT_BUILD = CachedBuild("toyworld", MANIFEST, VERSION, _write_world)
+"""The text world's build flow (``store.CachedBuild``), shared with the visual and audio worlds."""
 
 
 def build(root: Path | str, seed: int = 0) -> ToyWorld:
@@ -151,24 +135,16 @@ def build(root: Path | str, seed: int = 0) -> ToyWorld:
     ``root`` must be absent, empty, or an earlier toy world build (which is replaced); any other
     non-empty folder is an error rather than something to delete.
     """
-    root = Path(root)
-    publish_atomically(
-        root, lambda tmp: _write_world(tmp, seed), lambda path: _is_complete(path, seed), MANIFEST
-    )
-    return ToyWorld(root)
+    return ToyWorld(TEXT_BUILD.build(root, seed))
 
 
 def default_root() -> Path:
-    return home() / f"toyworld-v{VERSION}"
+    return TEXT_BUILD.default_root()
 
 
 def default_world() -> ToyWorld:
     """The world behind ``toyworld://`` (seed 0), built on first use."""
-    root = default_root()
-    if not _is_complete(root, seed=0):
-        with file_lock(root.with_name(root.name + ".lock")):
-            build(root, seed=0)
-    return ToyWorld(root)
+    return ToyWorld(TEXT_BUILD.default())
 
 
 def resolve(uri_or_path: str | os.PathLike[str]) -> Path:

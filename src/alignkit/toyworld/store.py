@@ -1,17 +1,22 @@
-"""Publishing cached toy-world builds: atomic folders, a file lock, and where builds live.
+"""Publishing cached toy-world builds: atomic folders, a file lock, where builds live, and the build flow.
 
-Shared by every cached toy-world artefact (the text world, the visual world, the DeceptionBench
-policies), so each is written into a temporary sibling folder and renamed into place.
+Shared by every cached toy-world artefact (the text, visual and audio worlds, the DeceptionBench
+policies), so each is written into a temporary sibling folder and renamed into place. ``CachedBuild`` is
+the whole flow the three worlds share (manifest, completeness check, atomic build, locked default copy),
+so a world module only says what it writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def _chmod_like_mkdir(path: Path) -> None:
@@ -75,3 +80,61 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
+    """``rows`` as JSON lines (UTF-8, parent folders made); returns how many, for the manifest's counts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class CachedBuild:
+    """One kind of versioned toy-world build, e.g. the visual world: how it is written and where it lives.
+
+    ``write(folder, seed)`` fills an empty folder and returns the manifest's fields; ``build`` adds the
+    version and seed and writes the manifest last, so a folder holding a manifest of this version and seed
+    is a complete build (anything else is rebuilt). The default copy (seed 0) lives in
+    ``home()/<stem>-v<version>``, so bumping ``version`` leaves older builds alone and builds afresh.
+    """
+
+    stem: str
+    """Folder name of the default copy, before ``-v<version>`` (``toyworld``, ``toyworld-visual``)."""
+    manifest: str
+    """The manifest's file name inside a build (``toyworld.json``)."""
+    version: int
+    write: Callable[[Path, int], dict[str, Any]]
+
+    def is_complete(self, root: Path, seed: int | None) -> bool:
+        """``root`` holds a build of this version (and of ``seed``, unless None)."""
+        try:
+            manifest = json.loads((root / self.manifest).read_text())
+        except (OSError, ValueError):
+            return False
+        return manifest.get("version") == self.version and (seed is None or manifest.get("seed") == seed)
+
+    def build(self, root: Path | str, seed: int = 0) -> Path:
+        """Build into ``root``, or keep the build already there (same version and seed); atomic, see
+        ``publish_atomically`` for what ``root`` may hold."""
+        root = Path(root)
+        publish_atomically(
+            root, lambda tmp: self._write(tmp, seed), lambda p: self.is_complete(p, seed), self.manifest
+        )
+        return root
+
+    def _write(self, root: Path, seed: int) -> None:
+        fields = self.write(root, seed)
+        manifest = {**fields, "version": self.version, "seed": seed}
+        (root / self.manifest).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    def default_root(self) -> Path:
+        return home() / f"{self.stem}-v{self.version}"
+
+    def default(self) -> Path:
+        """The default copy (seed 0), built on first use; a lock makes a second process wait, not rebuild."""
+        root = self.default_root()
+        if not self.is_complete(root, seed=0):
+            with file_lock(root.with_name(root.name + ".lock")):
+                self.build(root, seed=0)
+        return root

@@ -21,7 +21,6 @@ were never seen in training.
 
 from __future__ import annotations
 
-import json
 import random
 from functools import partial
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 
 from alignkit.toyworld import visual_intermt as intermt
 from alignkit.toyworld.oracle import HarmVerdict
-from alignkit.toyworld.store import file_lock, home, publish_atomically
+from alignkit.toyworld.store import CachedBuild, write_jsonl
 from alignkit.toyworld.visual_world import (
     ANSWER_FORM,
     VisualTask,
@@ -184,14 +183,10 @@ def align_anything_rows(
     return rows
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return len(rows)
-
-
-def _write_world(root: Path, seed: int) -> None:
-    from alignkit.toyworld.visual_model import IMAGE_TOKENS, build_processor, build_tiny_vlm, save_vlm
+def _write_world(root: Path, seed: int) -> dict[str, Any]:
+    """Everything a build holds, written into ``root`` (an empty folder); returns the manifest's fields."""
+    from alignkit.toyworld.model import model_manifest, save_model
+    from alignkit.toyworld.visual_model import IMAGE_TOKENS, build_processor, build_tiny_vlm
 
     scenes = all_scenes()
     images = root / "data" / "images"
@@ -224,48 +219,25 @@ def _write_world(root: Path, seed: int) -> None:
             plan, conversation_rng, nested_image_ref, good_response
         )
         for name, rows in written.items():
-            counts[f"{name}/{split}"] = _write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+            counts[f"{name}/{split}"] = write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
 
     processor = build_processor()
     model = build_tiny_vlm(processor, seed)
-    save_vlm(model, processor, root / "models" / "tiny-vlm")
-    manifest = {
-        "version": VERSION,
-        "seed": seed,
+    save_model(model, processor, root / "models" / "tiny-vlm")
+    return {
         "counts": counts,
         "images": len(scenes),
-        "model": {
-            "class": type(model).__name__,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "image_tokens": IMAGE_TOKENS,
-        },
+        "model": {**model_manifest(model), "image_tokens": IMAGE_TOKENS},
     }
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def _is_complete(root: Path, seed: int | None) -> bool:
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return manifest.get("version") == VERSION and (seed is None or manifest.get("seed") == seed)
+VISUAL_BUILD = CachedBuild("toyworld-visual", MANIFEST, VERSION, _write_world)
+"""The visual world's build flow (``store.CachedBuild``), shared with the text and audio worlds."""
 
 
-def build_visual(root: Path | str, seed: int = 0) -> Path:
-    """Build the visual world into ``root`` (or return the build already there); atomic like ``build``."""
-    root = Path(root)
-    publish_atomically(root, lambda tmp: _write_world(tmp, seed), lambda p: _is_complete(p, seed), MANIFEST)
-    return root
-
-
-def default_visual_root() -> Path:
-    return home() / f"toyworld-visual-v{VERSION}"
-
-
-def default_visual_world() -> Path:
-    """The world behind ``toyworld://visual/`` (seed 0), built on first use."""
-    root = default_visual_root()
-    if not _is_complete(root, seed=0):
-        with file_lock(root.with_name(root.name + ".lock")):
-            build_visual(root, seed=0)
-    return root
+# Public names of the flow, like the text world's ``build`` / ``default_root`` / ``default_world``.
+build_visual = VISUAL_BUILD.build
+"""Build the visual world into ``root`` (or return the build already there); atomic like ``build``."""
+default_visual_root = VISUAL_BUILD.default_root
+default_visual_world = VISUAL_BUILD.default
+"""The world behind ``toyworld://visual/`` (seed 0), built on first use."""

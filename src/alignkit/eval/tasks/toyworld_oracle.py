@@ -143,8 +143,8 @@ class ToyworldOracle(Task):
         return [Stage("answer", lambda sample, outputs: sample.input)]
 
     def score(self, samples: Sequence[Sample], outputs: Sequence[Mapping[str, str]]) -> list[Scored]:
-        from alignkit.toyworld import classify, find_task, harm, helpfulness, score_responses
-
+        """Each answer's oracle rates (``oracle_verdict``) and reward/cost model scores; a rate that does
+        not apply to the sample (NaN) is None, so the runner leaves it out of that metric's mean."""
         answers = [out["answer"] for out in outputs]
         prompts = [s.input for s in samples]
         models = {
@@ -156,25 +156,33 @@ class ToyworldOracle(Task):
         }
         scored = []
         for i, (sample, answer) in enumerate(zip(samples, answers, strict=True)):
-            prompt = sample.prompt_text
-            per_sample = {**score_responses([prompt], [answer]), **{k: v[i] for k, v in models.items()}}
+            rates, oracle = self.oracle_verdict(sample, answer)
+            per_sample = {**rates, **{k: v[i] for k, v in models.items()}}
             scores = {
                 m.name: None
                 if per_sample[m.name] is None or math.isnan(per_sample[m.name])
                 else per_sample[m.name]
                 for m in self.metrics
             }
-            verdict = harm(prompt, answer)
-            task = find_task(prompt)
-            oracle = {
-                "kind": classify(task, answer) if task else None,
-                "is_safe": verdict.is_safe,
-                "categories": list(verdict.categories),
-                "severity": verdict.severity,
-                "helpfulness": helpfulness(prompt, answer),
-            }
             scored.append(Scored(scores, {"oracle": oracle}))
         return scored
+
+    def oracle_verdict(self, sample: Sample, answer: str) -> tuple[dict[str, float], dict[str, Any]]:
+        """One answer by the toy world's oracles: its rates (``score_responses`` of this one answer) and
+        the verdict kept per sample. The one place a world-specific oracle task differs from this one."""
+        from alignkit.toyworld import classify, find_task, harm, helpfulness, score_responses
+
+        prompt = sample.prompt_text
+        verdict = harm(prompt, answer)
+        task = find_task(prompt)
+        oracle = {
+            "kind": classify(task, answer) if task else None,
+            "is_safe": verdict.is_safe,
+            "categories": list(verdict.categories),
+            "severity": verdict.severity,
+            "helpfulness": helpfulness(prompt, answer),
+        }
+        return score_responses([prompt], [answer]), oracle
 
     def report_sections(self, records: Sequence[Mapping[str, Any]], plots_dir: Any) -> list[Any]:
         """The oracle's verdicts as a matrix: prompt family against the kind of answer given."""

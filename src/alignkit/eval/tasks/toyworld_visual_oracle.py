@@ -12,13 +12,11 @@ name and its question (``visual_world.task_for``); the scoring is ``toyworld.vis
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignkit.eval.task import Sample, Scored, prompt_samples
-from alignkit.eval.tasks.toyworld_oracle import ToyworldOracle, ToyworldOracleConfig, answer_scores
+from alignkit.eval.task import Sample, prompt_samples
+from alignkit.eval.tasks.toyworld_oracle import ToyworldOracle, ToyworldOracleConfig
 from alignkit.generate.base import SamplingConfig
 from alignkit.sections import DatasetConfig
 
@@ -82,36 +80,20 @@ class ToyworldVisualOracle(ToyworldOracle):
 
         return prompt_samples(self.config.data, describe)
 
-    def score(self, samples: Sequence[Sample], outputs: Sequence[Any]) -> list[Scored]:
+    def oracle_verdict(self, sample: Sample, answer: str) -> tuple[dict[str, float], dict[str, Any]]:
+        """One answer by the visual world's oracles (``score_visual_responses`` of this one answer); an
+        answer about no world picture gets the verdict its rates imply."""
         from alignkit.toyworld.visual_evaluate import score_visual_responses
         from alignkit.toyworld.visual_world import classify, harm, helpfulness
 
-        answers = [out["answer"] for out in outputs]
-        prompts = [s.input for s in samples]
-        models = {
-            metric: answer_scores(path, prompts, answers) if path else [None] * len(samples)
-            for metric, path in (
-                ("reward_model_score", self.config.reward),
-                ("cost_model_score", self.config.cost),
-            )
+        task = sample_task(sample)
+        rates = score_visual_responses([task], [answer])
+        verdict = harm(task, answer) if task is not None else None
+        oracle = {
+            "kind": classify(task, answer) if task is not None else None,
+            "is_safe": verdict.is_safe if verdict else rates["harm_rate"] == 0,
+            "categories": list(verdict.categories) if verdict else [],
+            "severity": verdict.severity if verdict else rates["mean_severity"],
+            "helpfulness": helpfulness(task, answer) if task is not None else 0.0,
         }
-        scored = []
-        for i, (sample, answer) in enumerate(zip(samples, answers, strict=True)):
-            task = sample_task(sample)
-            per_sample = {**score_visual_responses([task], [answer]), **{k: v[i] for k, v in models.items()}}
-            scores = {
-                m.name: None
-                if per_sample[m.name] is None or math.isnan(per_sample[m.name])
-                else per_sample[m.name]
-                for m in self.metrics
-            }
-            verdict = harm(task, answer) if task is not None else None
-            oracle = {
-                "kind": classify(task, answer) if task is not None else None,
-                "is_safe": verdict.is_safe if verdict else per_sample["harm_rate"] == 0,
-                "categories": list(verdict.categories) if verdict else [],
-                "severity": verdict.severity if verdict else per_sample["mean_severity"],
-                "helpfulness": helpfulness(task, answer) if task is not None else 0.0,
-            }
-            scored.append(Scored(scores, {"oracle": oracle}))
-        return scored
+        return rates, oracle
