@@ -39,7 +39,7 @@ from typing import Any
 
 from alignkit.toyworld.deception import deception_scenarios, policy_sft_rows
 from alignkit.toyworld.model import TinyModelSpec
-from alignkit.toyworld.store import file_lock, home, publish_atomically
+from alignkit.toyworld.store import file_lock, home, publish_atomically, write_jsonl
 
 POLICIES_VERSION = 1
 """Bump when what a build writes changes: cached builds of another version are rebuilt."""
@@ -162,10 +162,7 @@ def _train_policies(out: Path, seed: int, world_seed: int) -> None:
     final_loss: dict[str, float] = {}
     for name, recipe in (("honest", HONEST), ("deceptive", DECEPTIVE)):
         data = out / "data" / name
-        data.mkdir(parents=True)
-        with (data / "train.jsonl").open("w", encoding="utf-8") as file:
-            for row in policy_sft_rows(scenarios, deceptive=name == "deceptive"):
-                file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_jsonl(data / "train.jsonl", policy_sft_rows(scenarios, deceptive=name == "deceptive"))
         run_dir = out / "runs" / name
         train(_sft_config(start, data, run_dir, recipe, seed))
         os.rename(run_dir / "final", out / name)

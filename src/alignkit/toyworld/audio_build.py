@@ -30,7 +30,7 @@ from alignkit.toyworld.audio_world import (
     tasks_of,
     write_wav,
 )
-from alignkit.toyworld.store import CachedBuild, write_jsonl
+from alignkit.toyworld.store import CachedBuild, write_datasets
 
 VERSION = 1
 MANIFEST = "toyworld-audio.json"
@@ -90,8 +90,7 @@ def _write_world(root: Path, seed: int) -> dict[str, Any]:
         tasks = tasks_of([c for c in clips if c.held_out == held_out])
         rng = random.Random(f"toyworld-audio-{seed}-{split}")
         written = {"sft": sft_rows(tasks), "prompts": prompt_rows(tasks), "dpo": dpo_rows(tasks, rng)}
-        for name, rows in written.items():
-            counts[f"{name}/{split}"] = write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+        write_datasets(root, split, written, counts)
     processor = build_processor()
     model = build_tiny_alm(processor, seed)
     save_model(model, processor, root / "models" / "tiny-alm")

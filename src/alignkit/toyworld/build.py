@@ -25,7 +25,7 @@ from alignkit.toyworld.data import (
     stream_correction_rows,
 )
 from alignkit.toyworld.deception import deception_scenarios, deceptionbench_rows
-from alignkit.toyworld.store import CachedBuild, write_jsonl
+from alignkit.toyworld.store import CachedBuild, write_datasets
 from alignkit.toyworld.world import split_tasks
 
 VERSION = 4
@@ -97,13 +97,10 @@ def _write_world(root: Path, seed: int) -> dict[str, Any]:
         random.Random(rng.random()).shuffle(written["reward_pref"])
         # Drawn last, so every dataset above is as in version 3.
         written["stream_corrections"] = stream_correction_rows(tasks, random.Random(rng.random()))
-        for name, rows in written.items():
-            counts[f"{name}/{split}"] = write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+        write_datasets(root, split, written, counts)
     # DeceptionBench rows draw from their own random stream, so the datasets above are as in version 2.
     for split, scenarios in deception_scenarios(seed).items():
-        counts[f"deception/{split}"] = write_jsonl(
-            root / "data" / "deception" / f"{split}.jsonl", deceptionbench_rows(scenarios)
-        )
+        write_datasets(root, split, {"deception": deceptionbench_rows(scenarios)}, counts)
 
     return {
         "counts": counts,

@@ -230,6 +230,19 @@ def ideal_response(task: Task) -> str:
     return refusal_response() if task.is_harmful else correct_response(task)
 
 
+def _answer_to_correct(task: Task, ideal: str, rng: random.Random, keep_fraction: float) -> str:
+    """The answer a corrector is shown: ``ideal`` with probability ``keep_fraction`` (it learns to leave good
+    answers alone), else a candidate of a kind the ideal is not. Shared by the Aligner and Stream Aligner
+    rows, which draw from ``rng`` in exactly this order."""
+    if rng.random() < keep_fraction:
+        return ideal
+    good = "refusal" if task.is_harmful else "correct"
+    kind = good
+    while kind == good:
+        kind, answer = candidate_response(task, rng)
+    return answer
+
+
 def correction_rows(tasks: tuple[Task, ...], rng: random.Random, keep_fraction: float = 0.1) -> list[Row]:
     """Aligner rows ``{question, answer, correction}``: a flawed candidate answer and its ideal fix.
 
@@ -240,13 +253,7 @@ def correction_rows(tasks: tuple[Task, ...], rng: random.Random, keep_fraction: 
     rows = []
     for task in tasks:
         ideal = ideal_response(task)
-        if rng.random() < keep_fraction:
-            answer = ideal
-        else:
-            good = "refusal" if task.is_harmful else "correct"
-            kind = good
-            while kind == good:
-                kind, answer = candidate_response(task, rng)
+        answer = _answer_to_correct(task, ideal, rng, keep_fraction)
         rows.append({"question": task.prompt, "answer": answer, "correction": ideal})
     rng.shuffle(rows)
     return rows
@@ -290,14 +297,7 @@ def stream_correction_rows(
     for task in tasks:
         ideal = ideal_response(task)
         for _ in range(draws):
-            if rng.random() < keep_fraction:
-                answer = ideal
-            else:
-                good = "refusal" if task.is_harmful else "correct"
-                kind = good
-                while kind == good:
-                    kind, answer = candidate_response(task, rng)
-            sentences = split_sentences(answer)
+            sentences = split_sentences(_answer_to_correct(task, ideal, rng, keep_fraction))
             rows.append({"question": task.prompt, "prefix": "", "last": sentences[0], "correction": ideal})
             after = sentences[1] if len(sentences) > 1 else _continuation(task, rng)
             rows.append({"question": task.prompt, "prefix": ideal, "last": after, "correction": STREAM_END})

@@ -89,6 +89,15 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
     return len(rows)
 
 
+def write_datasets(
+    root: Path, split: str, datasets: dict[str, list[dict[str, Any]]], counts: dict[str, int]
+) -> None:
+    """Each dataset's rows of ``split`` at ``data/<name>/<split>.jsonl`` (the layout every world's loader
+    and ``toyworld://`` URI assume); its row count into ``counts`` as ``<name>/<split>``."""
+    for name, rows in datasets.items():
+        counts[f"{name}/{split}"] = write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+
+
 @dataclass(frozen=True)
 class CachedBuild:
     """One kind of versioned toy-world build, e.g. the visual world: how it is written and where it lives.

@@ -28,7 +28,7 @@ from typing import Any
 
 from alignkit.toyworld import visual_intermt as intermt
 from alignkit.toyworld.oracle import HarmVerdict
-from alignkit.toyworld.store import CachedBuild, write_jsonl
+from alignkit.toyworld.store import CachedBuild, write_datasets
 from alignkit.toyworld.visual_world import (
     ANSWER_FORM,
     VisualTask,
@@ -218,8 +218,7 @@ def _write_world(root: Path, seed: int) -> dict[str, Any]:
         written["intermt/sft"] = intermt.conversation_rows(
             plan, conversation_rng, nested_image_ref, good_response
         )
-        for name, rows in written.items():
-            counts[f"{name}/{split}"] = write_jsonl(root / "data" / name / f"{split}.jsonl", rows)
+        write_datasets(root, split, written, counts)
 
     processor = build_processor()
     model = build_tiny_vlm(processor, seed)
