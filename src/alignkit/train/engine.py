@@ -182,17 +182,12 @@ class TrainLoop:
         accelerator.register_for_checkpointing(self.scheduler)
         self.recorder = RunRecorder(
             accelerator,
-            self.run_dir,
+            run,
+            cfg,
             total_steps=self.total_steps,
             online=False,
             saved=[SavedModel("", model, save_model, gather=True)],
             plot_groups={**OFFLINE_PLOT_GROUPS, **(plot_groups or {})},
-            keep_checkpoints=cfg.keep_checkpoints,
-            save_every=cfg.save_every,
-            log_every=cfg.log_every,
-            resume=run.resume,
-            tensorboard=run.tensorboard,
-            progress=run.progress,
             global_batch=self.global_batch,
         )
         self.timer = PhaseTimer(accelerator.device)
