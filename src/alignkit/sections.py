@@ -146,6 +146,10 @@ class DataConfig:
     attention cannot keep packed examples apart (remote code, and for DPO sliding-window or flash
     attention) fall back to padded rows. false: always pad."""
 
+    def splits(self) -> dict[str, DatasetConfig]:
+        """The sections a run reads, by split name: train, and eval when set."""
+        return {"train": self.train, **({"eval": self.eval} if self.eval else {})}
+
     def validate(self, prefix: str) -> None:
         check(self.max_length > 0, f"{prefix}max_length", self.max_length, "a positive integer")
 

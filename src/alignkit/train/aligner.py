@@ -29,22 +29,18 @@ class AlignerConfig(SFTConfig):
     trainer: TrainerConfig = field(
         default_factory=lambda: TrainerConfig(lr=2e-5, lr_scheduler="cosine", warmup_ratio=0.03)
     )
-    """The optimisation loop (the paper's lr 2e-5, cosine, warm-up 0.03)."""
+    """The optimisation loop (Aligner's lr 2e-5, cosine, warm-up 0.03; Stream Aligner keeps it)."""
     run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/aligner"))
     """Where results go."""
 
 
 @dataclass
-class StreamAlignerConfig(SFTConfig):
+class StreamAlignerConfig(AlignerConfig):
     data: DataConfig = field(
         default_factory=lambda: DataConfig(
             train=DatasetConfig(source="toyworld://data/stream_corrections", template="stream-aligner-chat")
         )
     )
     """Sentence rows {question, prefix, last, correction} read as corrector conversations."""
-    trainer: TrainerConfig = field(
-        default_factory=lambda: TrainerConfig(lr=2e-5, lr_scheduler="cosine", warmup_ratio=0.03)
-    )
-    """The optimisation loop."""
     run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/stream-aligner"))
     """Where results go."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,3 +349,36 @@ def require_records(records: Sequence[Any], kind: type, source: str, template: s
             f"{source!r} read with template {template!r} gives {type(wrong).__name__} records, "
             f"but this trainer needs {kind.__name__}. Choose a template that yields {kind.__name__}."
         )
+
+
+SplitTokenizer = Callable[[list[Any], DatasetConfig], tuple[list[Any], int, int]]
+"""(one split's records, its dataset section) -> (examples, how many were truncated, how many dropped)."""
+
+
+def read_splits(
+    data: DataConfig, report: DataReport, tokenize: SplitTokenizer, *, media: bool = False
+) -> dict[str, list[Any]]:
+    """The examples of data.train (and data.eval when set), as an offline trainer reads them: records
+    (``read_records``), then the trainer's ``tokenize``, whose truncated and dropped counts go to ``report``."""
+    examples: dict[str, list[Any]] = {}
+    for name, ds in data.splits().items():
+        records = read_records(ds, data, report, name, media=media)
+        examples[name], report.truncated[name], dropped = tokenize(records, ds)
+        report.drop(name, dropped)
+    return examples
+
+
+def start_offline_run(
+    train_examples: int,
+    report: DataReport,
+    run: RunConfig,
+    config: Any,
+    trainer: TrainerConfig,
+    accelerator: Any,
+) -> Path:
+    """The run folder of an offline trainer, made only once its data passed every check (enough examples
+    for one global batch), with the data report published in it."""
+    check_enough_examples(train_examples, trainer, accelerator.num_processes)
+    run_dir = start_run(run, config, accelerator)
+    report.publish(accelerator, run_dir)
+    return run_dir

@@ -19,31 +19,24 @@ from dataclasses import dataclass, field
 
 import torch
 
-from alignkit.config import check
 from alignkit.losses.reward import cost_loss
 from alignkit.score.pairs import safety_pairs
-from alignkit.sections import DataConfig, ModelConfig, RunConfig, TrainerConfig
-from alignkit.train.engine import LoopResult, LossOutput
-from alignkit.train.score_training import ScoreLossFn, metric_sums, toyworld_safe_pref, train_score_model
+from alignkit.sections import DataConfig, RunConfig
+from alignkit.train.engine import LoopResult, LossOutput, summed_metrics
+from alignkit.train.score_training import (
+    ScoreLossFn,
+    ScoreModelConfig,
+    toyworld_safe_pref_data,
+    train_score_model,
+)
 
 
 @dataclass
-class CostConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """Backbone to start from: a causal LM (usually the SFT policy) or an earlier score model."""
-    data: DataConfig = field(
-        default_factory=lambda: DataConfig(train=toyworld_safe_pref("train"), eval=toyworld_safe_pref("test"))
-    )
+class CostConfig(ScoreModelConfig):
+    data: DataConfig = field(default_factory=toyworld_safe_pref_data)
     """SafetyPreference pairs with per-response safety labels (e.g. PKU-SafeRLHF, template pku-saferlhf)."""
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(lr=2e-5))
-    """The optimisation loop (one unit = one pair)."""
     run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/cost"))
     """Where results go; the model is saved in <output_dir>/final."""
-    score_reg: float = 0.0
-    """eta: weight of the cost regulariser eta * (c_u^2 + c_s^2) / 2 (align-anything uses 0.001)."""
-
-    def validate(self, prefix: str) -> None:
-        check(self.score_reg >= 0, f"{prefix}score_reg", self.score_reg, "a number >= 0")
 
 
 def cost_loss_sum(score_reg: float) -> ScoreLossFn:
@@ -52,7 +45,7 @@ def cost_loss_sum(score_reg: float) -> ScoreLossFn:
     def loss(unsafe: torch.Tensor, safe: torch.Tensor, signs: torch.Tensor) -> LossOutput:
         half = unsafe.shape[0]
         out = cost_loss(unsafe, safe, signs[:half], signs[half:], score_reg)
-        return LossOutput(out.losses.sum(), metric_sums(out.metrics(), half))
+        return LossOutput(out.losses.sum(), summed_metrics(out.metrics(), half))
 
     return loss
 
@@ -60,12 +53,8 @@ def cost_loss_sum(score_reg: float) -> ScoreLossFn:
 def train(config: CostConfig) -> LoopResult:
     """Train a cost model as configured: the same call ``alignkit train cost`` makes."""
     return train_score_model(
+        config,
         kind="cost",
-        model=config.model,
-        data=config.data,
-        trainer=config.trainer,
-        run=config.run,
-        config=config,
         to_pairs=safety_pairs,
         loss=cost_loss_sum(config.score_reg),
         plot_groups={

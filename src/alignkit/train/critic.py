@@ -1,4 +1,5 @@
-"""PPO's critics: where they start, their clipped value loss, and the fused rollout-and-update pass.
+"""PPO's critics: where they start (loaded, checked, saved), their clipped value loss, and the fused
+rollout-and-update pass.
 
 A critic (reward or cost) reads the rollout twice in the textbook step: once for the values GAE needs,
 once more in its update. When each model takes exactly one optimizer step per rollout
@@ -12,7 +13,7 @@ exactly as it is on the first pass of the two-read step; the gradient is the sam
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,16 @@ from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import ppo_value_loss
 from alignkit.models.forward import media_inputs
+from alignkit.models.lora import freeze_media_towers
+from alignkit.models.value import load_critic
 from alignkit.score.config import ScorerConfig
-from alignkit.sections import OnlineTrainerConfig
+from alignkit.sections import ModelConfig, OnlineTrainerConfig
+from alignkit.train.common import make_optimizer
+from alignkit.train.online_trainer import disable_dropout
+from alignkit.train.recorder import SavedModel
 from alignkit.train.rollout import Rollout
 from alignkit.train.timing import PhaseTimer
-from alignkit.train.update import Trained, token_weighted, update_on_rollout
+from alignkit.train.update import Trained, make_scheduler, token_weighted, update_on_rollout
 
 GAE = ESTIMATORS["gae"]
 """PPO's advantage estimator: GAE over the KL-shaped token rewards and the critic's values."""
@@ -83,22 +89,54 @@ def default_critic_path(critic: CriticConfig, scorer: ScorerConfig, policy_path:
     return policy_path if looks_like_function(scorer.path) else scorer.path
 
 
+Stream = tuple[CriticConfig, ScorerConfig, str]
+"""A separate critic's stream: its config, the scorer whose score it values, its kind ('reward' or 'cost')."""
+
+
+def load_separate_critics(
+    streams: Mapping[str, Stream], actor: Any, model: ModelConfig, renderer: Any, trainer: OnlineTrainerConfig
+) -> list[Any]:
+    """Each separate critic and its optimizer, in stream order (``[critic, optimizer, ...]``, for
+    ``accelerator.prepare``): started where :func:`default_critic_path` says, dropout off, a VLM's vision
+    tower frozen as the policy's, and its vocabulary checked against the policy's."""
+    kwargs = {"dtype": model.dtype, "trust_remote_code": model.trust_remote_code}
+    models: list[Any] = []
+    for critic_cfg, scorer_cfg, kind in streams.values():
+        path = default_critic_path(critic_cfg, scorer_cfg, model.path)
+        critic = disable_dropout(load_critic(path, renderer, kind, **kwargs))
+        if model.freeze_vision:  # a VLM critic's tower keeps its features, as the policy's
+            freeze_media_towers(critic)
+        check_same_vocabulary(critic, actor, f"{'critic' if kind == 'reward' else 'cost_critic'}.path", path)
+        models += [critic, make_optimizer(critic, dataclasses.replace(trainer, lr=critic_cfg.lr))]
+    return models
+
+
+def separate_critics(
+    streams: Mapping[str, Stream],
+    prepared: Sequence[Any],
+    trainer: OnlineTrainerConfig,
+    total_updates: int,
+    loss: tuple[float, str, Share],
+    renderer: Any,
+) -> tuple[list[Trained], list[SavedModel]]:
+    """The prepared critics (``[critic, optimizer, ...]`` as :func:`load_separate_critics` gave them) as
+    models the update trains on their clipped value loss (``loss``: clip, aggregation, share), and how each
+    is saved (``critics/<kind>``; a VLM critic's folder holds the processor too)."""
+    trained, saved = [], []
+    for i, (prefix, (_, _, kind)) in enumerate(streams.items()):
+        model, optimizer = prepared[2 * i], prepared[2 * i + 1]
+        scheduler = make_scheduler(optimizer, trainer, total_updates)
+        trained.append(Trained(f"{prefix}value", model, optimizer, scheduler, value_loss(prefix, *loss)))
+        saved.append(SavedModel(f"critics/{kind}", model, lambda m, path, _: m.save(renderer, path)))
+    return trained, saved
+
+
 def value_loss(prefix: str, clip: float, aggregation: str, share: Share) -> LossFn:
     """The clipped value loss of one critic against the step's ``{prefix}values`` and ``{prefix}returns``."""
 
     def loss_fn(model: Any, batch: dict[str, torch.Tensor], normaliser: float) -> tuple[torch.Tensor, dict]:
         values = model(batch["input_ids"], batch["attention_mask"], **media_inputs(batch))
-        return value_loss_and_metrics(
-            prefix,
-            values,
-            batch[f"{prefix}values"],
-            batch[f"{prefix}returns"],
-            batch,
-            clip,
-            aggregation,
-            share,
-            normaliser,
-        )
+        return stream_value_loss(prefix, values, batch, clip, aggregation, share, normaliser)
 
     return loss_fn
 
@@ -208,6 +246,21 @@ def value_loss_and_metrics(
     return loss, metrics
 
 
+def stream_value_loss(
+    prefix: str,
+    values: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    clip: float,
+    aggregation: str,
+    share: Share,
+    normaliser: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The clipped value loss of ``values`` against the stream's rollout values and returns, which the
+    micro-batch carries as ``{prefix}values`` and ``{prefix}returns``."""
+    old, returns = batch[f"{prefix}values"], batch[f"{prefix}returns"]
+    return value_loss_and_metrics(prefix, values, old, returns, batch, clip, aggregation, share, normaliser)
+
+
 def shared_value_loss(
     prefixes: list[str],
     coefs: list[float],
@@ -223,17 +276,7 @@ def shared_value_loss(
     total = values.new_zeros(())
     metrics: dict[str, float] = {}
     for i, (prefix, coef) in enumerate(zip(prefixes, coefs, strict=True)):
-        loss, own = value_loss_and_metrics(
-            prefix,
-            values[..., i],
-            batch[f"{prefix}values"],
-            batch[f"{prefix}returns"],
-            batch,
-            clip,
-            aggregation,
-            share,
-            normaliser,
-        )
+        loss, own = stream_value_loss(prefix, values[..., i], batch, clip, aggregation, share, normaliser)
         total = total + coef * loss
         metrics.update(own)
     return total, metrics

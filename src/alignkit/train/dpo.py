@@ -47,22 +47,21 @@ from alignkit.data.pair_examples import (
     tokenize_unpaired,
 )
 from alignkit.data.processor import is_processor
-from alignkit.losses.dpo import LOSS_NAMES, PreferenceBatch, PreferenceLoss, PreferenceOutput
+from alignkit.losses.dpo import LOSS_NAMES, PreferenceBatch, PreferenceLoss
 from alignkit.models.forward import response_logps, shared_prompt_is_exact
 from alignkit.models.loading import check_model_source, save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, model_quantize, trainable_summary
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
-    check_enough_examples,
     load_run_renderer,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
-    read_records,
-    start_run,
+    read_splits,
+    start_offline_run,
 )
-from alignkit.train.engine import LoopData, LoopResult, LossFn, LossOutput, TrainLoop
+from alignkit.train.engine import LoopData, LoopResult, LossFn, LossOutput, TrainLoop, summed_metrics
 from alignkit.train.reference import ReferenceModel, cache_reference_logps, reference_logps
 
 LossName = Literal[LOSS_NAMES]  # type: ignore[valid-type]
@@ -142,9 +141,16 @@ def loss_options(config: DPOConfig) -> dict[str, float]:
     return {k: v for k, v in offered.items() if k in accepted and v is not None}
 
 
-def _metric_sums(out: PreferenceOutput, units: int) -> dict[str, torch.Tensor]:
-    """The loss's metrics (means over the micro-batch) as sums over its units, as the engine expects."""
-    return {k: v.detach() * units for k, v in out.metrics().items()}
+def _loss_output(
+    loss: PreferenceLoss, pref: PreferenceBatch, options: dict[str, float], units: int
+) -> LossOutput:
+    """The loss summed over the micro-batch's units, its metrics as sums (as the engine expects), and the
+    policy's log-probs of the chosen and rejected responses."""
+    out = loss(pref, **options)
+    metrics = summed_metrics(out.metrics(), units)
+    metrics["logps/chosen"] = pref.policy_chosen_logps.detach().sum()
+    metrics["logps/rejected"] = pref.policy_rejected_logps.detach().sum()
+    return LossOutput(out.losses.sum(), metrics)
 
 
 def paired_loss_fn(
@@ -165,11 +171,7 @@ def paired_loss_fn(
             chosen_num_tokens=policy.num_tokens[:b],
             rejected_num_tokens=policy.num_tokens[b:],
         )
-        out = loss(pref, **options)
-        metrics = _metric_sums(out, b)
-        metrics["logps/chosen"] = pref.policy_chosen_logps.detach().sum()
-        metrics["logps/rejected"] = pref.policy_rejected_logps.detach().sum()
-        return LossOutput(out.losses.sum(), metrics)
+        return _loss_output(loss, pref, options, b)
 
     return loss_fn
 
@@ -194,11 +196,7 @@ def kto_loss_fn(loss: PreferenceLoss, options: dict[str, float], reference: Refe
             policy_kl_logps=policy_kl,
             ref_kl_logps=ref_kl,
         )
-        out = loss(pref, **options)
-        metrics = _metric_sums(out, n)
-        metrics["logps/chosen"] = pref.policy_chosen_logps.detach().sum()
-        metrics["logps/rejected"] = pref.policy_rejected_logps.detach().sum()
-        return LossOutput(out.losses.sum(), metrics)
+        return _loss_output(loss, pref, options, n)
 
     return loss_fn
 
@@ -228,23 +226,18 @@ def train(config: DPOConfig) -> LoopResult:
 
     # 1. Data: records -> pair examples (or KTO's unpaired examples with their mismatched KL sequences).
     report = DataReport()
-    splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
-    examples: dict[str, list[Any]] = {}
-    for name, ds in splits.items():
-        records = read_records(ds, config.data, report, name, media=multimodal)
+
+    def to_examples(records: list[Any], ds: DatasetConfig) -> tuple[list[Any], int, int]:
         if loss.paired:
-            examples[name], report.truncated[name], dropped = tokenize_pairs(
-                records, renderer, config.data.max_length, config.preference
-            )
-        else:
-            examples[name], report.truncated[name], dropped = tokenize_unpaired(
-                records, renderer, config.data.max_length, config.preference, config.trainer.seed
-            )
-        report.drop(name, dropped)
-    check_enough_examples(len(examples["train"]), config.trainer, accelerator.num_processes)
-    # The run folder is made only once the data and its template passed every check.
-    run_dir = start_run(config.run, config, accelerator)
-    report.publish(accelerator, run_dir)
+            return tokenize_pairs(records, renderer, config.data.max_length, config.preference)
+        return tokenize_unpaired(
+            records, renderer, config.data.max_length, config.preference, config.trainer.seed
+        )
+
+    examples = read_splits(config.data, report, to_examples, media=multimodal)
+    run_dir = start_offline_run(
+        len(examples["train"]), report, config.run, config, config.trainer, accelerator
+    )
 
     # 2. Models: the policy is prepared for training; the reference never is (see train/reference.py).
     model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
@@ -283,28 +276,18 @@ def train(config: DPOConfig) -> LoopResult:
         accelerator=accelerator,
         model=model,
         optimizer=optimizer,
-        data=LoopData(
-            train=examples["train"],
-            eval=examples.get("eval", ()),
-            collate=lambda batch: collate(batch, pad_id),
-            count_units=count_pairs if loss.paired else count_examples,
+        data=LoopData.of_splits(
+            examples, lambda batch: collate(batch, pad_id), count_pairs if loss.paired else count_examples
         ),
         loss_fn=make_loss(loss, loss_options(config), reference),
         cfg=config.trainer,
-        run_dir=run_dir,
+        run=config.run,
         save_model=lambda m, path, sd: save_pretrained(m, renderer, path, sd),
         plot_groups={
-            "loss": ["loss", "eval/loss"],
             "rewards": ["rewards/chosen", "rewards/rejected", "rewards/margin"],
             "accuracy": ["rewards/accuracy", "eval/rewards/accuracy"],
             "logps": ["logps/chosen", "logps/rejected"],
-            "lr": ["lr"],
-            "grad_norm": ["grad_norm"],
         },
-        resume=config.run.resume,
-        save_on_interrupt=config.run.save_on_interrupt,
-        tensorboard=config.run.tensorboard,
-        progress=config.run.progress,
     )
     result = loop.run()
     accelerator.print(f"{config.loss} done: {result.global_step} steps; model in {Path(run_dir) / 'final'}")

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import torch
 
 from alignkit.metric_keys import OFFLINE_PLOT_GROUPS
-from alignkit.sections import TrainerConfig
+from alignkit.sections import RunConfig, TrainerConfig
 from alignkit.train.recorder import RunRecorder, SavedModel
 from alignkit.train.timing import PhaseTimer
 
@@ -57,6 +57,11 @@ Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], LossOutput]
 
 
+def summed_metrics(metric_means: Mapping[str, torch.Tensor], units: int) -> dict[str, torch.Tensor]:
+    """A loss's metrics, reported as means over a micro-batch's ``units``, as the sums ``LossOutput`` carries."""
+    return {k: v.detach() * units for k, v in metric_means.items()}
+
+
 @dataclass
 class LoopData:
     """The examples and how to batch them; examples are opaque to the loop."""
@@ -65,6 +70,16 @@ class LoopData:
     collate: Callable[[Sequence[Any]], Batch]
     count_units: Callable[[Batch], int]
     eval: Sequence[Any] = ()
+
+    @classmethod
+    def of_splits(
+        cls,
+        examples: Mapping[str, Sequence[Any]],
+        collate: Callable[[Sequence[Any]], Batch],
+        count_units: Callable[[Batch], int],
+    ) -> LoopData:
+        """``examples["train"]``, and ``examples["eval"]`` when read (``common.read_splits``)."""
+        return cls(examples["train"], collate, count_units, examples.get("eval", ()))
 
 
 @dataclass
@@ -135,13 +150,9 @@ class TrainLoop:
         data: LoopData,
         loss_fn: LossFn,
         cfg: TrainerConfig,
-        run_dir: Path,
+        run: RunConfig,
         save_model: Callable[[torch.nn.Module, Path, Mapping[str, Any] | None], None],
-        plot_groups: Mapping[str, list[str]],
-        resume: bool = False,
-        save_on_interrupt: bool = False,
-        tensorboard: bool = True,
-        progress: bool = True,
+        plot_groups: Mapping[str, list[str]] | None = None,
         extra_eval: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
     ) -> None:
         self.accelerator = accelerator
@@ -150,9 +161,9 @@ class TrainLoop:
         self.data = data
         self.loss_fn = loss_fn
         self.cfg = cfg
-        self.run_dir = run_dir
+        self.run_dir = Path(run.output_dir)  # made by ``common.start_run``
         self.extra_eval = extra_eval
-        self.save_on_interrupt = save_on_interrupt
+        self.save_on_interrupt = run.save_on_interrupt
         self.world = accelerator.num_processes
         self.rank = accelerator.process_index
         self.global_batch = cfg.micro_batch_size * cfg.grad_accum_steps * self.world
@@ -171,17 +182,12 @@ class TrainLoop:
         accelerator.register_for_checkpointing(self.scheduler)
         self.recorder = RunRecorder(
             accelerator,
-            run_dir,
+            run,
+            cfg,
             total_steps=self.total_steps,
             online=False,
             saved=[SavedModel("", model, save_model, gather=True)],
-            plot_groups={**OFFLINE_PLOT_GROUPS, **plot_groups},
-            keep_checkpoints=cfg.keep_checkpoints,
-            save_every=cfg.save_every,
-            log_every=cfg.log_every,
-            resume=resume,
-            tensorboard=tensorboard,
-            progress=progress,
+            plot_groups={**OFFLINE_PLOT_GROUPS, **(plot_groups or {})},
             global_batch=self.global_batch,
         )
         self.timer = PhaseTimer(accelerator.device)

@@ -35,19 +35,18 @@ from alignkit.models.lora import freeze_media_towers
 from alignkit.models.moderation_model import SEVERITY_LEVELS, new_moderation_model
 from alignkit.models.score_model import collate_scores, media_inputs, score_example
 from alignkit.score.moderation import BEAVERTAILS_CATEGORIES, PKU_SAFERLHF_CATEGORIES
-from alignkit.sections import DataConfig, ModelConfig, RunConfig, TrainerConfig
+from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
-    check_enough_examples,
     load_run_renderer,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
-    read_records,
-    start_run,
+    read_splits,
+    start_offline_run,
 )
-from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
-from alignkit.train.score_training import save_score_model, toyworld_safe_pref
+from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop, summed_metrics
+from alignkit.train.score_training import save_score_model, toyworld_safe_pref_data
 
 CATEGORY_SETS: dict[str, tuple[str, ...]] = {
     "pku-saferlhf": PKU_SAFERLHF_CATEGORIES,
@@ -61,9 +60,7 @@ NO_SEVERITY = -100
 class ModerationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     """Backbone to start from: a causal LM (e.g. the SFT policy)."""
-    data: DataConfig = field(
-        default_factory=lambda: DataConfig(train=toyworld_safe_pref("train"), eval=toyworld_safe_pref("test"))
-    )
+    data: DataConfig = field(default_factory=toyworld_safe_pref_data)
     """Safety-labelled responses: PKU-SafeRLHF pairs (template pku-saferlhf) or BeaverTails rows (beavertails)."""
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(lr=2e-5))
     """The optimisation loop (one unit = one response)."""
@@ -169,18 +166,15 @@ def train(config: ModerationConfig) -> LoopResult:
     tokenizer = load_run_tokenizer(config.model, config.data, config.run)
     renderer = load_run_renderer(config.model, tokenizer)  # the processor of a vision-language model
     report = DataReport()
-    splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
-    tokenized: dict[str, list[LabelledResponse]] = {}
-    for name, ds in splits.items():
-        records = read_records(ds, config.data, report, name, media=is_processor(renderer))
+
+    def responses(records: list[Any], ds: DatasetConfig) -> tuple[list[LabelledResponse], int, int]:
         items = labelled_responses(records, categories, f"{ds.source} (template {ds.template})")
-        tokenized[name], report.truncated[name], dropped = tokenize(
-            items, categories, renderer, config.data.max_length
-        )
-        report.drop(name, dropped)
-    check_enough_examples(len(tokenized["train"]), config.trainer, accelerator.num_processes)
-    run_dir = start_run(config.run, config, accelerator)
-    report.publish(accelerator, run_dir)
+        return tokenize(items, categories, renderer, config.data.max_length)
+
+    tokenized = read_splits(config.data, report, responses, media=is_processor(renderer))
+    run_dir = start_offline_run(
+        len(tokenized["train"]), report, config.run, config, config.trainer, accelerator
+    )
 
     model = new_moderation_model(
         config.model.path, renderer, categories, threshold=config.threshold, dtype=config.model.dtype
@@ -209,24 +203,20 @@ def train(config: ModerationConfig) -> LoopResult:
             None if pos_weight is None else pos_weight.to(logits.device),
         )
         n = logits.shape[0]
-        return LossOutput(out.losses.sum(), {k: v.detach() * n for k, v in out.metrics().items()})
+        return LossOutput(out.losses.sum(), summed_metrics(out.metrics(), n))
 
     loop = TrainLoop(
         accelerator=accelerator,
         model=model,
         optimizer=optimizer,
-        data=LoopData(
-            train=tokenized["train"],
-            eval=tokenized.get("eval", ()),
-            collate=lambda batch: collate(batch, pad_id),
-            count_units=lambda batch: int(batch["input_ids"].shape[0]),
+        data=LoopData.of_splits(
+            tokenized, lambda batch: collate(batch, pad_id), lambda batch: int(batch["input_ids"].shape[0])
         ),
         loss_fn=loss_fn,
         cfg=config.trainer,
-        run_dir=run_dir,
+        run=config.run,
         save_model=lambda m, path, sd: save_score_model(m, renderer, path, sd),
         plot_groups={
-            "loss": ["loss", "eval/loss"],
             "accuracy": [
                 "moderation/flag_accuracy",
                 "moderation/severity_accuracy",
@@ -234,10 +224,6 @@ def train(config: ModerationConfig) -> LoopResult:
                 "eval/moderation/severity_accuracy",
             ],
         },
-        resume=config.run.resume,
-        save_on_interrupt=config.run.save_on_interrupt,
-        tensorboard=config.run.tensorboard,
-        progress=config.run.progress,
     )
     result = loop.run()
     accelerator.print(

@@ -173,20 +173,14 @@ class OnlineTrainer(abc.ABC):
             SavedModel("", self.actor, lambda m, path, _: save_pretrained(m, renderer, path)),
             *extra_saved,
         ]
-        run = config.run
         self.recorder = RunRecorder(
             acc,
-            self.run_dir,
+            config.run,
+            cfg,
             total_steps=cfg.steps,
             online=True,
             saved=saved,
             plot_groups=self.plot_groups,
-            keep_checkpoints=cfg.keep_checkpoints,
-            save_every=cfg.save_every,
-            log_every=cfg.log_every,
-            resume=run.resume,
-            tensorboard=run.tensorboard,
-            progress=run.progress,
             global_batch=cfg.mini_batch_size,
         )
         if self.multiplier is not None and "lagrange" in self.recorder.extra_state:

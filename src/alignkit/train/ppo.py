@@ -14,7 +14,6 @@ cost in their own units. ``alignkit train safe-ppo`` is this trainer with the co
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,8 +34,6 @@ from alignkit.losses.ppo import (
 )
 from alignkit.losses.sft import sft_loss
 from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy, media_inputs
-from alignkit.models.lora import freeze_media_towers
-from alignkit.models.value import load_critic
 from alignkit.models.value_heads import attach_value_heads, read_values
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, OnlineTrainerConfig, RunConfig
@@ -44,18 +41,17 @@ from alignkit.train.common import DataReport, allow_unused_media_parameters, mak
 from alignkit.train.critic import (
     CriticConfig,
     CriticEstimates,
-    check_same_vocabulary,
-    default_critic_path,
     fused_critic_update,
     gae,
+    load_separate_critics,
     save_value_heads,
+    separate_critics,
     shared_value_loss,
-    value_loss,
 )
 from alignkit.train.cross_process import global_masked_mean, global_whiten
 from alignkit.train.engine import LoopResult, global_batch_indices
 from alignkit.train.lagrange import LagrangeConfig
-from alignkit.train.online_trainer import OnlineTrainer, disable_dropout
+from alignkit.train.online_trainer import OnlineTrainer
 from alignkit.train.prompts import toyworld_prompts
 from alignkit.train.recorder import SavedModel
 from alignkit.train.reference import ReferenceModel
@@ -189,36 +185,17 @@ class PPOTrainer(OnlineTrainer):
                 self.rollout_readout = self.readout  # values read off the sampling loop
         # one optimizer step per rollout: a separate critic's update forward is its rollout forward
         self.fused_critics = self.updates_per_step == 1 and bool(separate)
-        kwargs = {"dtype": config.model.dtype, "trust_remote_code": config.model.trust_remote_code}
-        models: list[Any] = [actor, make_optimizer(actor, cfg)]
-        for critic_cfg, scorer_cfg, kind in separate.values():
-            path = default_critic_path(critic_cfg, scorer_cfg, config.model.path)
-            critic = disable_dropout(load_critic(path, self.renderer, kind, **kwargs))
-            if config.model.freeze_vision:  # a VLM critic's tower keeps its features, as the policy's
-                freeze_media_towers(critic)
-            check_same_vocabulary(
-                critic, actor, f"{'critic' if kind == 'reward' else 'cost_critic'}.path", path
-            )
-            models += [critic, make_optimizer(critic, dataclasses.replace(cfg, lr=critic_cfg.lr))]
+        models = [actor, make_optimizer(actor, cfg)]
+        models += load_separate_critics(separate, actor, config.model, self.renderer, cfg)
         allow_unused_media_parameters(acc, actor)  # a rollout micro-batch of text prompts skips the projector
         prepared = acc.prepare(*models)
-        trained = [
-            Trained(
-                "policy",
-                prepared[0],
-                prepared[1],
-                make_scheduler(prepared[1], cfg, self.total_updates),
-                self._actor_loss,
-            )
-        ]
-        saved = []
-        tokenizer = self.renderer  # a VLM critic's folder holds the processor too
-        for i, (prefix, (_, _, kind)) in enumerate(separate.items()):
-            model, optimizer = prepared[2 + 2 * i], prepared[3 + 2 * i]
-            scheduler = make_scheduler(optimizer, cfg, self.total_updates)
-            loss = value_loss(prefix, config.ppo.value_clip, config.ppo.aggregation, self.mini_batch_share)
-            trained.append(Trained(f"{prefix}value", model, optimizer, scheduler, loss))
-            saved.append(SavedModel(f"critics/{kind}", model, lambda m, path, _: m.save(tokenizer, path)))
+        scheduler = make_scheduler(prepared[1], cfg, self.total_updates)
+        trained = [Trained("policy", prepared[0], prepared[1], scheduler, self._actor_loss)]
+        loss = (config.ppo.value_clip, config.ppo.aggregation, self.mini_batch_share)
+        critics, saved = separate_critics(
+            separate, prepared[2:], cfg, self.total_updates, loss, self.renderer
+        )
+        trained += critics
         if self.shared_streams:
             saved.append(SavedModel("critics", heads, lambda m, path, _: save_value_heads(m, path)))
         return trained, saved

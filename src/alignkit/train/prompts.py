@@ -44,9 +44,8 @@ def read_prompts(data: DataConfig, report: DataReport, *, media: bool = False) -
 
     ``media``: the policy takes pictures (a vision-language model), so prompts keep their image parts;
     otherwise a prompt holding one is refused, naming its row."""
-    splits = {"train": data.train, **({"eval": data.eval} if data.eval else {})}
     out = {}
-    for name, ds in splits.items():
+    for name, ds in data.splits().items():
         records = read_records(ds, data, report, name, media=media)
         out[name] = [m for m in (prompt_messages(r) for r in records) if m]
         report.drop(name, len(records) - len(out[name]), "the record has an empty prompt to roll out from")

@@ -40,6 +40,7 @@ from alignkit.runs import (
     write_final_dir,
     write_json,
 )
+from alignkit.sections import OptimisationConfig, RunConfig
 
 
 @dataclass
@@ -85,43 +86,40 @@ class RunRecorder:
     def __init__(
         self,
         accelerator: Any,
-        run_dir: Path,
+        run: RunConfig,
+        cadence: OptimisationConfig,
         *,
         total_steps: int,
         online: bool,
         saved: Sequence[SavedModel],
         plot_groups: Mapping[str, list[str]],
-        keep_checkpoints: int,
-        save_every: int,
-        log_every: int,
-        resume: bool = False,
-        tensorboard: bool = True,
-        progress: bool = True,
         global_batch: int,
     ) -> None:
+        """``run``: the folder (made by ``common.start_run``), resume, TensorBoard and the progress bar;
+        ``cadence``: the trainer section's ``save_every``, ``keep_checkpoints`` and ``log_every``."""
         self.accelerator = accelerator
-        self.run_dir = run_dir
+        self.run_dir = run_dir = Path(run.output_dir)
         self.total_steps = total_steps
         self.online = online
         self.saved = list(saved)
         self.plot_groups = plot_groups
-        self.keep_checkpoints = keep_checkpoints
-        self.save_every = save_every
-        self.log_every = log_every
+        self.keep_checkpoints = cadence.keep_checkpoints
+        self.save_every = cadence.save_every
+        self.log_every = cadence.log_every
         self.global_batch = global_batch
         self.step = 0
         self.global_step = 0
         self.extra_state: dict[str, Any] = {}
-        if resume:
+        if run.resume:
             self._restore()
-        self.metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=self.step if resume else None)
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=self.step if run.resume else None)
         self.writer = None
-        if tensorboard and accelerator.is_main_process:
+        if run.tensorboard and accelerator.is_main_process:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
         self.bar = None
-        if progress and accelerator.is_main_process:
+        if run.progress and accelerator.is_main_process:
             from tqdm.auto import tqdm
 
             desc = "rollouts" if online else "train"

@@ -18,31 +18,24 @@ from dataclasses import dataclass, field
 
 import torch
 
-from alignkit.config import check
 from alignkit.losses.reward import bradley_terry_loss
 from alignkit.score.pairs import preference_pairs
-from alignkit.sections import DataConfig, ModelConfig, RunConfig, TrainerConfig
-from alignkit.train.engine import LoopResult, LossOutput
-from alignkit.train.score_training import ScoreLossFn, metric_sums, toyworld_safe_pref, train_score_model
+from alignkit.sections import DataConfig, RunConfig
+from alignkit.train.engine import LoopResult, LossOutput, summed_metrics
+from alignkit.train.score_training import (
+    ScoreLossFn,
+    ScoreModelConfig,
+    toyworld_safe_pref_data,
+    train_score_model,
+)
 
 
 @dataclass
-class RewardConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """Backbone to start from: a causal LM (usually the SFT policy) or an earlier score model."""
-    data: DataConfig = field(
-        default_factory=lambda: DataConfig(train=toyworld_safe_pref("train"), eval=toyworld_safe_pref("test"))
-    )
+class RewardConfig(ScoreModelConfig):
+    data: DataConfig = field(default_factory=toyworld_safe_pref_data)
     """Preference or SafetyPreference pairs (SafetyPreference is ranked by helpfulness)."""
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(lr=2e-5))
-    """The optimisation loop (one unit = one pair)."""
     run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/reward"))
     """Where results go; the model is saved in <output_dir>/final."""
-    score_reg: float = 0.0
-    """eta: weight of the score regulariser eta * (s_w^2 + s_l^2) / 2 (align-anything uses 0.001)."""
-
-    def validate(self, prefix: str) -> None:
-        check(self.score_reg >= 0, f"{prefix}score_reg", self.score_reg, "a number >= 0")
 
 
 def reward_loss(score_reg: float) -> ScoreLossFn:
@@ -50,7 +43,7 @@ def reward_loss(score_reg: float) -> ScoreLossFn:
 
     def loss(chosen: torch.Tensor, rejected: torch.Tensor, signs: torch.Tensor) -> LossOutput:
         out = bradley_terry_loss(chosen, rejected, score_reg)
-        return LossOutput(out.losses.sum(), metric_sums(out.metrics(), chosen.shape[0]))
+        return LossOutput(out.losses.sum(), summed_metrics(out.metrics(), chosen.shape[0]))
 
     return loss
 
@@ -58,12 +51,8 @@ def reward_loss(score_reg: float) -> ScoreLossFn:
 def train(config: RewardConfig) -> LoopResult:
     """Train a reward model as configured: the same call ``alignkit train reward`` makes."""
     return train_score_model(
+        config,
         kind="reward",
-        model=config.model,
-        data=config.data,
-        trainer=config.trainer,
-        run=config.run,
-        config=config,
         to_pairs=preference_pairs,
         loss=reward_loss(config.score_reg),
         plot_groups={

@@ -19,12 +19,13 @@ apply to the two ``(B,)`` score vectors; reading data, tokenising, batching and 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from alignkit.config import check
 from alignkit.data.processor import is_processor
 from alignkit.data.render import TokenizedExample
 from alignkit.models.score_model import (
@@ -39,13 +40,12 @@ from alignkit.score.pairs import PairSpec
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
-    check_enough_examples,
     load_run_renderer,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
-    read_records,
-    start_run,
+    read_splits,
+    start_offline_run,
 )
 from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
 
@@ -53,6 +53,32 @@ from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
 def toyworld_safe_pref(split: str) -> DatasetConfig:
     """The toy world's PKU-SafeRLHF-schema pairs: the default data of both score-model trainers."""
     return DatasetConfig(source="toyworld://data/safe_pref", template="pku-saferlhf", split=split)
+
+
+def toyworld_safe_pref_data() -> DataConfig:
+    """The score trainers' default data: the toy world's PKU-SafeRLHF-schema train and test pairs."""
+    return DataConfig(train=toyworld_safe_pref("train"), eval=toyworld_safe_pref("test"))
+
+
+@dataclass
+class ScoreModelConfig:
+    """The keys of a pairwise score model's training; ``RewardConfig`` and ``CostConfig`` say what their
+    pairs rank and where their runs go."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Backbone to start from: a causal LM (usually the SFT policy) or an earlier score model."""
+    data: DataConfig = field(default_factory=toyworld_safe_pref_data)
+    """Pairs of responses to one prompt."""
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(lr=2e-5))
+    """The optimisation loop (one unit = one pair)."""
+    run: RunConfig = field(default_factory=lambda: RunConfig(output_dir="runs/score"))
+    """Where results go; the model is saved in <output_dir>/final."""
+    score_reg: float = 0.0
+    """eta: weight of the regulariser eta * (s_1^2 + s_2^2) / 2 on a pair's two scores, which keeps them near
+    zero (align-anything uses 0.001; 0: off)."""
+
+    def validate(self, prefix: str) -> None:
+        check(self.score_reg >= 0, f"{prefix}score_reg", self.score_reg, "a number >= 0")
 
 
 def stale_default_eval(data: DataConfig) -> str | None:
@@ -123,11 +149,6 @@ def pair_scores(
     return scores[:half], scores[half:]
 
 
-def metric_sums(metric_means: Mapping[str, torch.Tensor], num_pairs: int) -> dict[str, torch.Tensor]:
-    """The losses' NamedTuples report batch means; the engine wants sums over the micro-batch's pairs."""
-    return {k: v.detach() * num_pairs for k, v in metric_means.items()}
-
-
 ScoreLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], LossOutput]
 """(first scores (B,), second scores (B,), signs (2B,)) -> summed loss and metric sums."""
 
@@ -153,13 +174,9 @@ def save_score_model(model: torch.nn.Module, tokenizer: Any, out_dir: Path, stat
 
 
 def train_score_model(
+    config: ScoreModelConfig,
     *,
     kind: ScoreKind,
-    model: ModelConfig,
-    data: DataConfig,
-    trainer: TrainerConfig,
-    run: RunConfig,
-    config: Any,
     to_pairs: Callable[[Sequence[Any], str], list[PairSpec]],
     loss: ScoreLossFn,
     plot_groups: Mapping[str, list[str]],
@@ -167,6 +184,7 @@ def train_score_model(
     """Train a ``kind`` score model; ``to_pairs(records, source)`` validates and orders the records."""
     from alignkit.models.lora import model_quantize, prepare_trainable_model
 
+    model, data, trainer, run = config.model, config.data, config.trainer, config.run
     accelerator = make_accelerator(trainer)
     stale = stale_default_eval(data)
     if stale:
@@ -176,17 +194,13 @@ def train_score_model(
     multimodal = is_processor(renderer)
 
     report = DataReport()
-    splits = {"train": data.train, **({"eval": data.eval} if data.eval else {})}
-    tokenized: dict[str, list[ScoredPair]] = {}
-    for name, ds in splits.items():
-        records = read_records(ds, data, report, name, media=multimodal)
+
+    def scored_pairs(records: list[Any], ds: DatasetConfig) -> tuple[list[ScoredPair], int, int]:
         specs = to_pairs(records, f"{ds.source} (template {ds.template})")
-        tokenized[name], report.truncated[name], dropped = tokenize_pairs(specs, renderer, data.max_length)
-        report.drop(name, dropped)  # written to data_report.json and printed with the summary
-    check_enough_examples(len(tokenized["train"]), trainer, accelerator.num_processes)
-    # The run folder is made only once the data and its template passed every check.
-    run_dir = start_run(run, config, accelerator)
-    report.publish(accelerator, run_dir)
+        return tokenize_pairs(specs, renderer, data.max_length)
+
+    tokenized = read_splits(data, report, scored_pairs, media=multimodal)
+    run_dir = start_offline_run(len(tokenized["train"]), report, run, config, trainer, accelerator)
     score_model = new_score_model(
         model.path,
         renderer,
@@ -209,21 +223,12 @@ def train_score_model(
         accelerator=accelerator,
         model=score_model,
         optimizer=optimizer,
-        data=LoopData(
-            train=tokenized["train"],
-            eval=tokenized.get("eval", ()),
-            collate=lambda pairs: collate_pairs(pairs, pad_id),
-            count_units=count_pairs,
-        ),
+        data=LoopData.of_splits(tokenized, lambda pairs: collate_pairs(pairs, pad_id), count_pairs),
         loss_fn=loss_fn,
         cfg=trainer,
-        run_dir=run_dir,
+        run=run,
         save_model=lambda m, path, sd: save_score_model(m, renderer, path, sd),
-        plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"], **plot_groups},
-        resume=run.resume,
-        save_on_interrupt=run.save_on_interrupt,
-        tensorboard=run.tensorboard,
-        progress=run.progress,
+        plot_groups=plot_groups,
     )
     result = loop.run()
     accelerator.print(f"{kind} model done: {result.global_step} steps; model in {Path(run_dir) / 'final'}")

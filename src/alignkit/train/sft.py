@@ -31,14 +31,13 @@ from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, RunConfig, TrainerConfig
 from alignkit.train.common import (
     DataReport,
-    check_enough_examples,
     load_run_renderer,
     load_run_tokenizer,
     make_accelerator,
     prepare_training,
-    read_records,
+    read_splits,
     require_records,
-    start_run,
+    start_offline_run,
 )
 from alignkit.train.engine import LoopData, LoopResult, LossOutput, TrainLoop
 
@@ -83,17 +82,16 @@ def train(config: SFTConfig) -> LoopResult:
     renderer = load_run_renderer(config.model, tokenizer)  # the processor of a vision-language model
     multimodal = is_processor(renderer)
     report = DataReport()
-    splits = {"train": config.data.train, **({"eval": config.data.eval} if config.data.eval else {})}
-    tokenized = {}
-    for name, ds in splits.items():
-        records = read_records(ds, config.data, report, name, media=multimodal)
+
+    def conversations(records: list[Any], ds: DatasetConfig) -> tuple[list[Any], int, int]:
         require_records(records, Conversation, ds.source, ds.template)
-        tokenized[name], report.truncated[name] = tokenize(records, renderer, config.data.max_length)
-        report.drop(name, len(records) - len(tokenized[name]))  # conversations with no assistant token left
-    check_enough_examples(len(tokenized["train"]), config.trainer, accelerator.num_processes)
-    # The run folder is made only once the data and its template passed every check.
-    run_dir = start_run(config.run, config, accelerator)
-    report.publish(accelerator, run_dir)
+        examples, truncated = tokenize(records, renderer, config.data.max_length)
+        return examples, truncated, len(records) - len(examples)  # dropped: no assistant token left
+
+    tokenized = read_splits(config.data, report, conversations, media=multimodal)
+    run_dir = start_offline_run(
+        len(tokenized["train"]), report, config.run, config, config.trainer, accelerator
+    )
 
     model = load_trainable_causal_lm(config.model)  # LoRA / QLoRA / checkpointing as model.* asks
     accelerator.print(trainable_summary(model))
@@ -110,21 +108,11 @@ def train(config: SFTConfig) -> LoopResult:
         accelerator=accelerator,
         model=model,
         optimizer=optimizer,
-        data=LoopData(
-            train=tokenized["train"],
-            eval=tokenized.get("eval", ()),
-            collate=lambda examples: collate(examples, pad_id),
-            count_units=count_loss_tokens,
-        ),
+        data=LoopData.of_splits(tokenized, lambda examples: collate(examples, pad_id), count_loss_tokens),
         loss_fn=sft_loss_sum,
         cfg=config.trainer,
-        run_dir=run_dir,
+        run=config.run,
         save_model=lambda m, path, sd: save_pretrained(m, renderer, path, sd),  # adapter only with LoRA
-        plot_groups={"loss": ["loss", "eval/loss"], "lr": ["lr"], "grad_norm": ["grad_norm"]},
-        resume=config.run.resume,
-        save_on_interrupt=config.run.save_on_interrupt,
-        tensorboard=config.run.tensorboard,
-        progress=config.run.progress,
     )
     result = loop.run()
     accelerator.print(f"SFT done: {result.global_step} steps; model in {Path(run_dir) / 'final'}")
