@@ -14,7 +14,6 @@ render of the same messages by the same tokenizer, options and template is the f
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -107,9 +106,9 @@ _SHARED: ContextVar[OrderedDict[Any, tuple[Any, list[int]]] | None] = ContextVar
 def shared_renders() -> Iterator[None]:
     """Within the block, ``render_ids`` of messages it rendered lately returns those ids without a render.
 
-    The key is the messages (as JSON), ``add_generation_prompt``, the template text and the chat options'
-    variables, and the tokenizer object itself, so a hit is the very render it replaces. Nested blocks
-    share the outermost one's renders. Messages that are not plain JSON are always rendered."""
+    The key is the messages, ``add_generation_prompt``, the template text and the chat options' variables,
+    and the tokenizer object itself, so a hit is the very render it replaces. Nested blocks share the
+    outermost one's renders. Only text chats are shared (see ``_shared_key``)."""
     token = _SHARED.set(OrderedDict()) if _SHARED.get() is None else None
     try:
         yield
@@ -119,11 +118,12 @@ def shared_renders() -> Iterator[None]:
 
 
 def _shared_key(tokenizer: Any, messages: Sequence[dict[str, Any]], add_generation_prompt: bool) -> Any:
-    try:
-        text = json.dumps(list(messages), sort_keys=True, ensure_ascii=False)
-    except (TypeError, ValueError):
+    """A hashable key for a text chat (every field a string), else None: pictures, audio or tool calls are
+    rendered every time (a processor keeps its own recent renders, ``processor_render``)."""
+    if not all(type(v) is str for m in messages for v in m.values()):
         return None
-    kwargs = json.dumps(dict(chat_options(tokenizer).template_kwargs), sort_keys=True, default=repr)
+    text = tuple(tuple(m.items()) for m in messages)
+    kwargs = repr(sorted(chat_options(tokenizer).template_kwargs.items()))
     return (id(tokenizer), text, add_generation_prompt, template_text(tokenizer), kwargs)
 
 
