@@ -32,7 +32,7 @@ from alignkit.config import ConfigError
 from alignkit.data.collate import ROW_TOKENS, collate_lm, packed_rows, pad_right, scored_length
 from alignkit.data.processor import MEDIA_KEYS
 from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
-from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response
+from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response, shared_renders
 
 PreferenceLabel = Literal["helpfulness", "safety"]
 LAYOUT_KEYS = (
@@ -116,15 +116,16 @@ def tokenize_pairs(
     so it is dropped, and counted apart from truncation so the data report can say why.
     """
     examples, truncated, dropped = [], 0, 0
-    for record in records:
-        pair = to_preference(record, label)
-        chosen = render_response(tokenizer, pair.prompt, pair.chosen, max_length)
-        rejected = render_response(tokenizer, pair.prompt, pair.rejected, max_length)
-        if chosen.num_loss_tokens == 0 or rejected.num_loss_tokens == 0:
-            dropped += 1
-            continue
-        truncated += chosen.truncated or rejected.truncated
-        examples.append(PairExample(chosen, rejected))
+    with shared_renders():  # both sides render their prompt: once
+        for record in records:
+            pair = to_preference(record, label)
+            chosen = render_response(tokenizer, pair.prompt, pair.chosen, max_length)
+            rejected = render_response(tokenizer, pair.prompt, pair.rejected, max_length)
+            if chosen.num_loss_tokens == 0 or rejected.num_loss_tokens == 0:
+                dropped += 1
+                continue
+            truncated += chosen.truncated or rejected.truncated
+            examples.append(PairExample(chosen, rejected))
     return examples, truncated, dropped
 
 
@@ -157,14 +158,15 @@ def tokenize_unpaired(
     keys = [repr([m.to_chat_dict() for m in u.prompt]) for u in unpaired]
     partners = mismatched_partners(keys, seed)
     examples, truncated, dropped = [], 0, 0
-    for u, j in zip(unpaired, partners, strict=True):
-        completion = render_response(tokenizer, u.prompt, u.completion, max_length)
-        kl = render_response(tokenizer, u.prompt, unpaired[j].completion, max_length)
-        if completion.num_loss_tokens == 0 or kl.num_loss_tokens == 0:
-            dropped += 1
-            continue
-        truncated += completion.truncated
-        examples.append(UnpairedExample(completion, u.desirable, kl))
+    with shared_renders():  # a completion and its KL sequence render their prompt: once
+        for u, j in zip(unpaired, partners, strict=True):
+            completion = render_response(tokenizer, u.prompt, u.completion, max_length)
+            kl = render_response(tokenizer, u.prompt, unpaired[j].completion, max_length)
+            if completion.num_loss_tokens == 0 or kl.num_loss_tokens == 0:
+                dropped += 1
+                continue
+            truncated += completion.truncated
+            examples.append(UnpairedExample(completion, u.desirable, kl))
     return examples, truncated, dropped
 
 

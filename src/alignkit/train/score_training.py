@@ -27,7 +27,7 @@ import torch
 
 from alignkit.config import check
 from alignkit.data.processor import is_processor
-from alignkit.data.render import TokenizedExample
+from alignkit.data.render import TokenizedExample, shared_renders
 from alignkit.models.score_model import (
     ScoreKind,
     collate_scores,
@@ -115,14 +115,15 @@ def tokenize_pairs(
     a response's last turn fit).
     ``tokenizer``: the run's tokenizer, or a VLM's processor (the rows then carry their pictures)."""
     pairs, truncated, dropped = [], 0, 0
-    for spec in specs:
-        first = score_example(tokenizer, spec.prompt, spec.first, max_length)
-        second = score_example(tokenizer, spec.prompt, spec.second, max_length)
-        if first is None or second is None:
-            dropped += 1
-            continue
-        truncated += first.truncated or second.truncated
-        pairs.append(ScoredPair(first, second, spec.first_sign, spec.second_sign))
+    with shared_renders():  # both rows render their prompt: once
+        for spec in specs:
+            first = score_example(tokenizer, spec.prompt, spec.first, max_length)
+            second = score_example(tokenizer, spec.prompt, spec.second, max_length)
+            if first is None or second is None:
+                dropped += 1
+                continue
+            truncated += first.truncated or second.truncated
+            pairs.append(ScoredPair(first, second, spec.first_sign, spec.second_sign))
     return pairs, truncated, dropped
 
 

@@ -23,7 +23,7 @@ import torch
 
 from alignkit.data.collate import collate_lm, collate_packed
 from alignkit.data.processor import is_processor
-from alignkit.data.render import render_conversation
+from alignkit.data.render import render_conversation, shared_renders
 from alignkit.losses.logprobs import label_mask
 from alignkit.models.forward import packing_is_exact, scored_logps
 from alignkit.models.loading import save_pretrained
@@ -69,7 +69,8 @@ def sft_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Loss
 
 
 def tokenize(records: list[Any], tokenizer: Any, max_length: int) -> tuple[list[Any], int]:
-    examples = [render_conversation(tokenizer, r.messages, max_length) for r in records]
+    with shared_renders():  # conversations that share a prompt or a history render it once
+        examples = [render_conversation(tokenizer, r.messages, max_length) for r in records]
     return [e for e in examples if e.num_loss_tokens > 0], sum(e.truncated for e in examples)
 
 
