@@ -251,10 +251,10 @@ def check_run(raw: dict[str, Any], name: str, args: argparse.Namespace, steps: i
 # ---------------------------------------------------------------------------------------------- reporting
 def print_results(args: argparse.Namespace, names: list[str], median: dict[str, Any], device: str) -> None:
     mem_key, mem_label = memory_key_and_label()
-    ratios = [n for n in names if n != "grpo"] if "grpo" in names else []
+    ratio_names = [n for n in names if n != "grpo"] if "grpo" in names else []
     width, ratio_width = 14, 18
     head = "".join(f"{label(args, n):>{width}s}" for n in names)
-    head += "".join(f"{n + '/grpo':>{ratio_width}s}" for n in ratios)
+    head += "".join(f"{n + '/grpo':>{ratio_width}s}" for n in ratio_names)
     rows = [
         (f"s / step (steps 2..{args.steps})", "s_per_step", "{:.4f}", True),
         ("steps/s", "steps_per_s", "{:.2f}", False),
@@ -270,7 +270,7 @@ def print_results(args: argparse.Namespace, names: list[str], median: dict[str, 
     print(f"{'':32s}{head}")
     for text, key, fmt, with_ratio in rows:
         line = f"{text:32s}" + "".join(f"{fmt.format(median[n][key]):>{width}s}" for n in names)
-        for n in ratios:
+        for n in ratio_names:
             g = median["grpo"][key]
             line += f"{median[n][key] / g:>{ratio_width}.3f}" if with_ratio and g else " " * ratio_width
         print(line)
@@ -361,7 +361,7 @@ def main() -> None:
         if a in prompts_seen and b in prompts_seen
     }
     mem_key, _ = memory_key_and_label()
-    ratios = (
+    over_grpo = (
         {
             f"{n}/grpo": ratios(
                 median[n],
@@ -375,7 +375,7 @@ def main() -> None:
         else {}
     )
     print(f"\nsummary (median of {args.repeats}):")
-    for key, r in ratios.items():
+    for key, r in over_grpo.items():
         print(
             f"  {key:18s} time {r['s_per_step']:.3f}x, CPU time {r['cpu_s_per_step']:.3f}x, "
             f"memory {r.get(mem_key, float('nan')):.3f}x"
@@ -415,7 +415,7 @@ def main() -> None:
         ),
         "completion_tokens": "sampled tokens per completion, the end-of-turn token included",
         "checks": {"same_prompts": same_prompts, "problems": problems},
-        "ratio_over_grpo": ratios,
+        "ratio_over_grpo": over_grpo,
         "median": median,
         "runs": runs,
     }
