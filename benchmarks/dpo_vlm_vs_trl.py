@@ -37,60 +37,55 @@ Memory: CUDA peak allocation, or growth of the process's RSS over the whole call
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from _common import (
     RESULTS,
-    MemoryMeter,
+    TRL_RUN_CHECKS,
+    PairWorkload,
     StepLossRecorder,
+    adamw_as_alignkit,
     add_common_arguments,
     alignkit_common_sections,
-    alternating_runs,
-    device_line,
-    labelled_split,
+    alternating_pair_runs,
+    benchmark_parser,
+    build_pair_workload,
+    copy_trl_checks,
     labels_differ,
-    load_average,
     loss_curve_diff,
-    median_summary,
     memory_key_and_label,
-    print_host,
+    metered,
+    pair_result,
+    pair_rows,
+    pair_summary,
+    pair_summary_line,
+    pair_targets,
+    paired_medians,
+    parse_checked,
     print_table,
+    quiet_libraries,
     report_header,
     run_alignkit_timed,
+    start_run,
     step_clock_callback,
-    timed_summary,
     train_trl_quietly,
     trl_common_args,
-    trl_optimizer_name,
+    trl_run_fields,
+    write_report,
 )
 
 VLM = "toyworld://visual/models/tiny-vlm"
 
 
 # -------------------------------------------------------------------------------------------------- data
-@dataclass
-class VisionPairWorkload:
-    """The pairs both trainers see, in alignkit's step order (step s holds rows s*B .. s*B+B-1)."""
-
-    conversations: list[dict[str, Any]]
-    """TRL's conversational form of each row: text ``prompt``/``chosen``/``rejected`` and ``images`` paths."""
-    split: list[dict[str, list[int]]]
-    """alignkit's tokens of each row: ``prompt_ids`` (image tokens expanded), ``chosen_ids``, ``rejected_ids``."""
-    examples: list[Any]
-    """alignkit's ``PairExample`` of each row (its ``media`` holds the row's ``pixel_values``)."""
-    loss_tokens: list[int] = field(default_factory=list)
-    padded_tokens: list[int] = field(default_factory=list)
-    num_pairs: int = 0
-    dropped: int = 0
-    truncated: int = 0
+class VisionPairWorkload(PairWorkload):
+    """``PairWorkload`` of vision pairs: each conversation's text ``prompt``/``chosen``/``rejected`` and its
+    ``images`` paths; ``prompt_ids`` with the image tokens expanded; each ``PairExample``'s ``media`` holds
+    the row's ``pixel_values``."""
 
 
 def text_only(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -108,49 +103,20 @@ def text_only(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
 
 def build_workload(args: argparse.Namespace, model: str, steps: int) -> VisionPairWorkload:
     """Read and render the pairs through the processor exactly as ``alignkit.train.dpo.train`` does."""
-    from alignkit.data.pair_examples import to_preference, tokenize_pairs
     from alignkit.data.render import chat_dicts
     from alignkit.models.loading import load_processor, load_tokenizer
-    from alignkit.sections import DataConfig, DatasetConfig
-    from alignkit.train.common import DataReport, read_records
-    from alignkit.train.engine import global_batch_indices
+
+    def conversation(pref: Any) -> dict[str, Any]:
+        prompt, images = text_only(chat_dicts(pref.prompt))
+        return {
+            "prompt": prompt,
+            "chosen": text_only(chat_dicts(pref.chosen))[0],
+            "rejected": text_only(chat_dicts(pref.rejected))[0],
+            "images": images,
+        }
 
     processor = load_processor(model, load_tokenizer(model))
-    ds = DatasetConfig(source=args.data, template=args.template, split=args.split)
-    records = read_records(
-        ds, DataConfig(train=ds, max_length=args.max_length), DataReport(), "train", media=True
-    )
-    kept: list[tuple[Any, Any]] = []
-    truncated = 0
-    for record in records:
-        pair_examples, t, _ = tokenize_pairs([record], processor, args.max_length, args.preference)
-        truncated += t
-        if pair_examples:
-            kept.append((to_preference(record, args.preference), pair_examples[0]))
-    work = VisionPairWorkload(
-        [], [], [], num_pairs=len(kept), dropped=len(records) - len(kept), truncated=truncated
-    )
-    for step in range(steps):
-        batch = [kept[i] for i in global_batch_indices(len(kept), args.micro_batch, step, args.seed)]
-        for pref, ex in batch:
-            prompt, images = text_only(chat_dicts(pref.prompt))
-            work.conversations.append(
-                {
-                    "prompt": prompt,
-                    "chosen": text_only(chat_dicts(pref.chosen))[0],
-                    "rejected": text_only(chat_dicts(pref.rejected))[0],
-                    "images": images,
-                }
-            )
-            prompt_c, chosen = labelled_split(ex.chosen)
-            prompt_r, rejected = labelled_split(ex.rejected)
-            assert prompt_c == prompt_r, "chosen and rejected do not share their prompt tokens"
-            work.split.append({"prompt_ids": prompt_c, "chosen_ids": chosen, "rejected_ids": rejected})
-            work.examples.append(ex)
-        rows = [e for _, ex in batch for e in (ex.chosen, ex.rejected)]
-        work.loss_tokens.append(sum(e.num_loss_tokens for e in rows))
-        work.padded_tokens.append(len(rows) * max(len(e.input_ids) for e in rows))
-    return work
+    return build_pair_workload(VisionPairWorkload, args, processor, steps, conversation, media=True)
 
 
 def pad_token_id(processor: Any) -> int:
@@ -224,11 +190,7 @@ def load_trl_side(args: argparse.Namespace, path: str) -> tuple[Any, Any, Any, t
     freeze_media_towers(model)
     ref = AutoModelForImageTextToText.from_pretrained(resolve_path(path), dtype=torch.float32).to(device)
     ref.eval().requires_grad_(False)
-    optimizers: tuple[Any, Any] = (None, None)
-    if not args.trl_default_optim:
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizers = (torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.betas), weight_decay=0.0), None)
-    return processor, model, ref, optimizers
+    return processor, model, ref, adamw_as_alignkit(args, model)
 
 
 def make_trl_trainer(
@@ -276,28 +238,21 @@ def run_trl(
 ) -> dict[str, Any]:
     """One ``DPOTrainer.train()`` (live reference, ``ref_model=`` given) on alignkit's rows and pictures."""
     clock = step_clock_callback()
-    t0 = time.perf_counter()
-    with MemoryMeter() as mem:
+    with metered() as measured:
         trainer = make_trl_trainer(args, path, steps, work, out_dir, [clock])
         train_trl_quietly(trainer)
-    wall = time.perf_counter() - t0
     pad_id = pad_token_id(trainer.processing_class)
     expect_first = equal_inputs_batch(work, list(range(args.micro_batch)), pad_id)
     first_ok = trainer.first_batch is not None and all(
         torch.equal(trainer.first_batch[k], expect_first[k]) for k in expect_first
     )
     return {
-        "step_end_s": clock.ends,
-        "step_end_cpu_s": clock.cpu_ends,
+        **clock.fields(),
         "losses": [float(x) for x in trainer.step_losses],
         "first_step_metrics": trainer.state.log_history[0],
         "first_batch_as_expected": first_ok,
-        "reference_model_kept": trainer.ref_model is not None,
-        "gradient_checkpointing": bool(trainer.args.gradient_checkpointing),
-        "bf16": bool(trainer.args.bf16),
-        "optimizer": trl_optimizer_name(trainer, args.trl_default_optim),
-        "wall_s": wall,
-        **mem.report(),
+        **trl_run_fields(trainer, args),
+        **measured,
     }
 
 
@@ -354,14 +309,15 @@ def formatting_check(
 def summarise_run(
     raw: dict[str, Any], work: VisionPairWorkload, steps: int, micro_batch: int
 ) -> dict[str, Any]:
-    out = timed_summary(raw, steps)
+    """``pair_summary`` with the first step's policy log-probs and the loss at step 2 (before the rates)."""
+    out = pair_summary(raw, work.loss_tokens, steps, micro_batch)
+    rates = {k: out.pop(k) for k in ("pairs_per_s", "loss_tokens_per_s")}
     first = raw["first_step_metrics"]
     return out | {
         "first_logps_chosen": first["logps/chosen"],
         "first_logps_rejected": first["logps/rejected"],
         "second_loss": raw["losses"][1],
-        "pairs_per_s": (steps - 1) * micro_batch / out["timed_s"],
-        "loss_tokens_per_s": sum(work.loss_tokens[1:steps]) / out["timed_s"],
+        **rates,
     }
 
 
@@ -370,42 +326,22 @@ def compare(
 ) -> dict[str, Any]:
     checks: dict[str, Any] = {}
 
-    def once(name: str, steps: int, tag: str) -> dict[str, Any]:
-        if name == "alignkit":
-            raw = run_alignkit(args, model, steps, tmp / f"alignkit-{tag}")
-            assert raw["units_logged"] == [float(args.micro_batch)] * steps, "alignkit's pair counts differ"
-        else:
-            raw = run_trl(args, model, steps, work, tmp / f"trl-{tag}")
-            for k in (
-                "first_batch_as_expected",
-                "reference_model_kept",
-                "gradient_checkpointing",
-                "bf16",
-                "optimizer",
-            ):
-                checks.setdefault(f"trl_{k}", raw[k])
+    def trl_once(steps: int, tag: str) -> dict[str, Any]:
+        raw = run_trl(args, model, steps, work, tmp / f"trl-{tag}")
+        copy_trl_checks(checks, raw, ("first_batch_as_expected", *TRL_RUN_CHECKS))
         return raw
 
-    runs, raws = alternating_runs(
-        once,
+    runs, raws = alternating_pair_runs(
+        lambda steps, tag: run_alignkit(args, model, steps, tmp / f"alignkit-{tag}"),
+        trl_once,
         lambda raw: summarise_run(raw, work, args.steps, args.micro_batch),
         args,
-        lambda r: (
-            f"{r['pairs_per_s']:8.1f} pairs/s {r['cpu_s_per_step']:.4f} CPU s/step  first loss {r['first_loss']:.8f}"
-        ),
-        label="[live reference] ",
+        "[live reference] ",
     )
-    summary = median_summary(runs)
-    a, t = summary["alignkit"], summary["trl"]
-    mem_key, mem_label = memory_key_and_label()
+    summary, a, t = paired_medians(runs)
+    mem_key, _ = memory_key_and_label()
     rows = [
-        ("pairs/s", "pairs_per_s", "{:.1f}"),
-        ("steps/s", "steps_per_s", "{:.2f}"),
-        ("scored tokens/s", "loss_tokens_per_s", "{:,.0f}"),
-        (f"timed s (steps 2..{args.steps})", "timed_s", "{:.2f}"),
-        ("process CPU s / step", "cpu_s_per_step", "{:.4f}"),
-        ("wall s (whole call)", "wall_s", "{:.2f}"),
-        (mem_label, mem_key, "{:.1f}"),
+        *pair_rows(args.steps),
         ("loss at step 1 (ln 2: ref = policy)", "first_loss", "{:.8f}"),
         ("policy logp(chosen) at step 1", "first_logps_chosen", "{:.6f}"),
         ("policy logp(rejected) at step 1", "first_logps_rejected", "{:.6f}"),
@@ -416,40 +352,29 @@ def compare(
     title = f"[live reference] median of {args.repeats} runs each ({device}):"
     print_table(title, a, t, rows, no_ratio=no_ratio)
     logp_diff = max(abs(a[k] - t[k]) for k in ("first_logps_chosen", "first_logps_rejected"))
-    throughput = a["pairs_per_s"] / t["pairs_per_s"]
-    memory = a[mem_key] / t[mem_key] if t[mem_key] else float("nan")
+    throughput, memory, targets_line = pair_targets(a, t)
     first_diff = abs(a["first_loss"] - t["first_loss"])
     curve_diff = loss_curve_diff(raws)
     print(
-        f"throughput alignkit/TRL (pairs/s): {throughput:.3f} (target >= 1.5: "
-        f"{'met' if throughput >= 1.5 else 'MISSED'}); memory alignkit/TRL: {memory:.3f} (target <= 0.8: "
-        f"{'met' if memory <= 0.8 else 'MISSED'})\n"
+        f"{targets_line}\n"
         f"loss on the first batch: alignkit {a['first_loss']:.10f}, TRL {t['first_loss']:.10f}, "
         f"|diff| = {first_diff:.2e}; policy log-probs on it (mean per pair) |diff| <= {logp_diff:.2e}; "
         f"loss at step 2 |diff| = {abs(a['second_loss'] - t['second_loss']):.2e}; "
         f"max |diff| over the {args.steps}-step curve = {curve_diff:.2e}\n"
         f"checks: {checks}"
     )
-    return {
-        "checks": checks
-        | {
-            "first_loss_abs_diff": first_diff,
-            "first_batch_policy_logps_max_abs_diff": logp_diff,
-            "second_loss_abs_diff": abs(a["second_loss"] - t["second_loss"]),
-            "last_loss_abs_diff": abs(a["last_loss"] - t["last_loss"]),
-            "max_loss_curve_abs_diff": curve_diff,
-        },
-        "ratio_alignkit_over_trl": {
-            k: a[k] / t[k] for k in ("pairs_per_s", "cpu_s_per_step", mem_key, "wall_s") if t[k]
-        },
-        "targets": {"throughput_ge_1.5": throughput >= 1.5, "memory_le_0.8": memory <= 0.8},
-        "median": summary,
-        "runs": runs,
+    agreement = {
+        "first_loss_abs_diff": first_diff,
+        "first_batch_policy_logps_max_abs_diff": logp_diff,
+        "second_loss_abs_diff": abs(a["second_loss"] - t["second_loss"]),
+        "last_loss_abs_diff": abs(a["last_loss"] - t["last_loss"]),
+        "max_loss_curve_abs_diff": curve_diff,
     }
+    return pair_result(checks | agreement, summary, runs, throughput, memory)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = benchmark_parser(__doc__)
     p.add_argument(
         "--model", default=VLM, help="the VLM (folder, hub name, toyworld://); default: the tiny VLM"
     )
@@ -459,22 +384,14 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=0.1, help="DPO beta (sigmoid loss)")
     add_common_arguments(p, steps=20, warmup=3, micro_batch=8, lr=1e-4)
     p.add_argument("--out", type=Path, default=RESULTS / "dpo_vlm_vs_trl.json")
-    args = p.parse_args()
-    if args.steps < 2:
-        p.error("--steps must be at least 2 (steps 2..N are timed)")
+    args = parse_checked(p)
 
-    import datasets
     import transformers
 
     from alignkit.models.loading import resolve_path
 
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    device = device_line()
-    args.load_at_start = load_average()
-    print_host(device)
-    tmp = Path(tempfile.mkdtemp(prefix="dpo_vlm_vs_trl-"))
+    quiet_libraries()
+    device, tmp = start_run(args, "dpo_vlm_vs_trl-")
     model = str(resolve_path(args.model))
     work = build_workload(args, model, max(args.steps, args.warmup_steps))
     n_params = sum(
@@ -492,14 +409,8 @@ def main() -> None:
     fmt = formatting_check(args, model, work, tmp)
     print(f"TRL's own formatting vs alignkit's: {fmt}")
     result = compare(args, model, work, tmp, device)
-    r = result["ratio_alignkit_over_trl"]
-    mem_key, _ = memory_key_and_label()
-    print(
-        f"\nsummary (median of {args.repeats}; alignkit/TRL): throughput {r['pairs_per_s']:.3f}x (target >= 1.5), "
-        f"memory {r.get(mem_key, float('nan')):.3f}x (target <= 0.8), first-batch loss |diff| "
-        f"{result['checks']['first_loss_abs_diff']:.2e}"
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    line = pair_summary_line(result["ratio_alignkit_over_trl"], result["checks"]["first_loss_abs_diff"])
+    print(f"\nsummary (median of {args.repeats}; alignkit/TRL): {line}")
     report = {
         **report_header(args, device),
         "model_parameters": n_params,
@@ -509,17 +420,10 @@ def main() -> None:
             "DataCollatorForVisionPreference); formatting_check compares TRL's own collator"
         ),
         "formatting_check": fmt,
-        "data": {
-            "pairs": work.num_pairs,
-            "truncated": work.truncated,
-            "dropped": work.dropped,
-            "scored_tokens_timed": sum(work.loss_tokens[1 : args.steps]),
-            "padded_tokens_timed": sum(work.padded_tokens[1 : args.steps]),
-        },
+        "data": work.report(args.steps),
         "live": result,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -49,11 +49,7 @@ Memory: as ``sft_vs_trl.py`` (CUDA peak allocation, or growth of the process's R
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,31 +57,40 @@ from typing import Any
 import torch
 from _common import (
     RESULTS,
-    MemoryMeter,
+    TRL_RUN_CHECKS,
+    PairWorkload,
     StepLossRecorder,
     add_common_arguments,
+    add_policy_arguments,
     alignkit_common_sections,
-    alternating_runs,
-    device_line,
-    labelled_split,
+    alternating_pair_runs,
+    benchmark_parser,
+    build_pair_workload,
+    copy_trl_checks,
+    first_loss_identical,
     labels_differ,
-    load_average,
     loss_curve_diff,
-    median_summary,
     memory_key_and_label,
+    pair_result,
+    pair_rows,
+    pair_summary,
+    pair_summary_line,
+    pair_targets,
+    paired_medians,
     parameter_count,
-    print_host,
+    parse_checked,
+    policy_description,
     print_table,
-    profile_once,
+    profile_each,
+    quiet_libraries,
     report_header,
     run_alignkit_timed,
-    step_clock_callback,
-    timed_summary,
+    start_run,
     train_sft_policy,
-    train_trl_quietly,
+    train_trl_timed,
     trl_common_args,
-    trl_model_and_optimizers,
-    trl_optimizer_name,
+    trl_run_fields,
+    write_report,
 )
 
 MODES = ("live", "cached")
@@ -93,68 +98,32 @@ MODES = ("live", "cached")
 
 # -------------------------------------------------------------------------------------------------- data
 @dataclass
-class PairWorkload:
-    """The pairs both trainers see, in alignkit's step order (step s holds rows s*B .. s*B+B-1)."""
+class SharedPairWorkload(PairWorkload):
+    """``PairWorkload`` and what alignkit's shared-prompt rows compute on."""
 
-    conversations: list[dict[str, Any]]
-    """TRL's conversational form of each row: ``prompt``, ``chosen``, ``rejected`` message lists."""
-    split: list[dict[str, list[int]]]
-    """alignkit's tokens of each row as TRL columns: ``prompt_ids``, ``chosen_ids``, ``rejected_ids``."""
-    examples: list[Any]
-    """alignkit's ``PairExample`` of each row (for the collate check)."""
-    loss_tokens: list[int] = field(default_factory=list)
-    """Per step: tokens scored (chosen + rejected response tokens)."""
-    padded_tokens: list[int] = field(default_factory=list)
-    """Per step: 2B x longest row (padded pairs: what TRL computes on)."""
     shared_tokens: list[int] = field(default_factory=list)
     """Per step: B x longest row of alignkit's shared-prompt rows (``data.packing``), padding included."""
-    num_pairs: int = 0
-    dropped: int = 0
-    truncated: int = 0
 
 
-def build_workload(args: argparse.Namespace, model: str, steps: int) -> PairWorkload:
+def build_workload(args: argparse.Namespace, model: str, steps: int) -> SharedPairWorkload:
     """Read and tokenize the pairs exactly as ``alignkit.train.dpo.train`` does, then lay them out in step order."""
-    from alignkit.data.pair_examples import collate_shared_pairs, to_preference, tokenize_pairs
+    from alignkit.data.pair_examples import collate_shared_pairs
     from alignkit.data.render import chat_dicts
     from alignkit.models.loading import load_tokenizer
-    from alignkit.sections import DataConfig, DatasetConfig
-    from alignkit.train.common import DataReport, read_records
-    from alignkit.train.engine import global_batch_indices
 
-    tokenizer = load_tokenizer(model)
-    ds = DatasetConfig(source=args.data, template=args.template, split=args.split)
-    records = read_records(ds, DataConfig(train=ds, max_length=args.max_length), DataReport(), "train")
-    kept: list[tuple[Any, Any]] = []  # (Preference, PairExample), as tokenize_pairs keeps them
-    truncated = 0
-    for record in records:
-        pair_examples, t, _ = tokenize_pairs([record], tokenizer, args.max_length, args.preference)
-        truncated += t
-        if pair_examples:
-            kept.append((to_preference(record, args.preference), pair_examples[0]))
-    work = PairWorkload(
-        [], [], [], num_pairs=len(kept), dropped=len(records) - len(kept), truncated=truncated
-    )
-    for step in range(steps):
-        batch = [kept[i] for i in global_batch_indices(len(kept), args.micro_batch, step, args.seed)]
-        for pref, ex in batch:
-            work.conversations.append(
-                {
-                    "prompt": chat_dicts(pref.prompt),
-                    "chosen": chat_dicts(pref.chosen),
-                    "rejected": chat_dicts(pref.rejected),
-                }
-            )
-            prompt_c, chosen = labelled_split(ex.chosen)
-            prompt_r, rejected = labelled_split(ex.rejected)
-            assert prompt_c == prompt_r, "chosen and rejected do not share their prompt tokens"
-            work.split.append({"prompt_ids": prompt_c, "chosen_ids": chosen, "rejected_ids": rejected})
-            work.examples.append(ex)
-        rows = [e for _, ex in batch for e in (ex.chosen, ex.rejected)]
-        work.loss_tokens.append(sum(e.num_loss_tokens for e in rows))
-        work.padded_tokens.append(len(rows) * max(len(e.input_ids) for e in rows))
+    def conversation(pref: Any) -> dict[str, Any]:
+        return {
+            "prompt": chat_dicts(pref.prompt),
+            "chosen": chat_dicts(pref.chosen),
+            "rejected": chat_dicts(pref.rejected),
+        }
+
+    def shared_rows(work: SharedPairWorkload, batch: list[tuple[Any, Any]]) -> None:
         work.shared_tokens.append(collate_shared_pairs([ex for _, ex in batch], 0)["input_ids"].numel())
-    return work
+
+    return build_pair_workload(
+        SharedPairWorkload, args, load_tokenizer(model), steps, conversation, per_step=shared_rows
+    )
 
 
 # ---------------------------------------------------------------------------------------------- trainers
@@ -171,7 +140,7 @@ def run_alignkit(
 
 
 def run_trl(
-    args: argparse.Namespace, model_path: str, mode: str, steps: int, work: PairWorkload, out_dir: Path
+    args: argparse.Namespace, model_path: str, mode: str, steps: int, work: SharedPairWorkload, out_dir: Path
 ) -> dict[str, Any]:
     """One ``DPOTrainer.train()`` on the pre-ordered pairs (with alignkit's token split; see the docstring)."""
     from datasets import Dataset
@@ -197,20 +166,10 @@ def run_trl(
         precompute_ref_log_probs=mode == "cached",
         train_sampling_strategy="sequential",
     )
-    clock = step_clock_callback()
-    t0 = time.perf_counter()
-    with MemoryMeter() as mem:
-        tokenizer, model, optimizers = trl_model_and_optimizers(args, model_path)
-        trainer = EqualInputsDPOTrainer(
-            model=model,
-            args=config,
-            train_dataset=Dataset.from_list(work.conversations[:n_rows]),
-            processing_class=tokenizer,
-            optimizers=optimizers,
-            callbacks=[clock],
-        )
-        train_trl_quietly(trainer)
-    wall = time.perf_counter() - t0
+    trainer, timing = train_trl_timed(
+        EqualInputsDPOTrainer, args, model_path, config, work.conversations[:n_rows]
+    )
+    tokenizer = trainer.processing_class
 
     # Checks (outside the metered call). TRL's own split vs alignkit's:
     own = trainer.trl_split
@@ -241,94 +200,69 @@ def run_trl(
         torch.equal(trainer.first_batch[k], expect_first[k]) for k in ("input_ids", "completion_mask")
     )
     return {
-        "step_end_s": clock.ends,
-        "step_end_cpu_s": clock.cpu_ends,
+        **timing,
         "losses": [float(x) for x in trainer.step_losses],
         "own_tokenization_mismatches": own_mismatch,
         "own_tokenization_extra_completion": own_extra,
         "batch_label_mismatches": batch_mismatch,
         "first_batch_as_expected": first_ok,
-        "reference_model_kept": trainer.ref_model is not None,
-        "gradient_checkpointing": bool(trainer.args.gradient_checkpointing),
-        "bf16": bool(trainer.args.bf16),
-        "optimizer": trl_optimizer_name(trainer, args.trl_default_optim),
-        "wall_s": wall,
-        **mem.report(),
+        **trl_run_fields(trainer, args),
     }
 
 
 # ---------------------------------------------------------------------------------------------- analysis
-def summarise_run(raw: dict[str, Any], work: PairWorkload, steps: int, micro_batch: int) -> dict[str, Any]:
+def summarise_run(
+    raw: dict[str, Any], work: SharedPairWorkload, steps: int, micro_batch: int
+) -> dict[str, Any]:
     """Throughput over steps 2..N (the interval between the end of step 1 and the end of step N)."""
-    out = timed_summary(raw, steps)
-    return out | {
-        "pairs_per_s": (steps - 1) * micro_batch / out["timed_s"],
-        "loss_tokens_per_s": sum(work.loss_tokens[1:steps]) / out["timed_s"],
-    }
+    return pair_summary(raw, work.loss_tokens, steps, micro_batch)
 
 
 def compare(
-    args: argparse.Namespace, model: str, mode: str, work: PairWorkload, tmp: Path, device: str
+    args: argparse.Namespace, model: str, mode: str, work: SharedPairWorkload, tmp: Path, device: str
 ) -> dict[str, Any]:
     """Warm-up, then alternating timed runs of both trainers with one reference mode; prints the table."""
     checks: dict[str, Any] = {}
 
-    def once(name: str, steps: int, tag: str) -> dict[str, Any]:
-        if name == "alignkit":
-            raw = run_alignkit(args, model, mode, steps, tmp / f"alignkit-{mode}-{tag}")
-            assert raw["units_logged"] == [float(args.micro_batch)] * steps, "alignkit's pair counts differ"
-        else:
-            raw = run_trl(args, model, mode, steps, work, tmp / f"trl-{mode}-{tag}")
-            checks.setdefault("trl_own_tokenization_rows_checked", steps * args.micro_batch)
-            for k in (
+    def trl_once(steps: int, tag: str) -> dict[str, Any]:
+        raw = run_trl(args, model, mode, steps, work, tmp / f"trl-{mode}-{tag}")
+        checks.setdefault("trl_own_tokenization_rows_checked", steps * args.micro_batch)
+        copy_trl_checks(
+            checks,
+            raw,
+            (
                 "own_tokenization_mismatches",
                 "own_tokenization_extra_completion",
                 "first_batch_as_expected",
-                "reference_model_kept",
-                "gradient_checkpointing",
-                "bf16",
-                "optimizer",
-            ):
-                checks.setdefault(f"trl_{k}", raw[k])
-            checks["trl_batch_label_mismatches"] = (
-                checks.get("trl_batch_label_mismatches", 0) + raw["batch_label_mismatches"]
-            )
+                *TRL_RUN_CHECKS,
+            ),
+        )
+        checks["trl_batch_label_mismatches"] = (
+            checks.get("trl_batch_label_mismatches", 0) + raw["batch_label_mismatches"]
+        )
         return raw
 
-    runs, raws = alternating_runs(
-        once,
+    runs, raws = alternating_pair_runs(
+        lambda steps, tag: run_alignkit(args, model, mode, steps, tmp / f"alignkit-{mode}-{tag}"),
+        trl_once,
         lambda raw: summarise_run(raw, work, args.steps, args.micro_batch),
         args,
-        lambda r: (
-            f"{r['pairs_per_s']:8.1f} pairs/s {r['cpu_s_per_step']:.4f} CPU s/step  "
-            f"first loss {r['first_loss']:.8f}"
-        ),
-        label=f"[{mode} reference] ",
+        f"[{mode} reference] ",
     )
 
-    summary = median_summary(runs)
-    a, t = summary["alignkit"], summary["trl"]
-    mem_key, mem_label = memory_key_and_label()
+    summary, a, t = paired_medians(runs)
+    mem_key, _ = memory_key_and_label()
     curve_diff = loss_curve_diff(raws)
     rows = [
-        ("pairs/s", "pairs_per_s", "{:.1f}"),
-        ("steps/s", "steps_per_s", "{:.2f}"),
-        ("scored tokens/s", "loss_tokens_per_s", "{:,.0f}"),
-        (f"timed s (steps 2..{args.steps})", "timed_s", "{:.2f}"),
-        ("process CPU s / step", "cpu_s_per_step", "{:.4f}"),
-        ("wall s (whole call)", "wall_s", "{:.2f}"),
-        (mem_label, mem_key, "{:.1f}"),
+        *pair_rows(args.steps),
         ("loss at step 1", "first_loss", "{:.8f}"),
         (f"loss at step {args.steps}", "last_loss", "{:.8f}"),
     ]
     print_table(f"[{mode} reference] median of {args.repeats} runs each ({device}):", a, t, rows)
-    throughput = a["pairs_per_s"] / t["pairs_per_s"]
-    memory = a[mem_key] / t[mem_key] if t[mem_key] else float("nan")
+    throughput, memory, targets_line = pair_targets(a, t)
     first_diff = abs(a["first_loss"] - t["first_loss"])
     print(
-        f"throughput alignkit/TRL (pairs/s): {throughput:.3f} (target >= 1.5: "
-        f"{'met' if throughput >= 1.5 else 'MISSED'}); memory alignkit/TRL: {memory:.3f} (target <= 0.8: "
-        f"{'met' if memory <= 0.8 else 'MISSED'})\n"
+        f"{targets_line}\n"
         f"loss on the first batch: alignkit {a['first_loss']:.10f}, TRL {t['first_loss']:.10f}, "
         f"|diff| = {first_diff:.2e}; max |diff| over the {args.steps}-step curve = {curve_diff:.2e}\n"
         f"checks: TRL's own tokenization differed on {checks['trl_own_tokenization_mismatches']} of "
@@ -339,33 +273,18 @@ def compare(
         f"TRL bf16 {checks['trl_bf16']}, checkpointing {checks['trl_gradient_checkpointing']}; "
         f"optimizer {checks['trl_optimizer']}"
     )
-    return {
-        "checks": checks
-        | {
-            "first_loss_abs_diff": first_diff,
-            "last_loss_abs_diff": abs(a["last_loss"] - t["last_loss"]),
-            "max_loss_curve_abs_diff": curve_diff,
-            "alignkit_first_loss_identical_across_repeats": all(
-                r["first_loss"] == runs["alignkit"][0]["first_loss"] for r in runs["alignkit"]
-            ),
-        },
-        "ratio_alignkit_over_trl": {
-            k: a[k] / t[k] for k in ("pairs_per_s", "cpu_s_per_step", mem_key, "wall_s") if t[k]
-        },
-        "targets": {"throughput_ge_1.5": throughput >= 1.5, "memory_le_0.8": memory <= 0.8},
-        "median": summary,
-        "runs": runs,
+    agreement = {
+        "first_loss_abs_diff": first_diff,
+        "last_loss_abs_diff": abs(a["last_loss"] - t["last_loss"]),
+        "max_loss_curve_abs_diff": curve_diff,
+        "alignkit_first_loss_identical_across_repeats": first_loss_identical(runs),
     }
+    return pair_result(checks | agreement, summary, runs, throughput, memory)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--model", default=None, help="the SFT policy (folder, hub name); default: train a toy one"
-    )
-    p.add_argument(
-        "--sft-steps", type=int, default=200, help="steps of the toy SFT when --model is not given"
-    )
+    p = benchmark_parser(__doc__)
+    add_policy_arguments(p)
     p.add_argument("--data", default="toyworld://data/safe_pref", help="preference dataset")
     p.add_argument("--template", default="pku-saferlhf", help="alignkit data template for --data")
     p.add_argument("--preference", choices=("helpfulness", "safety"), default="helpfulness")
@@ -376,21 +295,9 @@ def main() -> None:
     add_common_arguments(p, steps=50, warmup=5, micro_batch=16, lr=1e-4)
     p.add_argument("--profile", action="store_true", help="afterwards, cProfile one run of each per mode")
     p.add_argument("--out", type=Path, default=RESULTS / "dpo_vs_trl.json")
-    args = p.parse_args()
-    if args.steps < 2:
-        p.error("--steps must be at least 2 (steps 2..N are timed)")
-
-    import datasets
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    os.environ.setdefault("TQDM_DISABLE", "1")  # TRL's reference-precompute bar
-    device = device_line()
-    args.load_at_start = load_average()
-    print_host(device)
-    tmp = Path(tempfile.mkdtemp(prefix="dpo_vs_trl-"))
+    args = parse_checked(p)
+    quiet_libraries()
+    device, tmp = start_run(args, "dpo_vs_trl-")
     model = args.model or train_sft_policy(args, tmp / "sft")
     print(f"policy: {model} ({parameter_count(model) / 1e6:.2f}M parameters)")
     work = build_workload(args, model, max(args.steps, args.warmup_steps))
@@ -404,51 +311,40 @@ def main() -> None:
     results = {mode: compare(args, model, mode, work, tmp, device) for mode in args.modes}
 
     print(f"\nsummary (median of {args.repeats}; alignkit/TRL):")
-    mem_key, _ = memory_key_and_label()
     for mode, res in results.items():
-        r = res["ratio_alignkit_over_trl"]
-        print(
-            f"  {mode:6s} reference: throughput {r['pairs_per_s']:.3f}x (target >= 1.5), "
-            f"memory {r.get(mem_key, float('nan')):.3f}x (target <= 0.8), "
-            f"first-batch loss |diff| {res['checks']['first_loss_abs_diff']:.2e}"
-        )
+        line = pair_summary_line(res["ratio_alignkit_over_trl"], res["checks"]["first_loss_abs_diff"])
+        print(f"  {mode:6s} reference: {line}")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         **report_header(args, device),
         "model_parameters": parameter_count(model),
-        "policy": model
-        if args.model
-        else f"{args.model_size} model, {args.sft_steps} SFT steps of examples/toyworld/sft.yaml",
+        "policy": policy_description(args, model),
         "inputs": (
             "TRL gets alignkit's token split (prompt = unlabelled prefix, completion = labelled tokens); TRL's "
             "own split also labels the chat template's trailing newline after <|im_end|> (see checks)"
         ),
-        "data": {
-            "pairs": work.num_pairs,
-            "truncated": work.truncated,
-            "dropped": work.dropped,
-            "scored_tokens_timed": sum(work.loss_tokens[1 : args.steps]),
-            "padded_tokens_timed": sum(work.padded_tokens[1 : args.steps]),
-            "alignkit_shared_prompt_tokens_timed": sum(work.shared_tokens[1 : args.steps]),
-        },
+        "data": work.report(args.steps)
+        | {"alignkit_shared_prompt_tokens_timed": sum(work.shared_tokens[1 : args.steps])},
         **results,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
     if args.profile:
         for mode in args.modes:
-            for name, fn in (
-                ("alignkit", lambda m=mode: run_alignkit(args, model, m, args.steps, tmp / "alignkit-prof")),
-                ("trl", lambda m=mode: run_trl(args, model, m, args.steps, work, tmp / "trl-prof")),
-            ):
-                path = args.out.with_name(f"{args.out.stem}_profile_{mode}_{name}.txt")
-                text = profile_once(fn, 30, path)
-                print(
-                    f"\ncProfile of one {name} run ({mode} reference, whole call), top by own time -> {path}"
-                )
-                print("\n".join(text.splitlines()[:45]))
+            profile_each(
+                {
+                    "alignkit": lambda m=mode: run_alignkit(
+                        args, model, m, args.steps, tmp / "alignkit-prof"
+                    ),
+                    "trl": lambda m=mode: run_trl(args, model, m, args.steps, work, tmp / "trl-prof"),
+                },
+                lambda name, m=mode: args.out.with_name(f"{args.out.stem}_profile_{m}_{name}.txt"),
+                30,
+                lambda name, path, m=mode: (
+                    f"\ncProfile of one {name} run ({m} reference, whole call), top by own time -> {path}"
+                ),
+                head=45,
+            )
     shutil.rmtree(tmp, ignore_errors=True)
 
 

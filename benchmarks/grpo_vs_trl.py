@@ -56,38 +56,46 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
 import shutil
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from _common import (
-    MODEL_SIZES,
     RESULTS,
-    MemoryMeter,
-    cpu_clock_at_metrics_log,
-    device_line,
-    load_average,
-    median_summary,
-    memory_description,
+    add_adam_arguments,
+    add_policy_arguments,
+    add_prompt_arguments,
+    add_rollout_arguments,
+    add_trl_optim_argument,
+    alternating_runs,
+    benchmark_parser,
+    check_rollout_divides,
+    copy_trl_checks,
+    describe_rollout_run,
+    fp32_model_section,
     memory_key_and_label,
+    online_trainer_section,
+    paired_medians,
+    parse_checked,
     patched,
-    print_host,
+    policy_description,
     print_table,
     profile_once,
-    rollout_recorder,
-    step_clock_callback,
+    quiet_libraries,
+    quiet_run_section,
+    ratios,
+    report_header,
+    run_rollout_timed,
+    start_run,
     summarise_rollout_run,
     timed,
     train_sft_policy,
-    trl_optimizer_name,
-    versions,
+    train_trl_timed,
+    trl_optimisation_args,
+    trl_run_fields,
+    write_report,
 )
 
 PHASES = ("generation", "scoring", "reference", "update")
@@ -143,13 +151,12 @@ def run_alignkit(
     """One call of the public ``alignkit.train.grpo.train``; timings come from its metrics."""
     import alignkit.train.grpo as grpo
     from alignkit.config import from_dict
-    from alignkit.generate.hf import HFGenerator
 
     samples = args.prompts_per_step * args.group_size
     config = from_dict(
         grpo.GRPOConfig,
         {
-            "model": {"path": model, "dtype": "float32", "gradient_checkpointing": False},
+            "model": fp32_model_section(model),
             "reward": {"path": args.reward},
             "advantage": "grpo",
             "beta": beta,
@@ -168,46 +175,15 @@ def run_alignkit(
                 "top_k": 0,
                 "generation_batch_size": samples,
             },
-            "trainer": {
-                "steps": steps,
-                "lr": args.lr,
-                "adam_betas": list(args.betas),
-                "weight_decay": 0.0,
-                "lr_scheduler": "constant",
-                "warmup_ratio": 0.0,
-                "update_epochs": 1,
-                "mini_batch_size": samples,
-                "micro_batch_size": args.micro_batch,
-                "max_grad_norm": args.max_grad_norm,
-                "eval_every": 0,
-                "save_every": 0,
-                "log_every": 1,
-                "seed": args.seed,
-                "mixed_precision": "no",
-            },
-            "run": {"output_dir": str(run_dir), "overwrite": True, "tensorboard": False, "progress": False},
+            "trainer": online_trainer_section(args, steps, samples),
+            "run": quiet_run_section(run_dir),
         },
     )
-    calls: list[dict[str, Any]] = []
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(patched(HFGenerator, "generate", rollout_recorder(calls)))
-        t0 = time.perf_counter()
-        with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
-            result = grpo.train(config)
-        wall = time.perf_counter() - t0
-    steps_log = [r for r in result.history if "elapsed_s" in r and "step" in r]
-    assert [r["step"] for r in steps_log] == list(range(1, steps + 1)), "expected one log line per step"
+    steps_log, raw = run_rollout_timed(grpo.train, config, steps)
     if phases is not None:  # the trainer's own timing/* phases (alignkit.train.timing), summed over steps
         for phase, keys in ALIGNKIT_PHASES.items():
             phases[phase] = phases.get(phase, 0.0) + sum(r.get(k, 0.0) for r in steps_log for k in keys)
-    return {
-        "step_end_s": [r["elapsed_s"] for r in steps_log],
-        "step_end_cpu_s": cpu_at_log[:steps],
-        "rewards": [r["reward/score"] for r in steps_log],
-        "calls": calls,
-        "wall_s": wall,
-        **mem.report(),
-    }
+    return raw
 
 
 def run_trl(
@@ -220,11 +196,9 @@ def run_trl(
     phases: dict | None = None,
 ) -> dict[str, Any]:
     """One ``GRPOTrainer.train()`` on the pre-ordered prompts (see the docstring)."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
+    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from alignkit.models.loading import load_tokenizer, resolve_path
     from alignkit.score.base import import_function, message_text
 
     rule = import_function(args.reward)
@@ -243,20 +217,19 @@ def run_trl(
     class CheckedGRPOTrainer(GRPOTrainer):
         """Records the prompt token ids TRL generates from (for the tokenization check)."""
 
-        tokenized: list[list[int]]
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            self.tokenized: list[list[int]] = []
 
         def _tokenize_prompts(self, prompts: list):  # noqa: ANN202
             out = super()._tokenize_prompts(prompts)
             self.tokenized.extend(list(ids) for ids in out[0])
             return out
 
-    cuda = torch.cuda.is_available()
     samples = args.prompts_per_step * args.group_size
     config = GRPOConfig(
-        output_dir=str(out_dir),
-        max_steps=steps,
-        per_device_train_batch_size=args.micro_batch,
-        gradient_accumulation_steps=samples // args.micro_batch,
+        **trl_optimisation_args(args, steps, out_dir)
+        | {"gradient_accumulation_steps": samples // args.micro_batch},
         num_generations=args.group_size,
         max_completion_length=args.max_new_tokens,
         temperature=1.0,
@@ -270,27 +243,8 @@ def run_trl(
         scale_rewards="group",
         mask_truncated_completions=False,
         shuffle_dataset=False,
-        learning_rate=args.lr,
-        adam_beta1=args.betas[0],
-        adam_beta2=args.betas[1],
-        weight_decay=0.0,
-        max_grad_norm=args.max_grad_norm,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        bf16=False,
-        fp16=False,
-        activation_checkpointing=False,
-        logging_strategy="steps",
-        logging_steps=1,
-        eval_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=args.seed,
-        use_cpu=not cuda,
     )
-    clock = step_clock_callback()
-    callbacks: list[Any] = [clock]
+    callbacks: list[Any] = []
     if phases is not None:
 
         class OptimizerClock(TrainerCallback):
@@ -301,7 +255,6 @@ def run_trl(
                 phases["optimizer"] = phases.get("optimizer", 0.0) + time.perf_counter() - self.t0
 
         callbacks.append(OptimizerClock())
-    t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
         if phases is not None:
             trainer_cls = CheckedGRPOTrainer
@@ -320,57 +273,25 @@ def run_trl(
             stack.enter_context(
                 patched(trainer_cls, "_prepare_inputs", lambda f: timed(phases, "prepare", f))
             )
-        with MemoryMeter() as mem:
-            tokenizer = load_tokenizer(model_path)
-            model = AutoModelForCausalLM.from_pretrained(resolve_path(model_path), dtype=torch.float32)
-            model.to("cuda" if cuda else "cpu")
-            optimizers: tuple[Any, Any] = (None, None)
-            if not args.trl_default_optim:  # the optimizer alignkit's grpo.train builds
-                optimizers = (
-                    torch.optim.AdamW(
-                        [p for p in model.parameters() if p.requires_grad],
-                        lr=args.lr,
-                        betas=tuple(args.betas),
-                        weight_decay=0.0,
-                    ),
-                    None,
-                )
-            trainer = CheckedGRPOTrainer(
-                model=model,
-                reward_funcs=reward,
-                args=config,
-                train_dataset=Dataset.from_list(
-                    [{"prompt": c} for c in work.conversations[: steps * args.prompts_per_step]]
-                ),
-                processing_class=tokenizer,
-                optimizers=optimizers,
-                callbacks=callbacks,
-            )
-            trainer.tokenized = []
-            trainer.remove_callback(PrinterCallback)
-            trainer.train()
-    wall = time.perf_counter() - t0
+        rows = [{"prompt": c} for c in work.conversations[: steps * args.prompts_per_step]]
+        trainer, timing = train_trl_timed(
+            CheckedGRPOTrainer, args, model_path, config, rows, tuple(callbacks), reward_funcs=reward
+        )
     if phases is not None:  # the update: training_step without its input preparation, plus the optimizer
         phases["update"] = phases.pop("step", 0.0) - phases.pop("prepare", 0.0) + phases.pop("optimizer", 0.0)
     args_ = trainer.args
     rewards = [r["reward"] for r in trainer.state.log_history if "reward" in r]
     return {
-        "step_end_s": clock.ends,
-        "step_end_cpu_s": clock.cpu_ends,
+        **timing,
         "rewards": rewards,
         "calls": calls,
         "tokenized": trainer.tokenized,
-        "reference_model_kept": trainer.ref_model is not None,
-        "gradient_checkpointing": bool(args_.gradient_checkpointing),
-        "bf16": bool(args_.bf16),
+        **trl_run_fields(trainer, args),
         "steps_per_generation": args_.steps_per_generation,
         "generation_batch_size": args_.generation_batch_size,
         "old_logps_computed": args_.gradient_accumulation_steps
         % (args_.steps_per_generation * args_.num_iterations)
         != 0,
-        "optimizer": trl_optimizer_name(trainer, args.trl_default_optim),
-        "wall_s": wall,
-        **mem.report(),
     }
 
 
@@ -408,37 +329,33 @@ def compare(
                 + sum(a != b for a, b in zip(raw["tokenized"], expected, strict=False))
                 + abs(len(raw["tokenized"]) - len(expected))
             )
-            for k in (
-                "reference_model_kept",
-                "gradient_checkpointing",
-                "bf16",
-                "steps_per_generation",
-                "generation_batch_size",
-                "old_logps_computed",
-                "optimizer",
-            ):
-                checks.setdefault(f"trl_{k}", raw[k])
+            copy_trl_checks(
+                checks,
+                raw,
+                (
+                    "reference_model_kept",
+                    "gradient_checkpointing",
+                    "bf16",
+                    "steps_per_generation",
+                    "generation_batch_size",
+                    "old_logps_computed",
+                    "optimizer",
+                ),
+            )
         checks["prompt_order_mismatches"][name] += check_prompts(raw, work, args, steps)
         wrong = [len(c["lengths"]) for c in raw["calls"] if len(c["lengths"]) != samples]
         checks.setdefault("rollouts_with_wrong_size", {"alignkit": [], "trl": []})[name] += wrong
         return raw
 
-    print(f"\n[beta {beta}] warm-up: {args.warmup_steps} steps of each")
-    once("alignkit", args.warmup_steps, "warmup")
-    once("trl", args.warmup_steps, "warmup")
-    runs: dict[str, list[dict[str, Any]]] = {"alignkit": [], "trl": []}
-    for i in range(args.repeats):
-        for name in ("alignkit", "trl"):
-            runs[name].append(summarise_rollout_run(once(name, args.steps, str(i)), args.steps))
-            r = runs[name][-1]
-            print(
-                f"  repeat {i + 1}/{args.repeats} {name:8s} {r['s_per_step']:.4f} s/step "
-                f"{r['cpu_s_per_step']:.4f} CPU s/step  {r['completions_per_step']:.0f} completions/step, "
-                f"mean {r['mean_completion_tokens']:.2f} tokens"
-            )
+    runs, _ = alternating_runs(
+        once,
+        lambda raw: summarise_rollout_run(raw, args.steps),
+        args,
+        describe_rollout_run,
+        label=f"[beta {beta}] ",
+    )
 
-    summary = median_summary(runs)
-    a, t = summary["alignkit"], summary["trl"]
+    summary, a, t = paired_medians(runs)
     mem_key, mem_label = memory_key_and_label()
     rows = [
         (f"s / step (steps 2..{args.steps})", "s_per_step", "{:.4f}"),
@@ -469,11 +386,9 @@ def compare(
     )
     return {
         "checks": checks,
-        "ratio_alignkit_over_trl": {
-            k: a[k] / t[k]
-            for k in ("s_per_step", "cpu_s_per_step", "completion_tokens_per_s", mem_key, "wall_s")
-            if t[k]
-        },
+        "ratio_alignkit_over_trl": ratios(
+            a, t, ("s_per_step", "cpu_s_per_step", "completion_tokens_per_s", mem_key, "wall_s")
+        ),
         "targets": {"time_le_0.7": time_ratio <= 0.7},
         "median": summary,
         "runs": runs,
@@ -508,55 +423,32 @@ def profile(args: argparse.Namespace, model: str, beta: float, work: PromptWorkl
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--model", default=None, help="the SFT policy (folder, hub name); default: train a toy one"
-    )
-    p.add_argument(
-        "--sft-steps", type=int, default=200, help="steps of the toy SFT when --model is not given"
-    )
-    p.add_argument("--model-size", choices=MODEL_SIZES, default="toy", help="toy (~0.5M) or 4m (~3.8M Llama)")
-    p.add_argument("--data", default="toyworld://data/prompts", help="prompt dataset")
-    p.add_argument("--template", default="trl-prompt", help="alignkit data template for --data")
-    p.add_argument("--split", default="train")
-    p.add_argument(
-        "--reward", default="alignkit.toyworld.oracle:ideal_reward", help="rule reward 'module:function'"
-    )
+    p = benchmark_parser(__doc__)
+    add_policy_arguments(p)
+    add_prompt_arguments(p)
     p.add_argument(
         "--beta", type=float, nargs="+", default=[0.04, 0.0], help="KL weights to compare (0: no reference)"
     )
-    p.add_argument("--prompts-per-step", type=int, default=16, help="prompts per rollout (P)")
-    p.add_argument("--group-size", type=int, default=8, help="samples per prompt (G)")
-    p.add_argument("--max-new-tokens", type=int, default=32, help="longest completion")
-    p.add_argument("--micro-batch", type=int, default=32, help="samples per forward/backward")
-    p.add_argument("--steps", type=int, default=11, help="GRPO steps (= optimizer steps) per timed run")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each trainer (median reported)")
-    p.add_argument("--warmup-steps", type=int, default=2, help="steps of the untimed warm-up run of each")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.95], help="AdamW betas")
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    add_rollout_arguments(
+        p,
+        prompts_help="prompts per rollout (P)",
+        group_help="samples per prompt (G)",
+        steps_help="GRPO steps (= optimizer steps) per timed run",
+        lr_help=None,
+    )
+    add_adam_arguments(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trl-default-optim", action="store_true", help="let TRL build its default (fused) AdamW")
+    add_trl_optim_argument(p)
     p.add_argument(
         "--profile", action="store_true", help="afterwards, phase timers and cProfile of one run of each"
     )
     p.add_argument("--out", type=Path, default=RESULTS / "grpo_vs_trl.json")
-    args = p.parse_args()
-    if args.steps < 2:
-        p.error("--steps must be at least 2 (steps 2..N are timed)")
-    if (args.prompts_per_step * args.group_size) % args.micro_batch:
-        p.error("--micro-batch must divide prompts-per-step x group-size (one optimizer step per rollout)")
-
-    import datasets
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    device = device_line()
-    print_host(device)
-    tmp = Path(tempfile.mkdtemp(prefix="grpo_vs_trl-"))
+    args = parse_checked(p)
+    check_rollout_divides(
+        p, args, "--micro-batch must divide prompts-per-step x group-size (one optimizer step per rollout)"
+    )
+    quiet_libraries()
+    device, tmp = start_run(args, "grpo_vs_trl-", note_load=False)
     model = args.model or train_sft_policy(args, tmp / "sft")
     work = build_workload(args, model, max(args.steps, args.warmup_steps))
     print(
@@ -576,30 +468,17 @@ def main() -> None:
             f"{m['alignkit']['mean_completion_tokens']:.2f} vs {m['trl']['mean_completion_tokens']:.2f}"
         )
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # the profiles are written beside it
     phases = {f"beta={b}": profile(args, model, b, work, tmp) for b in args.beta} if args.profile else None
 
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "versions": versions(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "policy": model
-        if args.model
-        else f"{args.model_size} model, {args.sft_steps} SFT steps of examples/toyworld/sft.yaml",
-        "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s; TRL on_step_end)",
-        "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
-        "load_average_at_end": load_average(),
-        "memory": memory_description(),
+        **report_header(args, device, described={"policy": policy_description(args, model)}),
         "completion_tokens": "sampled tokens per completion, the end-of-turn token included (both sides)",
         "data": {"prompts": work.num_prompts},
         **results,
         **({"phases_s_per_step": phases} if phases else {}),
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

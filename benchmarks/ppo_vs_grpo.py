@@ -63,33 +63,32 @@ each trainer, written to ``results/ppo_vs_grpo_profile_<trainer>.txt``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from _common import (
-    MODEL_SIZES,
     RESULTS,
-    MemoryMeter,
-    cpu_clock_at_metrics_log,
-    device_line,
-    load_average,
+    add_adam_arguments,
+    add_policy_arguments,
+    add_prompt_arguments,
+    add_rollout_arguments,
+    alternating_runs,
+    benchmark_parser,
+    check_rollout_divides,
+    describe_rollout_run,
     median_summary,
-    memory_description,
     memory_key_and_label,
-    patched,
-    print_host,
+    parse_checked,
     profile_once,
-    rollout_recorder,
+    quiet_libraries,
+    ratios,
+    report_header,
+    run_rollout_timed,
+    start_run,
     summarise_rollout_run,
     train_sft_policy,
-    versions,
+    write_report,
 )
 
 TRAINERS = ("ppo", "ppo-shared", "ppo-grouped", "safe-ppo", "safe-ppo-shared", "grpo")
@@ -201,29 +200,14 @@ def run_trainer(args: argparse.Namespace, name: str, model: str, steps: int, run
     import alignkit.train.grpo as grpo
     import alignkit.train.ppo as ppo
     import alignkit.train.safe_ppo as safe_ppo
-    from alignkit.generate.hf import HFGenerator
 
     train = {"grpo": grpo.train, "safe-ppo": safe_ppo.train, "safe-ppo-shared": safe_ppo.train}.get(
         name, ppo.train
     )
-    config = trainer_config(args, name, model, steps, run_dir)
-    calls: list[dict[str, Any]] = []
-    with patched(HFGenerator, "generate", rollout_recorder(calls)):
-        t0 = time.perf_counter()
-        with cpu_clock_at_metrics_log() as cpu_at_log, MemoryMeter() as mem:
-            result = train(config)
-        wall = time.perf_counter() - t0
-    steps_log = [r for r in result.history if "elapsed_s" in r and "step" in r]
-    assert [r["step"] for r in steps_log] == list(range(1, steps + 1)), "expected one log line per step"
-    return {
-        "step_end_s": [r["elapsed_s"] for r in steps_log],
-        "step_end_cpu_s": cpu_at_log[:steps],
+    steps_log, raw = run_rollout_timed(train, trainer_config(args, name, model, steps, run_dir), steps)
+    return raw | {
         "phases_per_step": [{k: r.get(key, 0.0) for k, key in TIMING_KEYS.items()} for r in steps_log],
         "phase_calls": {k: sum(key in r for r in steps_log) for k, key in TIMING_KEYS.items()},
-        "rewards": [r["reward/score"] for r in steps_log],
-        "calls": calls,
-        "wall_s": wall,
-        **mem.report(),
     }
 
 
@@ -267,10 +251,10 @@ def check_run(raw: dict[str, Any], name: str, args: argparse.Namespace, steps: i
 # ---------------------------------------------------------------------------------------------- reporting
 def print_results(args: argparse.Namespace, names: list[str], median: dict[str, Any], device: str) -> None:
     mem_key, mem_label = memory_key_and_label()
-    ratios = [n for n in names if n != "grpo"] if "grpo" in names else []
+    ratio_names = [n for n in names if n != "grpo"] if "grpo" in names else []
     width, ratio_width = 14, 18
     head = "".join(f"{label(args, n):>{width}s}" for n in names)
-    head += "".join(f"{n + '/grpo':>{ratio_width}s}" for n in ratios)
+    head += "".join(f"{n + '/grpo':>{ratio_width}s}" for n in ratio_names)
     rows = [
         (f"s / step (steps 2..{args.steps})", "s_per_step", "{:.4f}", True),
         ("steps/s", "steps_per_s", "{:.2f}", False),
@@ -286,7 +270,7 @@ def print_results(args: argparse.Namespace, names: list[str], median: dict[str, 
     print(f"{'':32s}{head}")
     for text, key, fmt, with_ratio in rows:
         line = f"{text:32s}" + "".join(f"{fmt.format(median[n][key]):>{width}s}" for n in names)
-        for n in ratios:
+        for n in ratio_names:
             g = median["grpo"][key]
             line += f"{median[n][key] / g:>{ratio_width}.3f}" if with_ratio and g else " " * ratio_width
         print(line)
@@ -306,70 +290,41 @@ def print_results(args: argparse.Namespace, names: list[str], median: dict[str, 
 
 # ------------------------------------------------------------------------------------------------- main
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--model", default=None, help="the SFT policy (folder, hub name); default: train a toy one"
-    )
-    p.add_argument(
-        "--sft-steps", type=int, default=200, help="steps of the toy SFT when --model is not given"
-    )
-    p.add_argument("--model-size", choices=MODEL_SIZES, default="toy", help="toy (~0.5M) or 4m (~3.8M Llama)")
-    p.add_argument("--data", default="toyworld://data/prompts", help="prompt dataset")
-    p.add_argument("--template", default="trl-prompt", help="alignkit data template for --data")
-    p.add_argument("--split", default="train")
-    p.add_argument(
-        "--reward", default="alignkit.toyworld.oracle:ideal_reward", help="rule reward 'module:function'"
-    )
+    p = benchmark_parser(__doc__)
+    add_policy_arguments(p)
+    add_prompt_arguments(p)
     p.add_argument(
         "--cost", default="alignkit.toyworld.oracle:harm_cost", help="Safe RLHF's rule cost 'module:function'"
     )
     p.add_argument(
         "--trainers", nargs="+", choices=TRAINERS, default=list(TRAINERS), help="which trainers to run"
     )
-    p.add_argument(
-        "--prompts-per-step",
-        type=int,
-        default=16,
-        help="P: prompts per rollout of GRPO and ppo-grouped (PPO and Safe RLHF: P*G prompts x 1 sample)",
+    add_rollout_arguments(
+        p,
+        prompts_help="P: prompts per rollout of GRPO and ppo-grouped (PPO and Safe RLHF: P*G prompts x 1 sample)",
+        group_help="G: samples per prompt of GRPO and ppo-grouped",
+        steps_help="iterations (rollout + updates) per timed run",
+        lr_help="policy learning rate (all trainers)",
     )
-    p.add_argument("--group-size", type=int, default=8, help="G: samples per prompt of GRPO and ppo-grouped")
-    p.add_argument("--max-new-tokens", type=int, default=32, help="longest completion")
-    p.add_argument("--micro-batch", type=int, default=32, help="samples per forward/backward")
-    p.add_argument("--steps", type=int, default=11, help="iterations (rollout + updates) per timed run")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each trainer (median reported)")
-    p.add_argument("--warmup-steps", type=int, default=2, help="steps of the untimed warm-up run of each")
-    p.add_argument("--lr", type=float, default=1e-4, help="policy learning rate (all trainers)")
     p.add_argument("--critic-lr", type=float, default=1e-4, help="critic learning rate (PPO, Safe RLHF)")
-    p.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.95], help="AdamW betas")
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    add_adam_arguments(p)
     p.add_argument("--beta", type=float, default=0.04, help="GRPO's KL weight (> 0: a reference model)")
     p.add_argument("--kl-coef", type=float, default=None, help="PPO's ppo.kl_coef (default: the trainer's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", action="store_true", help="afterwards, a cProfile run of each trainer")
     p.add_argument("--out", type=Path, default=RESULTS / "ppo_vs_grpo.json")
-    args = p.parse_args()
-    if args.steps < 2:
-        p.error("--steps must be at least 2 (steps 2..N are timed)")
+    args = parse_checked(p)
     if args.warmup_steps < 1:
         p.error("--warmup-steps must be at least 1")
     if args.group_size < 2:
         p.error("--group-size must be at least 2 (GRPO's group)")
-    if (args.prompts_per_step * args.group_size) % args.micro_batch:
-        p.error("--micro-batch must divide prompts-per-step x group-size")
+    check_rollout_divides(p, args, "--micro-batch must divide prompts-per-step x group-size")
     if args.beta <= 0 or args.kl_coef == 0:
         print("note: a zero KL weight; only the trainer with a weight > 0 pays a reference forward")
     names = [n for n in TRAINERS if n in args.trainers]
 
-    import datasets
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    device = device_line()
-    print_host(device)
-    tmp = Path(tempfile.mkdtemp(prefix="ppo_vs_grpo-"))
+    quiet_libraries()
+    device, tmp = start_run(args, "ppo_vs_grpo-", note_load=False)
     model = args.model or train_sft_policy(args, tmp / "sft")
     samples = args.prompts_per_step * args.group_size
     print(
@@ -389,19 +344,9 @@ def main() -> None:
             prompts_seen.setdefault(name, [c["prompts"] for c in raw["calls"]])
         return raw
 
-    print(f"\nwarm-up: {args.warmup_steps} steps of each")
-    for name in names:
-        once(name, args.warmup_steps, "warmup")
-    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-    for i in range(args.repeats):
-        for name in names:
-            runs[name].append(summarise(once(name, args.steps, str(i)), args.steps))
-            r = runs[name][-1]
-            print(
-                f"  repeat {i + 1}/{args.repeats} {name:12s} {r['s_per_step']:.4f} s/step "
-                f"{r['cpu_s_per_step']:.4f} CPU s/step  {r['completions_per_step']:.0f} completions/step, "
-                f"mean {r['mean_completion_tokens']:.2f} tokens"
-            )
+    runs, _ = alternating_runs(
+        once, lambda raw: summarise(raw, args.steps), args, describe_rollout_run, names=names, name_width=12
+    )
 
     median = median_summary(runs)
     print_results(args, names, median, device)
@@ -416,13 +361,13 @@ def main() -> None:
         if a in prompts_seen and b in prompts_seen
     }
     mem_key, _ = memory_key_and_label()
-    ratios = (
+    over_grpo = (
         {
-            f"{n}/grpo": {
-                k: median[n][k] / median["grpo"][k]
-                for k in ("s_per_step", "cpu_s_per_step", "completion_tokens_per_s", mem_key, "wall_s")
-                if median["grpo"][k]
-            }
+            f"{n}/grpo": ratios(
+                median[n],
+                median["grpo"],
+                ("s_per_step", "cpu_s_per_step", "completion_tokens_per_s", mem_key, "wall_s"),
+            )
             for n in names
             if n != "grpo"
         }
@@ -430,7 +375,7 @@ def main() -> None:
         else {}
     )
     print(f"\nsummary (median of {args.repeats}):")
-    for key, r in ratios.items():
+    for key, r in over_grpo.items():
         print(
             f"  {key:18s} time {r['s_per_step']:.3f}x, CPU time {r['cpu_s_per_step']:.3f}x, "
             f"memory {r.get(mem_key, float('nan')):.3f}x"
@@ -442,7 +387,7 @@ def main() -> None:
         f"PPO): {failed if failed else 'all passed'}"
     )
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # the profiles are written beside it
     if args.profile:
         for name in names:
             path = args.out.with_name(f"{args.out.stem}_profile_{name}.txt")
@@ -451,31 +396,30 @@ def main() -> None:
             )
             print(f"cProfile of one {name} run (whole call) -> {path}")
 
-    report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "versions": versions(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    described = {
         "policy": model if args.model else f"toy SFT, {args.sft_steps} steps of examples/toyworld/sft.yaml",
         "workloads": {
             n: {"prompts": shape(args, n)[0], "samples_per_prompt": shape(args, n)[1]} for n in names
         },
-        "timing": "steps 2..N: end of step 1 to end of step N (alignkit elapsed_s at each metrics line)",
-        "cpu_time": "process CPU seconds (all threads) per step over steps 2..N, from time.process_time()",
-        "phases": "seconds per step over steps 2..N (phase/<name>); other = s_per_step - the phases: "
-        + "; ".join(f"{k} = {v}" for k, v in PHASES.items()),
-        "load_average_at_end": load_average(),
-        "memory": memory_description(),
+    }
+    phases = "seconds per step over steps 2..N (phase/<name>); other = s_per_step - the phases: " + "; ".join(
+        f"{k} = {v}" for k, v in PHASES.items()
+    )
+    report = {
+        **report_header(
+            args,
+            device,
+            described=described,
+            timing="steps 2..N: end of step 1 to end of step N (alignkit elapsed_s at each metrics line)",
+            measured={"phases": phases},
+        ),
         "completion_tokens": "sampled tokens per completion, the end-of-turn token included",
         "checks": {"same_prompts": same_prompts, "problems": problems},
-        "ratio_over_grpo": ratios,
+        "ratio_over_grpo": over_grpo,
         "median": median,
         "runs": runs,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -45,10 +45,7 @@ not only torch tensors, and an allocator that keeps freed pages can understate l
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,29 +53,32 @@ from typing import Any
 import torch
 from _common import (
     RESULTS,
-    MemoryMeter,
     StepLossRecorder,
     add_common_arguments,
     alignkit_common_sections,
     alternating_runs,
-    device_line,
-    load_average,
+    benchmark_parser,
+    first_loss_identical,
     loss_curve_diff,
-    median_summary,
     memory_key_and_label,
+    paired_medians,
     parameter_count,
-    print_host,
+    parse_checked,
     print_table,
-    profile_once,
+    profile_each,
+    quiet_libraries,
+    ratios,
     report_header,
     run_alignkit_timed,
     sized_model,
-    step_clock_callback,
+    start_run,
+    step_batches,
     timed_summary,
-    train_trl_quietly,
+    timing_rows,
+    train_trl_timed,
     trl_common_args,
-    trl_model_and_optimizers,
     trl_optimizer_name,
+    write_report,
 )
 
 
@@ -111,7 +111,6 @@ def build_workload(args: argparse.Namespace, steps: int) -> Workload:
     from alignkit.models.loading import load_tokenizer
     from alignkit.sections import DataConfig, DatasetConfig
     from alignkit.train.common import DataReport, read_records
-    from alignkit.train.engine import global_batch_indices
 
     tokenizer = load_tokenizer(args.model)
     ds = DatasetConfig(source=args.data, template=args.template, split=args.split)
@@ -126,8 +125,7 @@ def build_workload(args: argparse.Namespace, steps: int) -> Workload:
         dropped_no_loss=len(records) - len(kept),
         num_examples=len(kept),
     )
-    for step in range(steps):
-        batch = [kept[i] for i in global_batch_indices(len(kept), args.micro_batch, step, args.seed)]
+    for batch in step_batches(kept, args, steps):
         for record, example in batch:
             work.messages.append(chat_dicts(record.messages))
             work.input_ids.append(list(example.input_ids))
@@ -152,7 +150,6 @@ def run_alignkit(args: argparse.Namespace, steps: int, run_dir: Path) -> dict[st
 
 def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path) -> dict[str, Any]:
     """One ``SFTTrainer.train()`` on the pre-ordered conversations; returns timings, losses and a token check."""
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     class LossRecorder(StepLossRecorder, SFTTrainer):
@@ -166,35 +163,20 @@ def run_trl(args: argparse.Namespace, steps: int, work: Workload, out_dir: Path)
         train_sampling_strategy="sequential",
     )
     n_rows = steps * args.micro_batch
-    clock = step_clock_callback()
-    t0 = time.perf_counter()
-    with MemoryMeter() as mem:
-        tokenizer, model, optimizers = trl_model_and_optimizers(args, args.model)
-        trainer = LossRecorder(
-            model=model,
-            args=config,
-            train_dataset=Dataset.from_list([{"messages": m} for m in work.messages[:n_rows]]),
-            processing_class=tokenizer,
-            optimizers=optimizers,
-            callbacks=[clock],
-        )
-        train_trl_quietly(trainer)
-    wall = time.perf_counter() - t0
+    rows = [{"messages": m} for m in work.messages[:n_rows]]
+    trainer, timing = train_trl_timed(LossRecorder, args, args.model, config, rows)
     ds = trainer.train_dataset
     mismatches = sum(
         ds[i]["input_ids"] != work.input_ids[i] or ds[i]["labels"] != work.labels[i] for i in range(n_rows)
     )
     logged = [h for h in trainer.state.log_history if "num_tokens" in h and "loss" in h]
     return {
-        "step_end_s": clock.ends,
-        "step_end_cpu_s": clock.cpu_ends,
+        **timing,
         "losses": [float(x) for x in trainer.step_losses],
         "total_tokens_logged": [h["num_tokens"] for h in logged],
         "tokenization_mismatches": mismatches + abs(len(ds) - n_rows),
         "used_our_generation_tags": trainer.chat_template is None,
         "optimizer": trl_optimizer_name(trainer, args.trl_default_optim),
-        "wall_s": wall,
-        **mem.report(),
     }
 
 
@@ -211,7 +193,7 @@ def summarise_run(raw: dict[str, Any], work: Workload, steps: int) -> dict[str, 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = benchmark_parser(__doc__)
     p.add_argument(
         "--model", default=None, help="hub name, folder or toyworld:// path (overrides --model-size)"
     )
@@ -222,16 +204,9 @@ def main() -> None:
     add_common_arguments(p, steps=100, warmup=10, micro_batch=32, lr=3e-3)
     p.add_argument("--profile", action="store_true", help="afterwards, cProfile one run of each (untimed)")
     p.add_argument("--out", type=Path, default=RESULTS / "sft_vs_trl.json")
-    args = p.parse_args()
-    if args.steps < 2:
-        p.error("--steps must be at least 2 (steps 2..N are timed)")
-
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    device = device_line()
-    args.load_at_start = load_average()
-    print_host(device)
+    args = parse_checked(p)
+    quiet_libraries(progress_bars=False)
+    device, tmp = start_run(args, "sft_vs_trl-")
     args.model = args.model or sized_model(args.model_size)
     print(f"model: {args.model} ({parameter_count(args.model) / 1e6:.2f}M parameters)")
     work = build_workload(args, max(args.steps, args.warmup_steps))
@@ -242,7 +217,6 @@ def main() -> None:
         f"{1 - sum(work.total_tokens) / sum(work.packed_tokens):.0%} of alignkit's packed rows"
     )
 
-    tmp = Path(tempfile.mkdtemp(prefix="sft_vs_trl-"))
     checks: dict[str, Any] = {}
 
     def once(name: str, steps: int, tag: str) -> dict[str, Any]:
@@ -270,24 +244,20 @@ def main() -> None:
         ),
     )
 
-    summary = median_summary(runs)
-    a, t = summary["alignkit"], summary["trl"]
+    summary, a, t = paired_medians(runs)
     ratio = a["loss_tokens_per_s"] / t["loss_tokens_per_s"]
-    same_first = all(r["first_loss"] == runs["alignkit"][0]["first_loss"] for r in runs["alignkit"])
+    same_first = first_loss_identical(runs)
     first_diff = abs(a["first_loss"] - t["first_loss"])
     last_diff = abs(a["last_loss"] - t["last_loss"])
     steps_curve_diff = loss_curve_diff(raws)
 
-    mem_key, mem_label = memory_key_and_label()
+    mem_key, _ = memory_key_and_label()
     rows = [
         ("steps/s", "steps_per_s", "{:.2f}"),
         ("loss tokens/s", "loss_tokens_per_s", "{:,.0f}"),
         ("total tokens/s", "total_tokens_per_s", "{:,.0f}"),
         ("padded tokens/s", "padded_tokens_per_s", "{:,.0f}"),
-        (f"timed s (steps 2..{args.steps})", "timed_s", "{:.2f}"),
-        ("process CPU s / step", "cpu_s_per_step", "{:.4f}"),
-        ("wall s (whole call)", "wall_s", "{:.2f}"),
-        (mem_label, mem_key, "{:.1f}"),
+        *timing_rows(args.steps),
         ("loss at step 1", "first_loss", "{:.6f}"),
         (f"loss at step {args.steps}", "last_loss", "{:.6f}"),
     ]
@@ -302,7 +272,6 @@ def main() -> None:
         f"TRL optimizer: {checks['trl_optimizer']}"
     )
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         **report_header(args, device),
         "model_parameters": parameter_count(args.model),
@@ -322,26 +291,25 @@ def main() -> None:
             "max_loss_curve_abs_diff": steps_curve_diff,
             "alignkit_first_loss_identical_across_repeats": same_first,
         },
-        "ratio_alignkit_over_trl": {
-            k: a[k] / t[k]
-            for k in ("loss_tokens_per_s", "total_tokens_per_s", "steps_per_s", mem_key)
-            if t[k]
-        },
+        "ratio_alignkit_over_trl": ratios(
+            a, t, ("loss_tokens_per_s", "total_tokens_per_s", "steps_per_s", mem_key)
+        ),
         "median": summary,
         "runs": runs,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
     if args.profile:
-        for name, fn in (
-            ("alignkit", lambda: run_alignkit(args, args.steps, tmp / "alignkit-profile")),
-            ("trl", lambda: run_trl(args, args.steps, work, tmp / "trl-profile")),
-        ):
-            path = args.out.with_name(f"{args.out.stem}_profile_{name}.txt")
-            text = profile_once(fn, 25, path)
-            print(f"\ncProfile of one {name} run (whole call), top by own time -> {path}")
-            print("\n".join(text.splitlines()[:40]))
+        profile_each(
+            {
+                "alignkit": lambda: run_alignkit(args, args.steps, tmp / "alignkit-profile"),
+                "trl": lambda: run_trl(args, args.steps, work, tmp / "trl-profile"),
+            },
+            lambda name: args.out.with_name(f"{args.out.stem}_profile_{name}.txt"),
+            25,
+            lambda name, path: f"\ncProfile of one {name} run (whole call), top by own time -> {path}",
+            head=40,
+        )
     shutil.rmtree(tmp, ignore_errors=True)
 
 
