@@ -80,6 +80,7 @@ from _common import (
     median_summary,
     memory_key_and_label,
     parse_checked,
+    policy_description,
     profile_once,
     quiet_libraries,
     ratios,
@@ -397,7 +398,7 @@ def main() -> None:
             print(f"cProfile of one {name} run (whole call) -> {path}")
 
     described = {
-        "policy": model if args.model else f"toy SFT, {args.sft_steps} steps of examples/toyworld/sft.yaml",
+        "policy": policy_description(args, model),
         "workloads": {
             n: {"prompts": shape(args, n)[0], "samples_per_prompt": shape(args, n)[1]} for n in names
         },
