@@ -81,14 +81,17 @@ def two_processes(run: Path) -> None:
     assert state["num_processes"] == 2 and state["distributed_type"].endswith("MULTI_CPU"), state
 
 
-def compare_with_one_process(folder: Path, group: str, model: str, part: str) -> None:
+def compare_with_one_process(
+    folder: Path, group: str, model: str, part: str
+) -> dict[str, tuple[float, float]]:
     """Each 2-process run against the 1-process run of the same global batch (see the module docstring);
-    ``part``: the name of the encoder tower."""
+    ``part``: the name of the encoder tower. Returns run name -> (largest loss, largest weight difference)."""
     launch(folder, group)
     run_all(folder, processes=1, group=group)
     initial = load_file(str(resolve(model) / "model.safetensors"))
     base = tower(initial, part)
     assert base, f"the base model has no {part} weights"
+    differences = {}
     for name in run_overrides(folder, 2, group):
         one, two = folder / f"one-{name}", folder / f"ddp-{name}"
         two_processes(two)
@@ -97,9 +100,11 @@ def compare_with_one_process(folder: Path, group: str, model: str, part: str) ->
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_ATOL, (name, a, b)
         wa, wb = (load_file(str(run / "final" / "model.safetensors")) for run in (one, two))
         assert set(wa) == set(wb)
-        print(f"{name}: losses {[round(x, 4) for x in a]}, max loss diff "
-              f"{max(abs(x - y) for x, y in zip(a, b, strict=True)):.1e}, max weight diff "
-              f"{max(float((wa[k] - wb[k]).abs().max()) for k in wa):.1e}")  # fmt: skip
+        differences[name] = (
+            max(abs(x - y) for x, y in zip(a, b, strict=True)),
+            max(float((wa[k] - wb[k]).abs().max()) for k in wa),
+        )
+        print(f"{name}: losses {[round(x, 4) for x in a]}, max loss / weight diff {differences[name]}")
         for key in wa:
             torch.testing.assert_close(wa[key], wb[key], atol=WEIGHT_ATOL, rtol=0, msg=f"{name}: {key}")
         projector = [k for k in wa if "multi_modal_projector" in k]
@@ -111,18 +116,25 @@ def compare_with_one_process(folder: Path, group: str, model: str, part: str) ->
             else:
                 assert same == set(base), name  # bit-identical
         assert a[-1] < a[0] or not name.startswith(("sft-frozen", "audio")), (name, a)  # it trained
+    return differences
+
+
+def _within_tolerance(differences: dict[str, tuple[float, float]]) -> bool:
+    return all(loss < LOSS_ATOL and weight <= WEIGHT_ATOL for loss, weight in differences.values())
 
 
 def test_two_gloo_processes_train_the_vlm_as_one_does(tmp_path: Path):
     write_data(tmp_path)
-    compare_with_one_process(tmp_path, "vlm", VLM, "vision_tower")
+    differences = compare_with_one_process(tmp_path, "vlm", VLM, "vision_tower")
+    assert set(differences) == {"sft-frozen", "sft-unfrozen", "dpo-frozen"} and _within_tolerance(differences)
 
 
 def test_two_gloo_processes_train_the_audio_model_as_one_does(tmp_path: Path):
     """SFT on the tiny Qwen2-Audio-style model, text-only rows placed as for the VLM: the frozen audio
     tower stays bit-identical, the projector trains, losses and weights match one process."""
     write_data(tmp_path)
-    compare_with_one_process(tmp_path, "audio", ALM, "audio_tower")
+    differences = compare_with_one_process(tmp_path, "audio", ALM, "audio_tower")
+    assert set(differences) == {"audio-sft"} and _within_tolerance(differences)
 
 
 def test_two_gloo_processes_run_grpo_with_pictures(tmp_path: Path):
