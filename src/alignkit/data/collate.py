@@ -123,3 +123,61 @@ def collate_packed(
         "position_ids": torch.tensor(positions),
         "labels": pad_right(labels, IGNORE_INDEX),
     }
+
+
+def collate_shared_prefix(
+    blocks: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
+    pad_token_id: int,
+    row_length: float = ROW_LENGTH,
+    row_tokens: int = ROW_TOKENS,
+) -> tuple[dict[str, torch.Tensor], list[list[list[int]]]]:
+    """Blocks ``prefix + suffix_1 + ... + suffix_k`` packed into rows ``(R, T)``, so a prefix that k
+    sequences ``prefix + suffix_j`` start with is computed once for all of them (a DPO pair's prompt, a
+    GRPO group's prompt).
+
+    ``position_ids`` restart at 0 for each block and at the prefix's end for each suffix, so each token
+    has the position it has in its own sequence. Every segment (a prefix, a suffix) gets its own
+    ``segment_ids`` value, -1 on padding, and ``prompt_segment_ids`` names the block's prefix segment: a
+    token sees its own segment and its block's prefix (``models/forward.shared_prompt_mask``), exactly what
+    it sees in its own sequence. Blocks go into rows as :func:`collate_packed` packs examples (one block
+    per row when packing would barely save anything).
+
+    Returns the layout and, for block i and sequence j, the flat position (``row * T + column``) of each
+    of the tokens of ``prefix + suffix_j``.
+    """
+    lengths = [len(prefix) + sum(len(s) for s in suffixes) for prefix, suffixes in blocks]
+    rows = packed_rows(lengths, row_length, row_tokens) or [[i] for i in range(len(blocks))]
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    segments = torch.full((len(rows), width), -1, dtype=torch.long)
+    prompt_segments = torch.full((len(rows), width), -1, dtype=torch.long)
+    where: list[list[list[int]]] = [[] for _ in blocks]
+    segment = 0
+    for r, row in enumerate(rows):
+        at = 0
+        for i in row:
+            prefix, suffixes = blocks[i]
+            p, prompt_segment = len(prefix), segment
+            ids[r, at : at + p] = torch.tensor(list(prefix), dtype=torch.long)
+            positions[r, at : at + p] = torch.arange(p)
+            segments[r, at : at + p] = prompt_segment
+            prefix_at = list(range(r * width + at, r * width + at + p))
+            at += p
+            for suffix in suffixes:
+                segment += 1
+                n = len(suffix)
+                ids[r, at : at + n] = torch.tensor(list(suffix), dtype=torch.long)
+                positions[r, at : at + n] = torch.arange(p, p + n)
+                segments[r, at : at + n] = segment
+                where[i].append(prefix_at + list(range(r * width + at, r * width + at + n)))
+                at += n
+            prompt_segments[r, at - lengths[i] : at] = prompt_segment
+            segment += 1
+    layout = {
+        "input_ids": ids,
+        "position_ids": positions,
+        "segment_ids": segments,
+        "prompt_segment_ids": prompt_segments,
+    }
+    return layout, where

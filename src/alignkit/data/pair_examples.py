@@ -6,8 +6,8 @@ Two example shapes, one per kind of loss:
   pairs is one ``(2B, T)`` tensor, chosen rows first, so the policy scores both sides in a single
   forward (half the kernel launches of two forwards, and both sides see the same weights and mode).
   :func:`collate_shared_pairs` lays a pair out as *one* row instead, ``prompt + chosen + rejected``,
-  so the prompt (their common prefix) is computed once; a 4D mask built from ``segment_ids``
-  (``models/forward.py``) keeps the rejected tokens from seeing the chosen ones, and the rejected
+  so the prompt (their common prefix) is computed once; a 4D mask built from ``segment_ids`` and
+  ``prompt_segment_ids`` (``models/forward.py``) keeps the rejected tokens from seeing the chosen ones, and the rejected
   positions continue from the prompt's end, so every token sees exactly what it sees in its own row.
 - :class:`UnpairedExample` (KTO): one response judged desirable or not, plus a *mismatched* sequence,
   its prompt followed by another prompt's response, from which KTO estimates ``KL(pi || pi_ref)``.
@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import ConfigError
-from alignkit.data.collate import ROW_TOKENS, collate_lm, packed_rows, pad_right, scored_length
+from alignkit.data.collate import ROW_TOKENS, collate_lm, collate_shared_prefix, scored_length
 from alignkit.data.processor import MEDIA_KEYS
 from alignkit.data.records import Preference, SafetyPreference, UnpairedPreference
 from alignkit.data.render import IGNORE_INDEX, TokenizedExample, render_response, shared_renders
@@ -41,6 +41,7 @@ LAYOUT_KEYS = (
     "position_ids",
     "labels",
     "segment_ids",
+    "prompt_segment_ids",
     "score_index",
     "score_target",
     "score_seq",
@@ -208,22 +209,17 @@ def collate_shared_pairs(
     row_tokens: int = ROW_TOKENS,
 ) -> dict[str, torch.Tensor]:
     """Each pair as one block, ``shared prefix + rest of chosen + rest of rejected``, blocks packed into rows
-    ``(R, T)`` (as ``collate_packed`` packs SFT examples), and what to score.
-
-    ``position_ids`` restart at 0 for each block and again after the prefix for the rejected part;
-    ``segment_ids`` are ``3j`` on pair j's prefix, ``3j + 1`` on its chosen part, ``3j + 2`` on its rejected
-    part, -1 on padding (a token may see its own segment and its pair's prefix). Scored tokens come as
-    ``score_index`` (flat position of the hidden state that predicts the token), ``score_target`` and
-    ``score_seq`` (chosen of pair i is sequence i, rejected is ``B + i``: ``collate_pairs``' row order),
-    and ``score_counts`` ``(2B,)``, whose length says how many pairs the batch holds. A token shared by both
-    sides is scored for each side that labels it; tokens after a side's last labelled one are left out.
-    ``ref_logps`` as ``collate_pairs``.
+    ``(R, T)`` (``collate.collate_shared_prefix``: a token sees its own part and its pair's prefix), and
+    what to score: ``score_index`` (flat position of the hidden state that predicts the token),
+    ``score_target`` and ``score_seq`` (chosen of pair i is sequence i, rejected is ``B + i``:
+    ``collate_pairs``' row order), and ``score_counts`` ``(2B,)``, whose length says how many pairs the
+    batch holds. A token shared by both sides is scored for each side that labels it; tokens after a
+    side's last labelled one are left out. ``ref_logps`` as ``collate_pairs``.
     """
     b = len(examples)
-    blocks, positions, segments = [], [], []
-    spec: list[tuple[int, int, int, int]] = []  # (pair, block position of the predicting state, target, seq)
-    counts = [0] * (2 * b)
-    for i, e in enumerate(examples):
+    blocks = []
+    sides_of = []
+    for e in examples:
         # Tokens after a side's last labelled one change none of its scored log-probs: left out.
         sides = [
             TokenizedExample(s.input_ids[:k], s.labels[:k])
@@ -232,32 +228,24 @@ def collate_shared_pairs(
         ]
         chosen, rejected = sides[0].input_ids, sides[1].input_ids
         p = shared_prefix(chosen, rejected)
-        blocks.append([*chosen, *rejected[p:]])
-        positions.append([*range(len(chosen)), *range(p, len(rejected))])
-        segments.append([3 * i] * p + [3 * i + 1] * (len(chosen) - p) + [3 * i + 2] * (len(rejected) - p))
-        # Block position of each side's token t: chosen tokens sit where they are; rejected tokens past the
-        # prefix follow the chosen ones.
-        for seq, side, offset in ((i, sides[0], 0), (b + i, sides[1], len(chosen) - p)):
+        blocks.append((chosen[:p], [chosen[p:], rejected[p:]]))
+        sides_of.append(sides)
+    layout, where = collate_shared_prefix(blocks, pad_token_id, row_length, row_tokens)
+    index, target, seqs = [], [], []
+    counts = [0] * (2 * b)
+    for i, sides in enumerate(sides_of):
+        for j, (seq, side) in enumerate(((i, sides[0]), (b + i, sides[1]))):
             for t in range(1, len(side.input_ids)):
                 if side.labels[t] != IGNORE_INDEX:
-                    spec.append((i, t - 1 if t - 1 < p else t - 1 + offset, side.labels[t], seq))
+                    index.append(where[i][j][t - 1])
+                    target.append(side.labels[t])
+                    seqs.append(seq)
                     counts[seq] += 1
-    lengths = [len(block) for block in blocks]
-    rows = packed_rows(lengths, row_length, row_tokens) or [[i] for i in range(b)]
-    width = max(sum(lengths[i] for i in row) for row in rows)
-    start = [0] * b  # flat position of each block's first token
-    for r, row in enumerate(rows):
-        at = r * width
-        for i in row:
-            start[i] = at
-            at += lengths[i]
     batch = {
-        "input_ids": pad_right([[t for i in row for t in blocks[i]] for row in rows], pad_token_id),
-        "position_ids": pad_right([[q for i in row for q in positions[i]] for row in rows], 0),
-        "segment_ids": pad_right([[g for i in row for g in segments[i]] for row in rows], -1),
-        "score_index": torch.tensor([start[i] + pos for i, pos, _, _ in spec]),
-        "score_target": torch.tensor([target for _, _, target, _ in spec]),
-        "score_seq": torch.tensor([seq for _, _, _, seq in spec]),
+        **layout,
+        "score_index": torch.tensor(index, dtype=torch.long),
+        "score_target": torch.tensor(target, dtype=torch.long),
+        "score_seq": torch.tensor(seqs, dtype=torch.long),
         "score_counts": torch.tensor(counts),
     }
     if examples and all(e.ref_logps is not None for e in examples):

@@ -19,9 +19,11 @@ full logits are used instead (correct, just not cheaper).
 **Layouts other than right padding.** ``position_ids`` (restarting per example) with no
 ``attention_mask`` is a *packed* batch: transformers' masking utilities (``find_packed_sequence_indices``)
 then keep examples from attending to each other (``data/collate.py``, :func:`supports_packing`).
-``segment_ids`` (pair j: ``3j`` its prompt, ``3j + 1`` chosen, ``3j + 2`` rejected; -1 padding) are
-shared-prompt rows: a 4D mask is built here so each response sees its prompt and itself only
-(:func:`supports_shared_prompt`). Trainers use a layout only after :func:`packing_is_exact` /
+``segment_ids`` with ``prompt_segment_ids`` are shared-prompt rows (``data/collate.collate_shared_prefix``:
+a DPO pair's prompt + chosen + rejected, a GRPO group's prompt + its G responses): a 4D mask is built here
+so each response sees its prompt and itself only (:func:`supports_shared_prompt`). Per-token outputs of
+such a batch land in the padded layout of its ``labels`` at ``score_place`` (flat positions), so losses
+read ``(B, T)`` tensors whatever the layout. Trainers use a layout only after :func:`packing_is_exact` /
 :func:`shared_prompt_is_exact` proved it on the model itself (a forward of a few tokens, laid out and
 alone); otherwise they pad.
 """
@@ -140,19 +142,21 @@ def shared_prompt_is_exact(model: torch.nn.Module) -> bool:
     together = {
         "input_ids": torch.tensor([prompt + chosen + rejected]),
         "position_ids": torch.tensor([[0, 1, 2, 3, 4, 3, 4, 5]]),
-        "attention_mask": shared_prompt_mask(model, segments),
+        "attention_mask": shared_prompt_mask(model, segments, torch.zeros_like(segments)),
     }
     return _same_as_alone(model, together, [(prompt + chosen, 0, 0), (prompt + rejected, 3, 5)])
 
 
-def shared_prompt_mask(model: torch.nn.Module, segment_ids: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, T, T)`` mask of shared-prompt rows: causal, and a token sees its own segment and its pair's
-    prompt only (pair j: prompt ``3j``, chosen ``3j + 1``, rejected ``3j + 2``); padding (-1) sees only
-    padding, so no softmax row is empty."""
+def shared_prompt_mask(
+    model: torch.nn.Module, segment_ids: torch.Tensor, prompt_segment_ids: torch.Tensor
+) -> torch.Tensor:
+    """``(B, 1, T, T)`` mask of shared-prompt rows: causal, and a token sees its own segment and the segment
+    ``prompt_segment_ids`` names for it (its block's prompt) only; padding (-1) sees only padding, so no
+    softmax row is empty."""
     seg_q, seg_k = segment_ids.unsqueeze(-1), segment_ids.unsqueeze(-2)  # (B, T, 1), (B, 1, T)
     t = segment_ids.shape[-1]
     causal = torch.ones(t, t, dtype=torch.bool, device=segment_ids.device).tril()
-    prompt_of_q = torch.div(seg_q, 3, rounding_mode="floor") * 3
+    prompt_of_q = prompt_segment_ids.unsqueeze(-1)
     allowed = causal & ((seg_k == seg_q) | ((seg_k == prompt_of_q) & (seg_q >= 0)))
     allowed = allowed.unsqueeze(1)
     if _attention(model) == "sdpa":
@@ -172,7 +176,9 @@ def model_inputs(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> d
                 f"{type(_base_model(model)).__name__} ({_attention(model)} attention) cannot take a shared-prompt "
                 "batch: its attention does not apply a custom 4D mask as given; collate padded pairs instead"
             )
-        inputs["attention_mask"] = shared_prompt_mask(model, batch["segment_ids"])
+        inputs["attention_mask"] = shared_prompt_mask(
+            model, batch["segment_ids"], batch["prompt_segment_ids"]
+        )
     return inputs
 
 
@@ -288,9 +294,7 @@ def labelled_token_logps(
     ``media``: the rows' pictures (``pixel_values``...) for a vision-language model.
     """
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, **(media or {})}
-    logps, spec = scored_logps(model, batch, temperature)
-    flat = logps.new_zeros(labels.numel()).index_put((spec.index + 1,), logps)
-    return flat.view(labels.shape)
+    return labelled_token_logps_and_entropy(model, batch, temperature, entropy=False).logps
 
 
 class TokenLogps(NamedTuple):
@@ -301,6 +305,18 @@ class TokenLogps(NamedTuple):
     readouts: torch.Tensor | None = None
     """(B, T, k) ``readout`` of the hidden state that chose each labelled token (0 elsewhere; carries the
     gradient): a shared critic's values, aligned with the tokens like the log-probs."""
+
+
+def token_places(batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(index, target, place)`` of each labelled token: the flat position of the hidden state that
+    predicts it, the token, and its flat position in ``labels``; explicit (``score_index``,
+    ``score_target``, ``score_place``: a shared-prompt layout) or read off the padded ``labels``."""
+    if "score_place" in batch:
+        return batch["score_index"], batch["score_target"], batch["score_place"]
+    labels = batch["labels"]
+    rows, cols = label_mask(labels).nonzero(as_tuple=True)
+    flat = rows * labels.shape[1] + cols
+    return flat - 1, labels[rows, cols], flat
 
 
 def labelled_token_logps_and_entropy(
@@ -316,14 +332,13 @@ def labelled_token_logps_and_entropy(
     from alignkit.losses.logprobs import entropy_from_logits
 
     labels = batch["labels"]
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels", *MEDIA_KEYS) if k in batch}
-    spec = score_spec(inputs)
+    index, target, place = token_places(batch)
     read: list[torch.Tensor] = []
     on_hidden = None if readout is None else (lambda hidden: read.append(readout(hidden)))
-    logits = selected_logits(model, model_inputs(model, inputs), spec.index, on_hidden)
+    logits = selected_logits(model, model_inputs(model, batch), index, on_hidden)
     logits = tempered(logits, temperature)
-    where = (spec.index + 1,)
-    logps = target_logps(logits, spec.target)
+    where = (place,)
+    logps = target_logps(logits, target)
     token = logps.new_zeros(labels.numel()).index_put(where, logps).view(labels.shape)
     readouts = None
     if readout is not None:

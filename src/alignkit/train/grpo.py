@@ -30,7 +30,7 @@ from alignkit.losses.grpo import GRPOAggregation, grpo_loss
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import KLEstimator, kl_penalty, per_token_costs, per_token_rewards
-from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy, media_inputs
+from alignkit.models.forward import labelled_token_logps_and_entropy, shared_prompt_is_exact
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, ModelConfig, OnlineTrainerConfig, RunConfig
 from alignkit.train.common import allow_unused_media_parameters, make_optimizer
@@ -108,6 +108,13 @@ class GRPOTrainer(OnlineTrainer):
             if config.beta > 0
             else None
         )
+        # a group's G samples share their prompt: computed once per micro-batch when the model provably
+        # keeps the responses apart (reference forward and update alike)
+        self.shared_prompt = shared_prompt_is_exact(actor) and (
+            self.reference is None
+            or self.reference.kind == "adapter_disabled"
+            or shared_prompt_is_exact(self.reference.model)
+        )
         allow_unused_media_parameters(acc, actor)  # a rollout micro-batch of text prompts skips the projector
         model, optimizer = acc.prepare(actor, make_optimizer(actor, cfg))
         scheduler = make_scheduler(optimizer, cfg, self.total_updates)
@@ -159,24 +166,22 @@ class GRPOTrainer(OnlineTrainer):
             self.actor.eval()
             with self.timer("old_logps"):
                 old_logps = per_token_forward(
-                    lambda b: labelled_token_logps(
-                        self.actor,
-                        b["input_ids"],
-                        b["attention_mask"],
-                        b["labels"],
-                        config.rollout.temperature,
-                        media_inputs(b),
+                    lambda b: (
+                        labelled_token_logps_and_entropy(
+                            self.actor, b, config.rollout.temperature, entropy=False
+                        ).logps
                     ),
                     rollout,
                     cfg.micro_batch_size,
                     device,
+                    self.shared_prompt,
                 )
             if self.updates_per_step > 1:
                 tensors["old_token_logps"] = old_logps
         if self.reference is not None:
             with self.timer("reference"):
                 tensors["ref_token_logps"] = per_token_forward(
-                    self.reference.token_logps, rollout, cfg.micro_batch_size, device
+                    self.reference.token_logps, rollout, cfg.micro_batch_size, device, self.shared_prompt
                 )
         kl = torch.zeros(mask.shape)
         if estimator.kl_in_reward and self.reference is not None:
@@ -199,13 +204,17 @@ class GRPOTrainer(OnlineTrainer):
         tensors["advantages"] = advantages
 
         def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
-            batch = rollout.rows(chunk, device)
-            width = batch["input_ids"].shape[1]
+            batch = rollout.rows(chunk, device, self.shared_prompt)
+            width = batch["labels"].shape[1]
             batch.update({k: v[chunk, :width].to(device) for k, v in tensors.items()})
             return batch
 
         with self.timer("update"):
-            record.update(update_on_rollout(acc, self.trained, len(rollout), cfg, rows, step, self.timer))
+            record.update(
+                update_on_rollout(
+                    acc, self.trained, len(rollout), cfg, rows, step, self.timer, self.shared_prompt
+                )
+            )
         if estimator.kl_in_reward and self.reference is not None:
             record["policy/kl"] = reward_kl
         sums = {}

@@ -194,7 +194,8 @@ class OnlineTrainer(abc.ABC):
         the mini-batch's token count); a sequence mean over this micro-batch's rows is re-weighted to a mean
         over the mini-batch's rows, so micro-batching does not change the gradient."""
         if Aggregation(aggregation) is Aggregation.SEQUENCE_MEAN:
-            return loss * batch["input_ids"].shape[0] / self.local_mini
+            # labels: one row per sample, whatever the layout of the ids
+            return loss * batch["labels"].shape[0] / self.local_mini
         return loss
 
     def _generator(self) -> Any:

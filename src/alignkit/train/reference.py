@@ -30,7 +30,7 @@ import torch
 
 from alignkit.data.collate import collate_lm
 from alignkit.data.pair_examples import PairExample, UnpairedExample, lm_inputs
-from alignkit.models.forward import labelled_token_logps, media_inputs, response_logps
+from alignkit.models.forward import labelled_token_logps_and_entropy, response_logps
 from alignkit.models.lora import disabled_adapter, is_lora
 
 Batch = dict[str, torch.Tensor]
@@ -121,11 +121,11 @@ class ReferenceModel:
 
     @torch.no_grad()
     def token_logps(self, batch: Batch) -> torch.Tensor:
-        """``(B, T)`` log-probs of the labelled tokens at the sampling temperature, 0 elsewhere (a
-        vision-language model's rows with their pictures: the batch's media tensors go to the forward)."""
-        args = (batch["input_ids"], batch["attention_mask"], batch["labels"], self.temperature)
+        """``(B, T)`` log-probs of the labelled tokens at the sampling temperature, 0 elsewhere, for padded or
+        shared-prompt rows (a vision-language model's rows with their pictures: the batch's media tensors
+        go to the forward)."""
         with self._computing() as model:
-            return labelled_token_logps(model, *args, media=media_inputs(batch))
+            return labelled_token_logps_and_entropy(model, batch, self.temperature, entropy=False).logps
 
 
 def reference_logps(batch: Batch, reference: ReferenceModel | None, prefix: str = "") -> torch.Tensor:

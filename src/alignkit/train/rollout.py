@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import check
-from alignkit.data.collate import pad_right
+from alignkit.data.collate import collate_shared_prefix, pad_right
 from alignkit.data.processor import collate_media, text_tokenizer
 from alignkit.data.render import IGNORE_INDEX, render_prompt_inputs
 from alignkit.generate.base import Generator, SamplingConfig
@@ -110,6 +110,9 @@ class Rollout:
     media: list[dict[str, torch.Tensor]] | None = None
     """Each sample's media tensors (its prompt's ``pixel_values``..., shared by the samples of one
     prompt), which every forward over its row needs (:meth:`rows`); None for text prompts."""
+    prompt_index: torch.Tensor | None = None
+    """(B,) which of the step's prompts each sample answers: samples of one prompt can share its
+    computation (:meth:`rows` with ``shared_prompt``)."""
 
     @property
     def mask(self) -> torch.Tensor:
@@ -119,12 +122,25 @@ class Rollout:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def rows(self, index: Sequence[int] | torch.Tensor, device: Any) -> dict[str, torch.Tensor]:
+    def rows(
+        self, index: Sequence[int] | torch.Tensor, device: Any, shared_prompt: bool = False
+    ) -> dict[str, torch.Tensor]:
         """The tensors of some samples, on ``device``, trimmed to their longest row, with their prompts'
-        media tensors in row order (a GRPO group's picture once per sample)."""
+        media tensors in row order (a GRPO group's picture once per sample).
+
+        ``shared_prompt`` (text rollouts; the trainer checked ``models.forward.shared_prompt_is_exact``):
+        the samples of one prompt as one block, prompt once + their responses (:func:`shared_prompt_rows`),
+        with ``labels`` still ``(n, T)`` in padded row order, where per-token outputs land."""
         index = torch.as_tensor(index, dtype=torch.long)
         attention = self.attention_mask[index]
-        width = int(attention.sum(dim=1).max())
+        lengths = attention.sum(dim=1)
+        width = int(lengths.max())
+        if shared_prompt and self.media is None and self.prompt_index is not None:
+            labels = self.labels[index, :width]
+            layout = shared_prompt_rows(
+                self.input_ids[index, :width], labels, lengths, self.prompt_index[index]
+            )
+            return {k: v.to(device) for k, v in {**layout, "labels": labels}.items()}
         rows = {
             "input_ids": self.input_ids[index, :width].to(device),
             "attention_mask": attention[:, :width].to(device),
@@ -217,7 +233,50 @@ def build_rollout(
         token_logps=token_logps,
         token_readouts=token_readouts,
         media=[prompt_media[c.prompt_index] for c in completions] if any(prompt_media) else None,
+        prompt_index=torch.tensor([c.prompt_index for c in completions], dtype=torch.long),
     )
+
+
+def shared_prompt_rows(
+    input_ids: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor, prompt_index: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Right-padded samples ``(n, T)`` laid out with each prompt once: one block per prompt, its prompt
+    then the responses of its samples (``data/collate.collate_shared_prefix``), and where each labelled
+    token is predicted (``score_index``), which it is (``score_target``) and its flat position in the
+    padded ``(n, T)`` rows (``score_place``). A GRPO group of G samples of a p-token prompt computes
+    ``p + sum of responses`` tokens instead of ``G x (p + longest response)``. Padding ids are 0 (seen by
+    padding only, never scored)."""
+    order: dict[int, int] = {}
+    blocks: list[tuple[list[int], list[list[int]]]] = []
+    members: list[list[tuple[int, int]]] = []  # per block: (sample, prompt length)
+    mask = label_mask(labels)
+    for j, (g, n) in enumerate(zip(prompt_index.tolist(), lengths.tolist(), strict=True)):
+        p = int(mask[j].nonzero()[0]) if bool(mask[j].any()) else n
+        ids = input_ids[j].tolist()
+        if g not in order:
+            order[g] = len(blocks)
+            blocks.append((ids[:p], []))
+            members.append([])
+        b = order[g]
+        blocks[b][1].append(ids[p:n])
+        members[b].append((j, p))
+    layout, where = collate_shared_prefix(blocks, pad_token_id=0)
+    width = labels.shape[1]
+    index, target, place = [], [], []
+    for b, block in enumerate(members):
+        for k, (j, p) in enumerate(block):
+            for t in range(p, int(lengths[j])):
+                if bool(mask[j, t]):
+                    index.append(where[b][k][t - 1])
+                    target.append(int(labels[j, t]))
+                    place.append(j * width + t)
+    as_long = {"dtype": torch.long}
+    return {
+        **layout,
+        "score_index": torch.tensor(index, **as_long),
+        "score_target": torch.tensor(target, **as_long),
+        "score_place": torch.tensor(place, **as_long),
+    }
 
 
 def score_rollout(scorer: Scorer, rollout: Rollout, missing_eos_penalty: float | None = None) -> torch.Tensor:
@@ -235,15 +294,20 @@ def micro_batches(indices: Sequence[int], size: int) -> Iterator[list[int]]:
 
 @torch.no_grad()
 def per_token_forward(
-    fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], rollout: Rollout, micro: int, device: Any
+    fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    rollout: Rollout,
+    micro: int,
+    device: Any,
+    shared_prompt: bool = False,
 ) -> torch.Tensor:
     """Outputs of ``fn`` over the whole rollout, run ``micro`` rows at a time, gathered on the CPU.
 
     ``fn`` maps a batch to ``(b, t)`` or ``(b, t, k)``; the result is ``(B, T)`` or ``(B, T, k)``.
+    ``shared_prompt``: the batches lay each prompt out once (:meth:`Rollout.rows`).
     """
     out: torch.Tensor | None = None
     for chunk in micro_batches(range(len(rollout)), micro):
-        values = fn(rollout.rows(chunk, device)).float().cpu()
+        values = fn(rollout.rows(chunk, device, shared_prompt)).float().cpu()
         if out is None:
             out = torch.zeros((len(rollout), rollout.input_ids.shape[1], *values.shape[2:]))
         out[chunk, : values.shape[1]] = values

@@ -117,8 +117,14 @@ def update_on_rollout(
     rows: Callable[[list[int]], dict[str, torch.Tensor]],
     step: int,
     timer: Callable[[str], AbstractContextManager[Any]] | None = None,
+    keep_prompts_together: bool = False,
 ) -> dict[str, float]:
     """``update_epochs`` shuffled passes of mini-batch optimizer steps over this process's samples.
+
+    ``keep_prompts_together``: each mini-batch's samples in rollout order (prompt-major), so the samples
+    of one prompt share micro-batches and shared-prompt rows compute that prompt once for them. Which
+    samples a mini-batch holds does not change, and its gradient does not depend on how it is cut into
+    micro-batches.
 
     Returns token-weighted means over everything seen (grad norms: mean over optimizer steps).
     """
@@ -132,6 +138,8 @@ def update_on_rollout(
         order = torch.randperm(num_samples, generator=generator).tolist()
         for start in range(0, num_samples, local_mini):
             mini = order[start : start + local_mini]
+            if keep_prompts_together:
+                mini = sorted(mini)
             micro = [rows(chunk) for chunk in micro_batches(mini, cfg.micro_batch_size)]
             sums["tokens"] += float(sum(label_mask(b["labels"]).sum() for b in micro))
             for item in trained:

@@ -290,3 +290,51 @@ def test_layouts_are_proved_on_the_model_before_use(toy_llama, monkeypatch):
     # Attention that ignores packed positions would let examples see each other: the probe notices.
     monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda position_ids: None)
     assert not packing_is_exact(toy_llama)
+
+
+def random_rollout(vocab: int, prompts: int, group: int, seed: int = 0):
+    """A prompt-major rollout of ``group`` random responses (1-9 tokens) to each of ``prompts`` prompts."""
+    from alignkit.data.collate import pad_right
+    from alignkit.train.rollout import Rollout
+
+    gen = torch.Generator().manual_seed(seed)
+    rows, labels, owner = [], [], []
+    for g in range(prompts):
+        prompt = torch.randint(3, vocab, (int(torch.randint(2, 12, (1,), generator=gen)),), generator=gen)
+        for _ in range(group):
+            response = torch.randint(3, vocab, (int(torch.randint(1, 10, (1,), generator=gen)),), generator=gen)
+            rows.append(prompt.tolist() + response.tolist())
+            labels.append([IGNORE_INDEX] * len(prompt) + response.tolist())
+            owner.append(g)
+    n = len(rows)
+    return Rollout(
+        prompts=[[]] * n,
+        texts=[""] * n,
+        input_ids=pad_right(rows, 0),
+        attention_mask=pad_right([[1] * len(r) for r in rows], 0),
+        labels=pad_right(labels, IGNORE_INDEX),
+        finished=torch.ones(n, dtype=torch.bool),
+        prompt_index=torch.tensor(owner),
+    )
+
+
+def test_shared_prompt_rollout_rows_equal_padded_rows(any_model):
+    """GRPO's group layout (each prompt once, then its samples' responses; a micro-batch holding whole and
+    partial groups in any order) gives each token the log-prob, entropy and gradient of padded rows."""
+    from alignkit.models.forward import labelled_token_logps_and_entropy, shared_prompt_is_exact
+
+    rollout = random_rollout(any_model.config.vocab_size, prompts=4, group=4, seed=6)
+    index = [5, 0, 3, 1, 2, 12, 13, 14, 15, 9]  # group 0 whole and shuffled, 1 and 2 partial, 3 whole
+    padded = rollout.rows(index, "cpu")
+    shared = rollout.rows(index, "cpu", shared_prompt=True)
+    assert torch.equal(shared["labels"], padded["labels"])
+    assert shared["input_ids"].numel() < padded["input_ids"].numel()
+    weights = torch.randn(padded["labels"].shape, generator=torch.Generator().manual_seed(0))
+    ref = labelled_token_logps_and_entropy(any_model, padded, temperature=0.7)
+    ref_grads = grads(any_model, (ref.logps * weights).sum())
+    if not shared_prompt_is_exact(any_model):
+        pytest.skip("sliding-window attention: the trainer keeps padded rollout rows for this model")
+    out = labelled_token_logps_and_entropy(any_model, shared, temperature=0.7)
+    torch.testing.assert_close(out.logps, ref.logps, atol=TOL, rtol=TOL)
+    torch.testing.assert_close(out.entropy, ref.entropy, atol=TOL, rtol=TOL)
+    assert_same_grads(grads(any_model, (out.logps * weights).sum()), ref_grads)
