@@ -302,7 +302,9 @@ def random_rollout(vocab: int, prompts: int, group: int, seed: int = 0):
     for g in range(prompts):
         prompt = torch.randint(3, vocab, (int(torch.randint(2, 12, (1,), generator=gen)),), generator=gen)
         for _ in range(group):
-            response = torch.randint(3, vocab, (int(torch.randint(1, 10, (1,), generator=gen)),), generator=gen)
+            response = torch.randint(
+                3, vocab, (int(torch.randint(1, 10, (1,), generator=gen)),), generator=gen
+            )
             rows.append(prompt.tolist() + response.tolist())
             labels.append([IGNORE_INDEX] * len(prompt) + response.tolist())
             owner.append(g)
