@@ -30,7 +30,7 @@ from alignkit.losses.grpo import GRPOAggregation, grpo_loss
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import KLEstimator, kl_penalty, per_token_costs, per_token_rewards
-from alignkit.models.forward import labelled_token_logps_and_entropy, shared_prompt_is_exact
+from alignkit.models.forward import labelled_token_logps_and_entropy
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, ModelConfig, OnlineTrainerConfig, RunConfig
 from alignkit.train.common import allow_unused_media_parameters, make_optimizer
@@ -110,11 +110,7 @@ class GRPOTrainer(OnlineTrainer):
         )
         # a group's G samples share their prompt: computed once per micro-batch when the model provably
         # keeps the responses apart (reference forward and update alike)
-        self.shared_prompt = shared_prompt_is_exact(actor) and (
-            self.reference is None
-            or self.reference.kind == "adapter_disabled"
-            or shared_prompt_is_exact(self.reference.model)
-        )
+        self.shared_prompt = self.prompts_can_be_shared(actor, self.reference)
         allow_unused_media_parameters(acc, actor)  # a rollout micro-batch of text prompts skips the projector
         model, optimizer = acc.prepare(actor, make_optimizer(actor, cfg))
         scheduler = make_scheduler(optimizer, cfg, self.total_updates)

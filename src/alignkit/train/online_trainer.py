@@ -20,6 +20,7 @@ from alignkit.data.processor import is_processor
 from alignkit.generate.hf import HFGenerator
 from alignkit.losses.ppo import Aggregation
 from alignkit.metric_keys import ONLINE_PLOT_GROUPS
+from alignkit.models.forward import shared_prompt_is_exact
 from alignkit.models.loading import save_pretrained
 from alignkit.models.lora import load_trainable_causal_lm, trainable_summary
 from alignkit.score.base import Scorer
@@ -236,6 +237,15 @@ class OnlineTrainer(abc.ABC):
     @property
     def safe(self) -> bool:
         return self.cost_scorer is not None
+
+    def prompts_can_be_shared(self, actor: torch.nn.Module, reference: Any) -> bool:
+        """Whether rollout rows may lay each prompt out once (``Rollout.rows(shared_prompt=True)``): the
+        policy and a separately loaded reference provably keep responses apart under a shared-prompt mask
+        (``models.forward.shared_prompt_is_exact``); else padded rows. Call before ``accelerator.prepare``."""
+        separate_reference = reference is not None and reference.kind == "frozen"
+        return shared_prompt_is_exact(actor) and (
+            not separate_reference or shared_prompt_is_exact(reference.model)
+        )
 
     def sample(self, step: int) -> tuple[Rollout, torch.Tensor, torch.Tensor | None]:
         """This process's samples of ``step`` and their reward (and cost) scores.

@@ -185,6 +185,10 @@ class PPOTrainer(OnlineTrainer):
                 self.rollout_readout = self.readout  # values read off the sampling loop
         # one optimizer step per rollout: a separate critic's update forward is its rollout forward
         self.fused_critics = self.updates_per_step == 1 and bool(separate)
+        # the policy's forwards (re-read, reference, update) lay each prompt out once, packed (a separate
+        # critic's value model reads padded rows, so the update shares only when the actor alone is in it)
+        self.shared_prompt = self.prompts_can_be_shared(actor, self.reference)
+        self.has_separate_critics = bool(separate)
         models = [actor, make_optimizer(actor, cfg)]
         models += load_separate_critics(separate, actor, config.model, self.renderer, cfg)
         allow_unused_media_parameters(acc, actor)  # a rollout micro-batch of text prompts skips the projector
@@ -199,6 +203,11 @@ class PPOTrainer(OnlineTrainer):
         if self.shared_streams:
             saved.append(SavedModel("critics", heads, lambda m, path, _: save_value_heads(m, path)))
         return trained, saved
+
+    @property
+    def shared_update(self) -> bool:
+        """Whether the update's micro-batches lay each prompt out once: only the actor reads them."""
+        return self.shared_prompt and (self.fused_critics or not self.has_separate_critics)
 
     # ------------------------------------------------------------------ losses
     def _actor_loss(
@@ -272,7 +281,11 @@ class PPOTrainer(OnlineTrainer):
 
         with self.timer("old_logps"):
             both = per_token_forward(
-                forward, rollout, self.config.trainer.micro_batch_size, self.accelerator.device
+                forward,
+                rollout,
+                self.config.trainer.micro_batch_size,
+                self.accelerator.device,
+                self.shared_prompt,
             )
         return (both[..., 0] if logps is None else logps), (both[..., 1:] if need_values else values)
 
@@ -327,7 +340,7 @@ class PPOTrainer(OnlineTrainer):
         old_logps, shared_values = self._reread(rollout)
         with self.timer("reference"):
             ref_logps = per_token_forward(
-                self.reference.token_logps, rollout, cfg.micro_batch_size, acc.device
+                self.reference.token_logps, rollout, cfg.micro_batch_size, acc.device, self.shared_prompt
             )
         with self.timer("advantages"):
             kl = kl_penalty(old_logps, ref_logps, KLEstimator(ppo.kl_estimator))
@@ -360,7 +373,9 @@ class PPOTrainer(OnlineTrainer):
         updated = self.trained[:1] if self.fused_critics else self.trained
         with self.timer("update"):
             rows = self._rows(step, rollout, tensors)
-            record.update(update_on_rollout(acc, updated, len(rollout), cfg, rows, step, self.timer))
+            record.update(
+                update_on_rollout(acc, updated, len(rollout), cfg, rows, step, self.timer, self.shared_update)
+            )
         record.update(self.sample_metrics(rollout, scores, costs, sums))
         return record
 
@@ -371,8 +386,8 @@ class PPOTrainer(OnlineTrainer):
         ptx_index = [step * self.updates_per_step * self.micro_per_mini]
 
         def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
-            batch = rollout.rows(chunk, device)
-            width = batch["input_ids"].shape[1]
+            batch = rollout.rows(chunk, device, self.shared_update)
+            width = batch["labels"].shape[1]
             batch.update({k: v[chunk, :width].to(device) for k, v in tensors.items()})
             if self.ptx_examples:
                 size = min(cfg.micro_batch_size, len(self.ptx_examples))
