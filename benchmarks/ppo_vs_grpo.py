@@ -13,6 +13,8 @@ one rollout plus its updates. Six trainers, all through their public ``train(con
 - ``safe-ppo``: ``alignkit.train.safe_ppo.train`` (a cost scorer and a cost critic), P*G prompts x 1;
 - ``ppo-shared``, ``safe-ppo-shared``: the same with ``critic.shared: true`` (value heads on the policy's
   backbone: no critic model, its values read off the sampling loop, its loss in the policy's update);
+- ``ppo-shared-grouped``: ``ppo-shared`` with P prompts x G samples, GRPO's rollout shape (its samples
+  share their prompt's computation as GRPO's do);
 - ``grpo``: ``alignkit.train.grpo.train``, P prompts x G samples (its group).
 
 What is held equal, and why:
@@ -92,7 +94,7 @@ from _common import (
     write_report,
 )
 
-TRAINERS = ("ppo", "ppo-shared", "ppo-grouped", "safe-ppo", "safe-ppo-shared", "grpo")
+TRAINERS = ("ppo", "ppo-shared", "ppo-grouped", "ppo-shared-grouped", "safe-ppo", "safe-ppo-shared", "grpo")
 PHASES = {
     "generation": "generation",
     "scoring": "scoring (reward, cost)",
@@ -123,12 +125,13 @@ TIMING_KEYS = {
 def shape(args: argparse.Namespace, name: str) -> tuple[int, int]:
     """(prompts, samples per prompt) of one trainer's rollout: P*G x 1, or P x G for the grouped ones."""
     P, G = args.prompts_per_step, args.group_size
-    return (P, G) if name in ("ppo-grouped", "grpo") else (P * G, 1)
+    return (P, G) if name in ("ppo-grouped", "ppo-shared-grouped", "grpo") else (P * G, 1)
 
 
 def label(args: argparse.Namespace, name: str) -> str:
     prompts, per_prompt = shape(args, name)
     title = {"ppo": "PPO", "ppo-shared": "PPO-sh", "ppo-grouped": "PPO", "safe-ppo": "Safe"}.get(name)
+    title = title or {"ppo-shared-grouped": "PPO-sh"}.get(name)
     title = title or {"safe-ppo-shared": "Safe-sh", "grpo": "GRPO"}[name]
     return f"{title} {prompts}x{per_prompt}"
 
@@ -186,7 +189,7 @@ def trainer_config(args: argparse.Namespace, name: str, model: str, steps: int, 
     extra = [f"critic.lr={args.critic_lr}", "ppo.clip_eps=0.2"]
     if args.kl_coef is not None:
         extra.append(f"ppo.kl_coef={args.kl_coef}")
-    if name.endswith("-shared"):
+    if "-shared" in name:
         extra += ["critic.shared=true", "cost_critic.shared=true"]
     if name.startswith("safe-ppo"):
         extra += [f"cost.path={args.cost}", f"cost_critic.lr={args.critic_lr}"]
@@ -358,6 +361,7 @@ def main() -> None:
             ("ppo", "ppo-shared"),
             ("ppo", "safe-ppo-shared"),
             ("ppo-grouped", "grpo"),
+            ("ppo-shared-grouped", "grpo"),
         )
         if a in prompts_seen and b in prompts_seen
     }
