@@ -148,36 +148,42 @@ def collate_shared_prefix(
     lengths = [len(prefix) + sum(len(s) for s in suffixes) for prefix, suffixes in blocks]
     rows = packed_rows(lengths, row_length, row_tokens) or [[i] for i in range(len(blocks))]
     width = max(sum(lengths[i] for i in row) for row in rows)
-    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    positions = torch.zeros((len(rows), width), dtype=torch.long)
-    segments = torch.full((len(rows), width), -1, dtype=torch.long)
-    prompt_segments = torch.full((len(rows), width), -1, dtype=torch.long)
+    ids: list[int] = []  # all rows, flat, padded to ``width`` (one tensor per key at the end)
+    positions: list[int] = []
+    segments: list[int] = []
+    prompt_segments: list[int] = []
     where: list[list[list[int]]] = [[] for _ in blocks]
     segment = 0
     for r, row in enumerate(rows):
-        at = 0
         for i in row:
             prefix, suffixes = blocks[i]
-            p, prompt_segment = len(prefix), segment
-            ids[r, at : at + p] = torch.tensor(list(prefix), dtype=torch.long)
-            positions[r, at : at + p] = torch.arange(p)
-            segments[r, at : at + p] = prompt_segment
-            prefix_at = list(range(r * width + at, r * width + at + p))
-            at += p
+            p, prompt_segment, start = len(prefix), segment, len(ids)
+            ids += prefix
+            positions += range(p)
+            segments += [prompt_segment] * p
+            prefix_at = list(range(start, start + p))
             for suffix in suffixes:
                 segment += 1
-                n = len(suffix)
-                ids[r, at : at + n] = torch.tensor(list(suffix), dtype=torch.long)
-                positions[r, at : at + n] = torch.arange(p, p + n)
-                segments[r, at : at + n] = segment
-                where[i].append(prefix_at + list(range(r * width + at, r * width + at + n)))
-                at += n
-            prompt_segments[r, at - lengths[i] : at] = prompt_segment
+                at, n = len(ids), len(suffix)
+                ids += suffix
+                positions += range(p, p + n)
+                segments += [segment] * n
+                where[i].append(prefix_at + list(range(at, at + n)))
+            prompt_segments += [prompt_segment] * lengths[i]
             segment += 1
+        tail = (r + 1) * width - len(ids)
+        ids += [pad_token_id] * tail
+        positions += [0] * tail
+        segments += [-1] * tail
+        prompt_segments += [-1] * tail
+
+    def as_rows(values: list[int]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.long).view(len(rows), width)
+
     layout = {
-        "input_ids": ids,
-        "position_ids": positions,
-        "segment_ids": segments,
-        "prompt_segment_ids": prompt_segments,
+        "input_ids": as_rows(ids),
+        "position_ids": as_rows(positions),
+        "segment_ids": as_rows(segments),
+        "prompt_segment_ids": as_rows(prompt_segments),
     }
     return layout, where

@@ -249,26 +249,27 @@ def shared_prompt_rows(
     order: dict[int, int] = {}
     blocks: list[tuple[list[int], list[list[int]]]] = []
     members: list[list[tuple[int, int]]] = []  # per block: (sample, prompt length)
-    mask = label_mask(labels)
-    for j, (g, n) in enumerate(zip(prompt_index.tolist(), lengths.tolist(), strict=True)):
-        p = int(mask[j].nonzero()[0]) if bool(mask[j].any()) else n
-        ids = input_ids[j].tolist()
+    id_rows, label_rows, ends = input_ids.tolist(), labels.tolist(), lengths.tolist()
+    for j, (g, n) in enumerate(zip(prompt_index.tolist(), ends, strict=True)):
+        row = label_rows[j]
+        p = next((t for t in range(n) if row[t] != IGNORE_INDEX), n)  # the prompt: before the first label
         if g not in order:
             order[g] = len(blocks)
-            blocks.append((ids[:p], []))
+            blocks.append((id_rows[j][:p], []))
             members.append([])
         b = order[g]
-        blocks[b][1].append(ids[p:n])
+        blocks[b][1].append(id_rows[j][p:n])
         members[b].append((j, p))
     layout, where = collate_shared_prefix(blocks, pad_token_id=0)
     width = labels.shape[1]
     index, target, place = [], [], []
     for b, block in enumerate(members):
         for k, (j, p) in enumerate(block):
-            for t in range(p, int(lengths[j])):
-                if bool(mask[j, t]):
+            row = label_rows[j]
+            for t in range(max(p, 1), ends[j]):
+                if row[t] != IGNORE_INDEX:
                     index.append(where[b][k][t - 1])
-                    target.append(int(labels[j, t]))
+                    target.append(row[t])
                     place.append(j * width + t)
     as_long = {"dtype": torch.long}
     return {

@@ -145,6 +145,23 @@ def test_collate_packed_keeps_every_loss_token_and_restarts_positions():
     assert collate_packed(same_length, 0).keys() == collate_lm(same_length, 0).keys()
 
 
+def test_collate_shared_prefix_lays_each_prefix_once_and_says_where_each_sequence_is():
+    from alignkit.data.collate import collate_shared_prefix
+
+    # block 0: prefix [1, 2] starting [3] and [4, 5]; block 1: prefix [6] starting [7]; packed in one row
+    layout, where = collate_shared_prefix([([1, 2], [[3], [4, 5]]), ([6], [[7]])], pad_token_id=0)
+    assert layout["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6, 7]]
+    assert layout["position_ids"].tolist() == [[0, 1, 2, 2, 3, 0, 1]]  # each suffix continues its prefix
+    assert layout["segment_ids"].tolist() == [[0, 0, 1, 2, 2, 3, 4]]
+    assert layout["prompt_segment_ids"].tolist() == [[0, 0, 0, 0, 0, 3, 3]]
+    assert where == [[[0, 1, 2], [0, 1, 3, 4]], [[5, 6]]]
+    # rows capped at the longest block: one row each, the shorter padded
+    layout, where = collate_shared_prefix([([1] * 9, [[2]]), ([3], [[4]])], pad_token_id=0, row_tokens=5)
+    assert layout["segment_ids"].tolist() == [[0] * 9 + [1], [2, 3] + [-1] * 8]
+    assert layout["prompt_segment_ids"].tolist() == [[0] * 10, [2, 2] + [-1] * 8]
+    assert where[1] == [[10, 11]]
+
+
 def test_sft_packed_loss_and_gradients_equal_padded(any_model):
     examples = random_examples(any_model.config.vocab_size, 10, seed=1)
     plain = collate_lm(examples, pad_token_id=0)
