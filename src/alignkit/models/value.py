@@ -17,6 +17,7 @@ the picture the prompt shows. A text critic is given none and computes exactly w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,23 @@ class TokenValueModel(torch.nn.Module):
         return self.score_model.config
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **media: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        layout: Mapping[str, torch.Tensor] | None = None,
+        **media: torch.Tensor,
     ) -> torch.Tensor:
         """(B, T) values aligned with *actions*: ``values[:, t]`` is the estimate at the state where token
         ``t`` is chosen (after tokens < t), i.e. the head read at position ``t - 1``. Column 0 is 0.
-
         ``media``: a VLM batch's media tensors in row order (``models/forward.MEDIA_KEYS``, e.g. from
-        ``Rollout.rows``); floating ones are cast to the model's dtype (a bf16 tower takes no float32 pixels)."""
+        ``Rollout.rows``); floating ones are cast to the model's dtype (a bf16 tower takes no float32 pixels).
+
+        ``layout``: a shared-prompt batch (``Rollout.rows(shared_prompt=True)``: ``position_ids``,
+        ``segment_ids``, ``prompt_segment_ids``, ``score_index``, ``score_place`` and the padded ``labels``):
+        ``input_ids`` are its rows, and the values come back ``(B, T)`` in the layout of ``labels``, the head
+        read only where a labelled token is chosen (0 elsewhere: GAE and the value loss read no other)."""
+        if layout is not None:
+            return self._shared_prompt_values(input_ids, layout)
         dtype = self.score_model.score.weight.dtype
         media = {k: v.to(dtype) if v.is_floating_point() else v for k, v in media.items()}
         hidden = self.score_model.base_model(
@@ -55,6 +66,20 @@ class TokenValueModel(torch.nn.Module):
         ).last_hidden_state  # (B, T, H)
         values = self.score_model.score(hidden).squeeze(-1).float()  # (B, T): value after reading token t
         return torch.cat([values.new_zeros(values.shape[0], 1), values[:, :-1]], dim=1)
+
+    def _shared_prompt_values(
+        self, input_ids: torch.Tensor, layout: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        from alignkit.models.forward import shared_prompt_mask
+
+        mask = shared_prompt_mask(self.score_model, layout["segment_ids"], layout["prompt_segment_ids"])
+        hidden = self.score_model.base_model(
+            input_ids=input_ids, attention_mask=mask, position_ids=layout["position_ids"], use_cache=False
+        ).last_hidden_state
+        chosen = hidden.reshape(-1, hidden.shape[-1])[layout["score_index"]]  # (N, H): states choosing tokens
+        values = self.score_model.score(chosen).squeeze(-1).float()
+        labels = layout["labels"]
+        return values.new_zeros(labels.numel()).index_put((layout["score_place"],), values).view(labels.shape)
 
     def save(self, tokenizer: Any, out_dir: Path) -> None:
         """The score model and ``tokenizer`` (a VLM's processor: tokenizer and image processor) beside it."""

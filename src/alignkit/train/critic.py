@@ -21,10 +21,12 @@ from typing import Any
 import torch
 
 from alignkit.config import ConfigError, check
+from alignkit.data.collate import pad_right
+from alignkit.data.render import IGNORE_INDEX
 from alignkit.losses.advantages import ESTIMATORS, AdvantageInputs
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import ppo_value_loss
-from alignkit.models.forward import media_inputs
+from alignkit.models.forward import media_inputs, supports_shared_prompt
 from alignkit.models.lora import freeze_media_towers
 from alignkit.models.value import load_critic
 from alignkit.score.config import ScorerConfig
@@ -32,7 +34,7 @@ from alignkit.sections import ModelConfig, OnlineTrainerConfig
 from alignkit.train.common import make_optimizer
 from alignkit.train.online_trainer import disable_dropout
 from alignkit.train.recorder import SavedModel
-from alignkit.train.rollout import Rollout
+from alignkit.train.rollout import Rollout, shared_prompt_rows
 from alignkit.train.timing import PhaseTimer
 from alignkit.train.update import Trained, make_scheduler, token_weighted, update_on_rollout
 
@@ -131,11 +133,56 @@ def separate_critics(
     return trained, saved
 
 
+SHARED_PROMPT_KEYS = (
+    "position_ids",
+    "segment_ids",
+    "prompt_segment_ids",
+    "score_index",
+    "score_place",
+    "labels",
+)
+"""What a critic reads of a shared-prompt batch besides its ids (``TokenValueModel.forward``'s ``layout``)."""
+
+
+def critic_inputs(batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The keyword arguments of a separate critic's forward for a rollout micro-batch in either layout."""
+    if "score_place" in batch:
+        return {"input_ids": batch["input_ids"], "layout": {k: batch[k] for k in SHARED_PROMPT_KEYS}}
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], **media_inputs(batch)}
+
+
+@torch.no_grad()
+def critic_reads_shared_prompts(critic: Any) -> bool:
+    """Whether a separate critic (``TokenValueModel``, before ``prepare``) gives shared-prompt rows the
+    values it gives padded rows: its score model's attention takes the 4D mask (``supports_shared_prompt``),
+    proved on two answers to one prompt (else its batches stay padded)."""
+    score_model = getattr(critic, "score_model", None)
+    if score_model is None or not supports_shared_prompt(score_model):
+        return False
+    device = score_model.get_input_embeddings().weight.device
+    rows = [[3, 4, 5, 6, 7], [3, 4, 5, 8, 9, 10]]
+    ids = pad_right(rows, 0)
+    labels = pad_right([[IGNORE_INDEX] * 3 + r[3:] for r in rows], IGNORE_INDEX)
+    lengths = torch.tensor([len(r) for r in rows])
+    layout = shared_prompt_rows(ids, labels, lengths, torch.tensor([0, 0]))
+    layout["labels"] = labels
+    was_training = critic.training
+    critic.eval()
+    try:
+        padded = critic(ids.to(device), pad_right([[1] * len(r) for r in rows], 0).to(device))
+        shared = critic(**critic_inputs({k: v.to(device) for k, v in layout.items()}))
+    finally:
+        critic.train(was_training)
+    mask = label_mask(labels).to(device)
+    tol = 1e-4 if score_model.get_input_embeddings().weight.dtype == torch.float32 else 2e-2
+    return torch.allclose(padded[mask].float(), shared[mask].float(), atol=tol, rtol=tol)
+
+
 def value_loss(prefix: str, clip: float, aggregation: str, share: Share) -> LossFn:
     """The clipped value loss of one critic against the step's ``{prefix}values`` and ``{prefix}returns``."""
 
     def loss_fn(model: Any, batch: dict[str, torch.Tensor], normaliser: float) -> tuple[torch.Tensor, dict]:
-        values = model(batch["input_ids"], batch["attention_mask"], **media_inputs(batch))
+        values = model(**critic_inputs(batch))
         return stream_value_loss(prefix, values, batch, clip, aggregation, share, normaliser)
 
     return loss_fn
@@ -171,7 +218,7 @@ def fused_value_loss(
     """
 
     def loss_fn(model: Any, batch: dict[str, torch.Tensor], normaliser: float) -> tuple[torch.Tensor, dict]:
-        values = model(batch["input_ids"], batch["attention_mask"], **media_inputs(batch))
+        values = model(**critic_inputs(batch))
         mask = label_mask(batch["labels"])
         rollout_values = values.detach().float()
         own = gae(batch[f"{prefix}token_rewards"], rollout_values, mask, gamma, lam)
@@ -195,10 +242,12 @@ def fused_critic_update(
     trainer: OnlineTrainerConfig,
     step: int,
     timer: PhaseTimer,
+    shared_prompt: bool = False,
 ) -> tuple[dict[str, CriticEstimates], dict[str, float]]:
     """The separate critics' one optimizer step on a rollout, whose forwards also supply its values
     (:func:`fused_value_loss`; ``losses[prefix]`` = its clip, aggregation, share, gamma and lambda):
-    each stream's values, advantages and returns, and the update's metrics."""
+    each stream's values, advantages and returns, and the update's metrics. ``shared_prompt``: micro-batches
+    lay each prompt out once (every critic passed :func:`critic_reads_shared_prompts`)."""
     device = accelerator.device
     buffers = {prefix: CriticEstimates.like(rollout.input_ids.shape) for prefix in critics}
     fused = [
@@ -207,13 +256,13 @@ def fused_critic_update(
     ]
 
     def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
-        batch = rollout.rows(chunk, device)
-        width = batch["input_ids"].shape[1]
+        batch = rollout.rows(chunk, device, shared_prompt)
+        width = batch["labels"].shape[1]
         batch["rollout_index"] = torch.tensor(chunk, device=device)
         batch.update({f"{p}token_rewards": token_rewards[p][chunk, :width].to(device) for p in critics})
         return batch
 
-    record = update_on_rollout(accelerator, fused, len(rollout), trainer, rows, step, timer)
+    record = update_on_rollout(accelerator, fused, len(rollout), trainer, rows, step, timer, shared_prompt)
     return buffers, record
 
 

@@ -33,7 +33,7 @@ from alignkit.losses.ppo import (
     ppo_policy_loss,
 )
 from alignkit.losses.sft import sft_loss
-from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy, media_inputs
+from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy
 from alignkit.models.value_heads import attach_value_heads, read_values
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, OnlineTrainerConfig, RunConfig
@@ -41,6 +41,8 @@ from alignkit.train.common import DataReport, allow_unused_media_parameters, mak
 from alignkit.train.critic import (
     CriticConfig,
     CriticEstimates,
+    critic_inputs,
+    critic_reads_shared_prompts,
     fused_critic_update,
     gae,
     load_separate_critics,
@@ -188,9 +190,10 @@ class PPOTrainer(OnlineTrainer):
         # the policy's forwards (re-read, reference, update) lay each prompt out once, packed (a separate
         # critic's value model reads padded rows, so the update shares only when the actor alone is in it)
         self.shared_prompt = self.prompts_can_be_shared(actor, self.reference)
-        self.has_separate_critics = bool(separate)
         models = [actor, make_optimizer(actor, cfg)]
         models += load_separate_critics(separate, actor, config.model, self.renderer, cfg)
+        # separate critics read shared-prompt rows too when each provably gives them padded rows' values
+        self.critics_share = self.shared_prompt and all(critic_reads_shared_prompts(m) for m in models[2::2])
         allow_unused_media_parameters(acc, actor)  # a rollout micro-batch of text prompts skips the projector
         prepared = acc.prepare(*models)
         scheduler = make_scheduler(prepared[1], cfg, self.total_updates)
@@ -206,8 +209,9 @@ class PPOTrainer(OnlineTrainer):
 
     @property
     def shared_update(self) -> bool:
-        """Whether the update's micro-batches lay each prompt out once: only the actor reads them."""
-        return self.shared_prompt and (self.fused_critics or not self.has_separate_critics)
+        """Whether the update's micro-batches lay each prompt out once: the actor and any separate critic
+        trained on them (fused critics update on their own micro-batches) read that layout."""
+        return self.shared_prompt and (self.fused_critics or self.critics_share)
 
     # ------------------------------------------------------------------ losses
     def _actor_loss(
@@ -313,10 +317,11 @@ class PPOTrainer(OnlineTrainer):
                 item.model.eval()
                 with self.timer(f"{prefix}values"):
                     values = per_token_forward(
-                        lambda b, m=item.model: m(b["input_ids"], b["attention_mask"], **media_inputs(b)),
+                        lambda b, m=item.model: m(**critic_inputs(b)),
                         rollout,
                         cfg.micro_batch_size,
                         device,
+                        self.critics_share,
                     )
                 with self.timer("advantages"):
                     out[prefix] = gae(token_rewards[prefix], values, mask, ppo.gamma, ppo.gae_lambda)
@@ -327,7 +332,7 @@ class PPOTrainer(OnlineTrainer):
         }
         with self.timer("update"):
             buffers, record = fused_critic_update(
-                acc, critics, losses, rollout, token_rewards, cfg, step, self.timer
+                acc, critics, losses, rollout, token_rewards, cfg, step, self.timer, self.critics_share
             )
         return {**out, **buffers}, record
 

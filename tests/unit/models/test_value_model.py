@@ -163,3 +163,41 @@ def test_labelled_token_logps_at_a_temperature_scores_the_tempered_softmax():
     assert out[0, 0] == 0
     torch.testing.assert_close(out[0, 1], expected[0, 0, 2])
     torch.testing.assert_close(out[0, 2], expected[0, 1, 4])
+
+
+def test_shared_prompt_rows_give_a_critic_the_values_and_gradients_of_padded_rows(tokenizer):
+    """A separate critic on PPO's shared-prompt rows (each prompt once, its samples' answers after it):
+    the values at every labelled position and the gradient equal those of right-padded rows (1e-5), and
+    ``critic_reads_shared_prompts`` proves it on the model before a trainer uses the layout."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_forward_exact import random_rollout
+
+    from alignkit.losses.logprobs import label_mask
+    from alignkit.train.critic import critic_inputs, critic_reads_shared_prompts
+
+    critic = TokenValueModel(_score_model(tokenizer, seed=1).train())
+    assert critic_reads_shared_prompts(critic)
+    rollout = random_rollout(critic.config.vocab_size, prompts=3, group=3, seed=2)
+    index = [4, 0, 1, 8, 6]
+    padded, shared = rollout.rows(index, "cpu"), rollout.rows(index, "cpu", shared_prompt=True)
+    mask = label_mask(padded["labels"])
+    weights = torch.randn(mask.shape, generator=torch.Generator().manual_seed(0)) * mask
+
+    def values_and_grads(batch):
+        critic.zero_grad(set_to_none=True)
+        values = critic(**critic_inputs(batch))
+        (values * weights).sum().backward()
+        return values.detach(), {
+            n: p.grad.clone() for n, p in critic.named_parameters() if p.grad is not None
+        }
+
+    ref, ref_grads = values_and_grads(padded)
+    out, out_grads = values_and_grads(shared)
+    assert_close(out[mask], ref[mask], atol=1e-5, rtol=1e-5)
+    assert (out[~mask] == 0).all()
+    assert ref_grads.keys() == out_grads.keys()
+    for name in ref_grads:
+        scale = float(ref_grads[name].abs().max())  # the random head makes gradients of ~100s
+        assert_close(out_grads[name], ref_grads[name], atol=1e-6 * scale, rtol=1e-5, msg=name)
