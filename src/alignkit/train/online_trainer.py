@@ -241,7 +241,11 @@ class OnlineTrainer(abc.ABC):
     def prompts_can_be_shared(self, actor: torch.nn.Module, reference: Any) -> bool:
         """Whether rollout rows may lay each prompt out once (``Rollout.rows(shared_prompt=True)``): the
         policy and a separately loaded reference provably keep responses apart under a shared-prompt mask
-        (``models.forward.shared_prompt_is_exact``); else padded rows. Call before ``accelerator.prepare``."""
+        (``models.forward.shared_prompt_is_exact``); else padded rows. A multimodal run keeps padded rows
+        (a group's pictures would have to follow its block; and its text-only steps too, so one layout holds
+        for the run). Call before ``accelerator.prepare``."""
+        if self.multimodal:
+            return False
         separate_reference = reference is not None and reference.kind == "frozen"
         return shared_prompt_is_exact(actor) and (
             not separate_reference or shared_prompt_is_exact(reference.model)

@@ -187,8 +187,8 @@ class PPOTrainer(OnlineTrainer):
                 self.rollout_readout = self.readout  # values read off the sampling loop
         # one optimizer step per rollout: a separate critic's update forward is its rollout forward
         self.fused_critics = self.updates_per_step == 1 and bool(separate)
-        # the policy's forwards (re-read, reference, update) lay each prompt out once, packed (a separate
-        # critic's value model reads padded rows, so the update shares only when the actor alone is in it)
+        # every forward over the rollout lays each prompt out once, packed (Rollout.rows(shared_prompt=True)),
+        # when the policy, the reference and every separate critic provably compute padded rows' numbers
         self.shared_prompt = self.prompts_can_be_shared(actor, self.reference)
         models = [actor, make_optimizer(actor, cfg)]
         models += load_separate_critics(separate, actor, config.model, self.renderer, cfg)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import check
-from alignkit.data.collate import collate_shared_prefix, pad_right
+from alignkit.data.collate import ROW_TOKENS, collate_shared_prefix, pad_right
 from alignkit.data.processor import collate_media, text_tokenizer
 from alignkit.data.render import IGNORE_INDEX, render_prompt_inputs
 from alignkit.generate.base import Generator, SamplingConfig
@@ -244,22 +244,32 @@ def shared_prompt_rows(
     then the responses of its samples (``data/collate.collate_shared_prefix``), and where each labelled
     token is predicted (``score_index``), which it is (``score_target``) and its flat position in the
     padded ``(n, T)`` rows (``score_place``). A GRPO group of G samples of a p-token prompt computes
-    ``p + sum of responses`` tokens instead of ``G x (p + longest response)``. Padding ids are 0 (seen by
-    padding only, never scored)."""
-    order: dict[int, int] = {}
+    ``p + sum of responses`` tokens instead of ``G x (p + longest response)``. A block is closed at
+    ``collate.ROW_TOKENS`` (or one sample, when that is longer) and the prompt starts the next one again,
+    so attention, quadratic in a row, never spans more than packed SFT rows do (long answers: one sample a
+    block, packed without padding). Padding ids are 0 (seen by padding only, never scored)."""
+    open_block: dict[int, int] = {}  # prompt -> the block its next sample may join
     blocks: list[tuple[list[int], list[list[int]]]] = []
     members: list[list[tuple[int, int]]] = []  # per block: (sample, prompt length)
+    used: list[int] = []  # tokens per block
     id_rows, label_rows, ends = input_ids.tolist(), labels.tolist(), lengths.tolist()
     for j, (g, n) in enumerate(zip(prompt_index.tolist(), ends, strict=True)):
         row = label_rows[j]
         p = next((t for t in range(n) if row[t] != IGNORE_INDEX), n)  # the prompt: before the first label
-        if g not in order:
-            order[g] = len(blocks)
+        b = open_block.get(g)
+        if b is not None and blocks[b][0] != id_rows[j][:p]:
+            raise ValueError(
+                f"rollout samples of prompt {g} start with different prompt tokens; each sample's prompt_index "
+                "must name the prompt its row starts with"
+            )
+        if b is None or used[b] + n - p > ROW_TOKENS:
+            b = open_block[g] = len(blocks)
             blocks.append((id_rows[j][:p], []))
             members.append([])
-        b = order[g]
+            used.append(p)
         blocks[b][1].append(id_rows[j][p:n])
         members[b].append((j, p))
+        used[b] += n - p
     layout, where = collate_shared_prefix(blocks, pad_token_id=0)
     width = labels.shape[1]
     index, target, place = [], [], []

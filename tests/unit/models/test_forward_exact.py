@@ -357,3 +357,35 @@ def test_shared_prompt_rollout_rows_equal_padded_rows(any_model):
     torch.testing.assert_close(out.logps, ref.logps, atol=TOL, rtol=TOL)
     torch.testing.assert_close(out.entropy, ref.entropy, atol=TOL, rtol=TOL)
     assert_same_grads(grads(any_model, (out.logps * weights).sum()), ref_grads)
+
+
+def test_a_group_longer_than_a_row_is_split_into_blocks_that_repeat_its_prompt(toy_llama, monkeypatch):
+    """Blocks close at ROW_TOKENS (here 14): the prompt starts each again, so attention never spans more
+    than a packed row, and the numbers stay those of padded rows."""
+    import alignkit.train.rollout as rollout_module
+    from alignkit.models.forward import labelled_token_logps_and_entropy
+
+    rollout = random_rollout(toy_llama.config.vocab_size, prompts=2, group=4, seed=7)
+    index = list(range(8))
+    whole = rollout.rows(index, "cpu", shared_prompt=True)
+    monkeypatch.setattr(rollout_module, "ROW_TOKENS", 14)
+    split = rollout.rows(index, "cpu", shared_prompt=True)
+
+    def blocks(batch):  # a block's first token: its prompt's, at position 0
+        segments = batch["segment_ids"]
+        starts = (segments == batch["prompt_segment_ids"]) & (batch["position_ids"] == 0) & (segments >= 0)
+        return int(starts.sum())
+
+    assert blocks(whole) == 2 and blocks(split) > 2
+    padded = rollout.rows(index, "cpu")
+    with torch.no_grad():
+        ref = labelled_token_logps_and_entropy(toy_llama, padded).logps
+        out = labelled_token_logps_and_entropy(toy_llama, split).logps
+    torch.testing.assert_close(out, ref, atol=TOL, rtol=TOL)
+
+
+def test_samples_of_one_prompt_with_different_prompt_tokens_are_refused():
+    rollout = random_rollout(100, prompts=2, group=2, seed=8)
+    rollout.prompt_index = torch.tensor([0, 0, 0, 0])  # the second prompt's samples claim the first's
+    with pytest.raises(ValueError, match="different prompt tokens"):
+        rollout.rows([0, 1, 2, 3], "cpu", shared_prompt=True)
