@@ -255,11 +255,11 @@ def fused_critic_update(
         for prefix, item in critics.items()
     ]
 
+    per_token = {f"{p}token_rewards": token_rewards[p] for p in critics}
+
     def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
-        batch = rollout.rows(chunk, device, shared_prompt)
-        width = batch["labels"].shape[1]
+        batch = rollout.rows(chunk, device, shared_prompt, per_token)
         batch["rollout_index"] = torch.tensor(chunk, device=device)
-        batch.update({f"{p}token_rewards": token_rewards[p][chunk, :width].to(device) for p in critics})
         return batch
 
     record = update_on_rollout(accelerator, fused, len(rollout), trainer, rows, step, timer, shared_prompt)

@@ -200,10 +200,7 @@ class GRPOTrainer(OnlineTrainer):
         tensors["advantages"] = advantages
 
         def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
-            batch = rollout.rows(chunk, device, self.shared_prompt)
-            width = batch["labels"].shape[1]
-            batch.update({k: v[chunk, :width].to(device) for k, v in tensors.items()})
-            return batch
+            return rollout.rows(chunk, device, self.shared_prompt, tensors)
 
         with self.timer("update"):
             record.update(

@@ -20,8 +20,6 @@ from typing import Any, Literal
 import torch
 
 from alignkit.config import check
-from alignkit.data.collate import collate_lm
-from alignkit.data.render import render_conversation
 from alignkit.losses.lagrangian import combined_advantages
 from alignkit.losses.logprobs import label_mask
 from alignkit.losses.ppo import (
@@ -32,12 +30,11 @@ from alignkit.losses.ppo import (
     per_token_rewards,
     ppo_policy_loss,
 )
-from alignkit.losses.sft import sft_loss
-from alignkit.models.forward import labelled_token_logps, labelled_token_logps_and_entropy
+from alignkit.models.forward import labelled_token_logps_and_entropy
 from alignkit.models.value_heads import attach_value_heads, read_values
 from alignkit.score.config import ScorerConfig
 from alignkit.sections import DataConfig, DatasetConfig, ModelConfig, OnlineTrainerConfig, RunConfig
-from alignkit.train.common import DataReport, allow_unused_media_parameters, make_optimizer, read_records
+from alignkit.train.common import DataReport, allow_unused_media_parameters, make_optimizer
 from alignkit.train.critic import (
     CriticConfig,
     CriticEstimates,
@@ -51,10 +48,11 @@ from alignkit.train.critic import (
     shared_value_loss,
 )
 from alignkit.train.cross_process import global_masked_mean, global_whiten
-from alignkit.train.engine import LoopResult, global_batch_indices
+from alignkit.train.engine import LoopResult
 from alignkit.train.lagrange import LagrangeConfig
 from alignkit.train.online_trainer import OnlineTrainer
 from alignkit.train.prompts import toyworld_prompts
+from alignkit.train.ptx import ptx_batch, ptx_nll, read_ptx_examples
 from alignkit.train.recorder import SavedModel
 from alignkit.train.reference import ReferenceModel
 from alignkit.train.rollout import (
@@ -157,13 +155,7 @@ class PPOTrainer(OnlineTrainer):
         config = self.config
         self.ptx_examples: list[Any] = []
         if config.ptx is not None and config.ppo.ptx_coef > 0:
-            records = read_records(config.ptx, config.data, report, "ptx")
-            rendered = (
-                render_conversation(self.tokenizer, r.messages, config.data.max_length) for r in records
-            )
-            self.ptx_examples = [e for e in rendered if e.num_loss_tokens > 0]
-            # conversations truncated before any assistant token: counted, never silently gone
-            report.drop("ptx", len(records) - len(self.ptx_examples))
+            self.ptx_examples = read_ptx_examples(config.ptx, config.data, self.tokenizer, report)
 
     def build(self, actor: torch.nn.Module) -> tuple[list[Trained], list[SavedModel]]:
         config, acc, cfg = self.config, self.accelerator, self.config.trainer
@@ -253,10 +245,7 @@ class PPOTrainer(OnlineTrainer):
             loss = loss + value
             metrics.update(value_metrics)
         if "ptx_input_ids" in batch:
-            ptx_logps = labelled_token_logps(
-                model, batch["ptx_input_ids"], batch["ptx_attention_mask"], batch["ptx_labels"]
-            )
-            ptx = sft_loss(ptx_logps, label_mask(batch["ptx_labels"])).loss
+            ptx = ptx_nll(model, batch)
             # The mini-batch's PTX term is the mean NLL over its PTX micro-batches (DDP averages processes).
             loss = loss + self.config.ppo.ptx_coef * ptx / self.micro_per_mini
             metrics["policy/ptx_loss"] = float(ptx.detach()) * float(mask.sum())
@@ -389,18 +378,15 @@ class PPOTrainer(OnlineTrainer):
         acc, cfg = self.accelerator, self.config.trainer
         device = acc.device
         ptx_index = [step * self.updates_per_step * self.micro_per_mini]
+        pad_id = self.tokenizer.pad_token_id
 
         def rows(chunk: list[int]) -> dict[str, torch.Tensor]:
-            batch = rollout.rows(chunk, device, self.shared_update)
-            width = batch["labels"].shape[1]
-            batch.update({k: v[chunk, :width].to(device) for k, v in tensors.items()})
+            batch = rollout.rows(chunk, device, self.shared_update, tensors)
             if self.ptx_examples:
-                size = min(cfg.micro_batch_size, len(self.ptx_examples))
                 position = ptx_index[0] * acc.num_processes + acc.process_index
-                picked = global_batch_indices(len(self.ptx_examples), size, position, cfg.seed + 1)
                 ptx_index[0] += 1
-                ptx = collate_lm([self.ptx_examples[i] for i in picked], self.tokenizer.pad_token_id)
-                batch.update({f"ptx_{k}": v.to(device) for k, v in ptx.items()})
+                ptx = ptx_batch(self.ptx_examples, cfg.micro_batch_size, position, cfg.seed + 1, pad_id)
+                batch.update({k: v.to(device) for k, v in ptx.items()})
             return batch
 
         return rows

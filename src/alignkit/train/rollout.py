@@ -8,7 +8,7 @@ or the ratio is not exactly 1 on the first mini-batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -123,10 +123,15 @@ class Rollout:
         return len(self.texts)
 
     def rows(
-        self, index: Sequence[int] | torch.Tensor, device: Any, shared_prompt: bool = False
+        self,
+        index: Sequence[int] | torch.Tensor,
+        device: Any,
+        shared_prompt: bool = False,
+        per_token: Mapping[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """The tensors of some samples, on ``device``, trimmed to their longest row, with their prompts'
-        media tensors in row order (a GRPO group's picture once per sample).
+        media tensors in row order (a GRPO group's picture once per sample), and the step's ``(B, T, ...)``
+        ``per_token`` tensors (advantages, log-probs...) of the same samples cut to the same width.
 
         ``shared_prompt`` (text rollouts; the trainer checked ``models.forward.shared_prompt_is_exact``):
         the samples of one prompt as one block, prompt once + their responses (:func:`shared_prompt_rows`),
@@ -135,12 +140,13 @@ class Rollout:
         attention = self.attention_mask[index]
         lengths = attention.sum(dim=1)
         width = int(lengths.max())
+        extra = {k: v[index, :width].to(device) for k, v in (per_token or {}).items()}
         if shared_prompt and self.media is None and self.prompt_index is not None:
             labels = self.labels[index, :width]
             layout = shared_prompt_rows(
                 self.input_ids[index, :width], labels, lengths, self.prompt_index[index]
             )
-            return {k: v.to(device) for k, v in {**layout, "labels": labels}.items()}
+            return {**{k: v.to(device) for k, v in {**layout, "labels": labels}.items()}, **extra}
         rows = {
             "input_ids": self.input_ids[index, :width].to(device),
             "attention_mask": attention[:, :width].to(device),
@@ -149,6 +155,7 @@ class Rollout:
         if self.media is not None:
             media = collate_media([self.media[i] for i in index.tolist()])
             rows.update({k: v.to(device) for k, v in media.items()})
+        rows.update(extra)
         return rows
 
 
